@@ -1,0 +1,48 @@
+# quantmm: `make setup && make demo` on a fresh machine; `make test` runs the tests.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export QUANTMM_HOME ?= $(CURDIR)/.quantmm
+export DAGSTER_HOME ?= $(QUANTMM_HOME)/dagster
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo test bench ui lint lock clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+demo: setup
+	$(VENV)/bin/quantmm demo
+
+test: setup
+	$(VENV)/bin/pytest -q -n 2 -p no:cacheprovider
+
+bench: setup
+	$(VENV)/bin/quantmm bench ingest
+
+ui: setup
+	@mkdir -p $(DAGSTER_HOME) && $(PY) -c "from quantmm_resources.environment import ensure_dagster_home; from quantmm_resources.settings import get_settings; ensure_dagster_home(get_settings())"
+	@echo "Dagster UI on http://127.0.0.1:3000 (webserver and daemon run as separate processes; Ctrl-C stops both)"
+	@trap 'kill 0' INT TERM EXIT; \
+	  $(VENV)/bin/dagster-daemon run -w workspace.yaml & \
+	  $(VENV)/bin/dagster-webserver -h 127.0.0.1 -p 3000 -w workspace.yaml & \
+	  wait
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+# Regenerate the lock file after changing dependencies in pyproject.toml (needs the package registries).
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv && .lock-venv/bin/pip install -q --upgrade pip
+	.lock-venv/bin/pip install -q -e '.[dev]'
+	.lock-venv/bin/pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(QUANTMM_HOME)

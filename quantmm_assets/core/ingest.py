@@ -1,0 +1,231 @@
+"""Turn a source frame into canonical raw rows plus quarantined rejects: nothing is silently dropped.
+
+``normalize`` converts the wire dtypes once, stamps ``ts_available`` (core.availability) and, for social
+items, the linked ``symbols``; every row that cannot be kept becomes a reject row with its reason and the
+original values as JSON. ``len(clean) + len(rejects) == len(source)`` always holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from quantmm_assets.core import availability as av
+from quantmm_assets.core.schemas import RAW_SCHEMAS, REJECT_COLUMNS, UTC_TS, RawSchema
+from quantmm_assets.core.symbols import link_symbols
+from quantmm_assets.core.universe import Universe
+
+MAX_TEXT_CHARS = 40_000
+MAX_ABS_FUNDING_RATE = 0.05  # Binance caps are +-2..3% per interval; beyond 5% is a unit error
+MARKETS = ("spot", "perp")
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    """What one materialization asked for, and the rules it applies."""
+
+    start: datetime
+    end: datetime
+    symbols: tuple[str, ...] | None = None  # None: not symbol-partitioned
+    universe: Universe | None = None  # needed for social symbol linking
+    max_text_chars: int = MAX_TEXT_CHARS
+    social_ingest_delay: timedelta = av.DEFAULT_SOCIAL_INGEST_DELAY
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Normalized:
+    clean: pl.DataFrame
+    rejects: pl.DataFrame  # REJECT_COLUMNS
+
+    @property
+    def reject_counts(self) -> dict[str, int]:
+        """Rejected rows per reason (reasons without the offending value)."""
+        if self.rejects.is_empty():
+            return {}
+        kinds = self.rejects["reason"].str.split(":").list.first()
+        return dict(sorted(kinds.value_counts().iter_rows()))
+
+
+def _to_timestamp(col: str, dtype: pl.DataType) -> pl.Expr:
+    """Convert epoch milliseconds, ISO strings or datetimes (naive = UTC) to UTC microseconds."""
+    c = pl.col(col)
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            return c.dt.replace_time_zone("UTC").dt.cast_time_unit("us")
+        return c.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    if dtype.is_integer() or dtype.is_float():
+        return _from_epoch(c.cast(pl.Int64, strict=False))
+    if dtype == pl.Date:
+        return c.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    text = c.cast(pl.Utf8).str.strip_chars()
+    parsed = text.str.to_datetime(time_unit="us", time_zone="UTC", strict=False, ambiguous="earliest")
+    return pl.when(text.str.contains(r"^\d{11,17}$")).then(_from_epoch(text.cast(pl.Int64, strict=False))).otherwise(parsed)
+
+
+def _from_epoch(n: pl.Expr) -> pl.Expr:
+    """Epoch milliseconds, or microseconds for values beyond 1e14 (newer Binance Vision spot files)."""
+    micros = pl.when(n.abs() >= 10**14).then(n).otherwise(n * 1000)
+    return pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC")
+
+
+def _convert(col: str, source_dtype: pl.DataType, target: pl.DataType) -> pl.Expr:
+    if target == UTC_TS:
+        return _to_timestamp(col, source_dtype)
+    if target == pl.Utf8:
+        return pl.col(col).cast(pl.Utf8, strict=False)
+    if source_dtype == pl.Utf8 and target.is_numeric():
+        # FRED writes "." and many feeds "" for missing: those are nulls, not parse errors.
+        text = pl.col(col).str.strip_chars()
+        return pl.when(text.is_in(["", ".", "NaN", "nan", "null", "None"])).then(None).otherwise(text).cast(
+            target, strict=False
+        )
+    return pl.col(col).cast(target, strict=False)
+
+
+def _missing_as_null(col: str, source_dtype: pl.DataType) -> pl.Expr:
+    """Whether the source value counts as absent (so a null after conversion is not a parse error)."""
+    c = pl.col(col)
+    if source_dtype == pl.Utf8:
+        return c.is_null() | c.str.strip_chars().is_in(["", ".", "NaN", "nan", "null", "None"])
+    if source_dtype.is_float():
+        return c.is_null() | c.is_nan()
+    return c.is_null()
+
+
+def _sanity_reasons(schema: RawSchema, p: IngestParams) -> list[tuple[pl.Expr, pl.Expr]]:
+    """(bad-row condition, reason) pairs specific to each asset, evaluated on converted columns."""
+    c = pl.col
+    win = (c("ts_event") < p.start) | (c("ts_event") >= p.end)
+    rules: list[tuple[pl.Expr, pl.Expr]] = [(win, pl.lit("outside requested window"))]
+    if p.symbols is not None:
+        rules.append((~c("symbol").is_in(list(p.symbols)), pl.lit("symbol not requested")))
+    if schema.name == "market_bars_5m":
+        rules += [
+            (~c("market").is_in(list(MARKETS)), pl.lit("unknown market: ") + c("market")),
+            (c("ts_event").dt.truncate("5m") != c("ts_event"), pl.lit("ts_event not on the 5m grid")),
+            (pl.min_horizontal("open", "high", "low", "close") <= 0, pl.lit("ohlc: non-positive price")),
+            (
+                (c("low") > pl.min_horizontal("open", "close")) | (c("high") < pl.max_horizontal("open", "close")),
+                pl.lit("ohlc: low/high do not bracket open/close"),
+            ),
+            (c("volume") < 0, pl.lit("ohlc: negative volume")),
+        ]
+        floats = ["open", "high", "low", "close", "volume"]
+        rules.append((pl.any_horizontal([c(x).is_nan() | c(x).is_infinite() for x in floats]), pl.lit("non-finite")))
+    elif schema.name == "funding_rates":
+        rules += [
+            (~c("funding_rate").is_finite(), pl.lit("non-finite")),
+            (c("funding_rate").abs() > MAX_ABS_FUNDING_RATE, pl.lit("funding: |rate| above 5% per interval")),
+        ]
+    elif schema.name == "open_interest":
+        rules += [
+            (~c("period").is_in(list(av.PERIODS)), pl.lit("unknown period: ") + c("period")),
+            ((c("open_interest") < 0) | (c("open_interest_value") < 0), pl.lit("open interest: negative")),
+            (c("open_interest").is_null() & c("open_interest_value").is_null(), pl.lit("missing open interest")),
+        ]
+    elif schema.name == "derivatives_metrics":
+        ratios = ["long_short_account_ratio", "top_long_short_account_ratio", "top_long_short_position_ratio",
+                  "taker_buy_sell_ratio", "mark_price"]
+        rules += [
+            (~c("period").is_in(list(av.PERIODS)), pl.lit("unknown period: ") + c("period")),
+            (pl.any_horizontal([c(x) <= 0 for x in ratios]), pl.lit("metrics: non-positive ratio or price")),
+        ]
+    elif schema.name == "macro_series":
+        rules += [
+            (~c("series_id").is_in(list(av.MACRO_SERIES_SPECS)), pl.lit("unknown macro series: ") + c("series_id")),
+            (~c("value").is_finite(), pl.lit("non-finite")),
+        ]
+    elif schema.name.startswith("social_"):
+        rules += [
+            (c("text").str.strip_chars().str.len_chars() == 0, pl.lit("empty text")),
+            (c("text").str.len_chars() > p.max_text_chars, pl.lit(f"oversized text: over {p.max_text_chars} chars")),
+        ]
+    return rules
+
+
+def _stamp_available(schema: RawSchema, p: IngestParams) -> pl.Expr:
+    ts = pl.col("ts_event")
+    if schema.name == "market_bars_5m":
+        return av.bar_available(ts)
+    if schema.name == "funding_rates":
+        return av.funding_available(ts)
+    if schema.name in ("open_interest", "derivatives_metrics"):
+        return av.period_available(ts, pl.col("period"))
+    if schema.name == "macro_series":
+        return av.macro_available(ts, pl.col("series_id"))
+    return av.social_available(ts, p.social_ingest_delay)
+
+
+def partition_label(schema: RawSchema) -> pl.Expr:
+    """Partition key of a row: ``YYYY-MM-DD`` of ts_event, ``|SYMBOL`` appended when symbol-partitioned."""
+    day = pl.col("ts_event").dt.strftime("%Y-%m-%d")
+    return pl.concat_str([day, pl.lit("|"), pl.col("symbol")]) if schema.partitioned_by_symbol else day
+
+
+def normalize(asset: str, source: pl.DataFrame, params: IngestParams) -> Normalized:
+    """Convert, validate, de-duplicate and stamp a source frame; quarantine every bad row with a reason."""
+    schema = RAW_SCHEMAS[asset]
+    missing = [c for c in schema.required if c in schema.source_columns and c not in source.columns]
+    if missing:
+        raise ValueError(f"{asset}: source frame lacks required column(s) {missing}; got {source.columns}")
+    df = source.with_row_index("_row")
+    for col in schema.source_columns:
+        if col not in df.columns:
+            df = df.with_columns(pl.lit(None, dtype=schema.columns[col]).alias(col))
+    src_dtypes = {c: df.schema[c] for c in schema.source_columns}
+    raw_json = pl.struct([pl.col(c).cast(pl.Utf8, strict=False) for c in source.columns]).struct.json_encode()
+
+    reason: pl.Expr = pl.lit(None, dtype=pl.Utf8)
+    converted = []
+    for col in reversed(schema.source_columns):  # first column's problem wins: when-chain built in reverse
+        target = schema.columns[col]
+        new = _convert(col, src_dtypes[col], target)
+        converted.append(new.alias(col))
+        if col in schema.required:
+            reason = pl.when(new.is_null() & _missing_as_null(col, src_dtypes[col])).then(
+                pl.lit(f"missing {col}")).otherwise(reason)
+        reason = pl.when(new.is_null() & ~_missing_as_null(col, src_dtypes[col])).then(
+            pl.lit(f"unparseable {col}: ") + pl.col(col).cast(pl.Utf8, strict=False).str.slice(0, 40)
+        ).otherwise(reason)
+    df = df.with_columns(raw_json.alias("_raw"), reason.alias("_reason")).with_columns(converted)
+
+    sanity = pl.lit(None, dtype=pl.Utf8)
+    for cond, why in reversed(_sanity_reasons(schema, params)):
+        sanity = pl.when(cond.fill_null(False)).then(why).otherwise(sanity)
+    df = df.with_columns(pl.coalesce("_reason", sanity).alias("_reason"))
+
+    # Duplicates on the key among otherwise-good rows: the last occurrence in source order wins.
+    good = pl.col("_reason").is_null()
+    last = pl.col("_row") == pl.col("_row").filter(good).max().over(list(schema.key))
+    df = df.with_columns(
+        pl.when(good & ~last).then(pl.lit("duplicate key")).otherwise(pl.col("_reason")).alias("_reason")
+    )
+    rejects = _reject_frame(schema, df.filter(pl.col("_reason").is_not_null()), params)
+    clean = df.filter(pl.col("_reason").is_null()).with_columns(
+        _stamp_available(schema, params).alias("ts_available")
+    )
+    if "symbols" in schema.columns:
+        if params.universe is None:
+            raise ValueError(f"{asset}: symbol linking needs IngestParams.universe")
+        text = pl.concat_str([pl.col("title").fill_null(""), pl.col("text")], separator=" ") if "title" in \
+            schema.columns else pl.col("text")
+        clean = clean.with_columns(link_symbols(text, params.universe).alias("symbols"))
+    clean = clean.select([pl.col(c).cast(t) for c, t in schema.columns.items()]).sort(list(schema.key))
+    return Normalized(clean=clean, rejects=rejects)
+
+
+def _reject_frame(schema: RawSchema, bad: pl.DataFrame, p: IngestParams) -> pl.DataFrame:
+    fallback = f"{p.start:%Y-%m-%d}..{p.end:%Y-%m-%d}"
+    in_window = pl.col("ts_event").is_not_null() & (pl.col("ts_event") >= p.start) & (pl.col("ts_event") < p.end)
+    if schema.partitioned_by_symbol:
+        in_window = in_window & pl.col("symbol").is_not_null()
+    label = pl.when(in_window).then(partition_label(schema)).otherwise(pl.lit(fallback))
+    return bad.select(
+        pl.lit(schema.name).alias("asset"),
+        label.alias("partition"),
+        pl.col("_reason").alias("reason"),
+        pl.col("_raw").alias("raw"),
+    ).cast(REJECT_COLUMNS)

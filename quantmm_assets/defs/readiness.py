@@ -1,0 +1,43 @@
+"""``readiness_audit``: coverage of each data kind over the production (420 d) or research window."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import polars as pl
+
+from quantmm_assets.core.readiness import audit, to_markdown, window_for
+from quantmm_assets.defs.partitions import UNIVERSE
+from quantmm_assets.defs.raw_assets import RAW_ASSETS
+from quantmm_resources.lake_views import LakeResource
+from quantmm_resources.settings import get_settings
+
+
+class ReadinessConfig(dg.Config):
+    mode: str = "production"  # production (lookback_days) | research (full history)
+    lookback_days: int = 420
+
+
+def readiness_report(lake: LakeResource, mode: str, lookback_days: int, today: date | None = None) -> dict:
+    """Audit the lake as it is now (shared by the asset and `quantmm readiness`)."""
+    counts = lake.daily_counts()
+    earliest = counts["date"].min() if len(counts) else date.fromisoformat(get_settings().partition_start)
+    window = window_for(mode, today or datetime.now(UTC).date(), lookback_days, earliest)
+    return audit(counts, UNIVERSE, window)
+
+
+@dg.asset(group_name="readiness", deps=RAW_ASSETS, io_manager_key="lake_io_manager", kinds={"duckdb"},
+          description="Coverage of each modality over a window, missing data kinds and the backfills that fill them.")
+def readiness_audit(context: dg.AssetExecutionContext, config: ReadinessConfig, lake: LakeResource) -> dg.Output:
+    report = readiness_report(lake, config.mode, config.lookback_days)
+    table = pl.DataFrame([{"kind": k, "asset": v["asset"], "coverage": v["coverage"], "ready": v["ready"]}
+                          for k, v in report["kinds"].items()])
+    context.log.info(to_markdown(report))
+    return dg.Output(table, metadata={
+        "mode": report["mode"], "window": " .. ".join(report["window"]), "ready": report["ready"],
+        "missing_kinds": ", ".join(report["missing_kinds"]) or "none",
+        "report": dg.MetadataValue.md(to_markdown(report)),
+        "backfills": dg.MetadataValue.json(json.loads(json.dumps(report["backfills"][:50]))),
+    })

@@ -1,0 +1,60 @@
+"""``quantmm bundle import DIR``: materialize the raw assets from an offline bundle through Dagster.
+
+Not a side door into the lake: one single-run backfill per partitions definition (date x symbol, and
+date) over the partitions the bundle covers, with the bundle resources, so every imported partition gets
+a materialization, a data version and check results on the instance.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from quantmm_assets.defs.partitions import UNIVERSE
+from quantmm_assets.defs.raw_assets import RAW_DATE_ASSETS, RAW_MARKET_ASSETS
+from quantmm_jobs.runs import RangeRun, instance_for, run_range
+from quantmm_resources.environment import build_resources
+from quantmm_resources.settings import get_settings
+from quantmm_resources.sources.bundle import bundle_coverage
+
+
+def plan_import(coverage: dict, assets: list, start: date | None, end: date | None,
+                symbols: list[str] | None) -> tuple[list, date, date, list[str]] | None:
+    """Assets the bundle fills, and the date range and symbols to materialize them over (None: nothing)."""
+    chosen = [a for a in assets if a.key.to_user_string() in coverage]
+    if not chosen:
+        return None
+    cov = [coverage[a.key.to_user_string()] for a in chosen]
+    lo = start or min(c["start"] for c in cov)
+    hi = end or max(c["end"] for c in cov)
+    if lo > hi:
+        raise ValueError(f"empty import window {lo}..{hi}")
+    in_universe = [s for c in cov for s in c["symbols"] if s in UNIVERSE.symbols]
+    syms = sorted(set(symbols or in_universe), key=lambda s: UNIVERSE.symbols.index(s) if s in UNIVERSE.symbols else -1)
+    unknown = [s for s in syms if s not in UNIVERSE.symbols]
+    if unknown:
+        raise ValueError(f"symbols not in the universe: {unknown}")
+    return chosen, lo, hi, syms
+
+
+def import_bundle(path: Path, start: date | None = None, end: date | None = None,
+                  symbols: list[str] | None = None, instance=None) -> list[RangeRun]:
+    """Import a bundle; returns one RangeRun per partitions definition that had data."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"bundle directory not found: {path}")
+    settings = get_settings()
+    coverage = bundle_coverage(path)
+    if not coverage:
+        raise ValueError(f"no recognised files in bundle {path} (see docs/bundle.md for the layout)")
+    resources = build_resources(settings, source="bundle", bundle_dir=path)
+    instance = instance or instance_for(settings)
+    runs = []
+    market = plan_import(coverage, RAW_MARKET_ASSETS, start, end, symbols)
+    if market and market[3]:
+        assets, lo, hi, syms = market
+        runs.append(run_range(assets, lo, hi, syms, resources, instance))
+    dated = plan_import(coverage, RAW_DATE_ASSETS, start, end, None)
+    if dated:
+        assets, lo, hi, _ = dated
+        runs.append(run_range(assets, lo, hi, None, resources, instance))
+    return runs

@@ -1,0 +1,119 @@
+"""``quantmm`` command line: demo, bundle import/export, readiness audit, benches."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from quantmm_resources.settings import get_settings
+
+
+def _print_runs(runs) -> None:
+    for r in runs:
+        status = "ok" if r.success else "FAILED"
+        print(f"\n[{status}] {', '.join(r.assets)}  partitions {r.partition_range} ({r.partitions})  "
+              f"{r.wall_seconds:.1f}s  run {r.run_id[:8]}")
+        for asset, n in r.rows.items():
+            print(f"    {asset:<22} {n:>10,} rows   {r.rejected.get(asset, 0):>6,} quarantined")
+        failed = [k for k, v in r.checks.items() if v != "passed"]
+        print(f"    checks: {len(r.checks) - len(failed)}/{len(r.checks)} passed"
+              + (f"; not passed: {', '.join(failed)}" if failed else ""))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from quantmm_jobs.demo import run_demo
+
+    return run_demo(days=args.days, symbols=args.symbols)
+
+
+def cmd_bundle_import(args: argparse.Namespace) -> int:
+    from quantmm_jobs.bundle_import import import_bundle
+
+    runs = import_bundle(Path(args.dir), start=args.start, end=args.end, symbols=args.symbols)
+    _print_runs(runs)
+    return 0 if all(r.success for r in runs) else 1
+
+
+def cmd_bundle_export(args: argparse.Namespace) -> int:
+    from quantmm_resources.bundle_export import export_bundle
+
+    summary = export_bundle(get_settings().lake_dir, Path(args.dir))
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_readiness(args: argparse.Namespace) -> int:
+    from quantmm_assets.core.readiness import to_markdown
+    from quantmm_assets.defs.readiness import readiness_report
+    from quantmm_resources.lake_views import LakeResource
+
+    settings = get_settings()
+    report = readiness_report(LakeResource(base_dir=str(settings.lake_dir)), args.mode,
+                              args.lookback_days or settings.readiness_lookback_days)
+    print(json.dumps(report, indent=2) if args.json else to_markdown(report))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from quantmm_jobs.bench import bench_ingest
+
+    print(json.dumps(bench_ingest(Path(args.data) if args.data else None), indent=2))
+    return 0
+
+
+def _day(s: str) -> date:
+    return date.fromisoformat(s)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="quantmm", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="materialize the raw layer on the synthetic sample and print what it did")
+    d.add_argument("--days", type=int, default=3, help="complete days before today (today is added, partial)")
+    d.add_argument("--symbols", nargs="*", default=None, help="default: the first five of the universe")
+    d.set_defaults(func=cmd_demo)
+
+    b = sub.add_parser("bundle", help="offline bundle import / export").add_subparsers(dest="bundle_cmd", required=True)
+    bi = b.add_parser("import", help="materialize the raw assets from a bundle directory through Dagster")
+    bi.add_argument("dir")
+    bi.add_argument("--start", type=_day, help="first day (default: the bundle's first)")
+    bi.add_argument("--end", type=_day, help="last day, inclusive (default: the bundle's last)")
+    bi.add_argument("--symbols", nargs="*", help="default: every universe symbol the bundle has")
+    bi.set_defaults(func=cmd_bundle_import)
+    be = b.add_parser("export", help="write a bundle from the lake")
+    be.add_argument("dir")
+    be.set_defaults(func=cmd_bundle_export)
+
+    r = sub.add_parser("readiness", help="coverage of each data kind and the backfills that would fill gaps")
+    r.add_argument("--mode", choices=["production", "research"], default="production")
+    r.add_argument("--lookback-days", type=int, default=None)
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_readiness)
+
+    bench = sub.add_parser("bench", help="benchmarks (print JSON)").add_subparsers(dest="bench_cmd", required=True)
+    ing = bench.add_parser("ingest", help="import ../shared/data's bars, funding and mark prices through Dagster")
+    ing.add_argument("--data", help="default: ../shared/data beside the repository")
+    ing.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"quantmm: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def default_demo_window(days: int, now: datetime | None = None) -> tuple[date, date]:
+    today = (now or datetime.now(UTC)).date()
+    return today - timedelta(days=days), today
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""The one composition root: every asset, check, job, schedule and resource (workspace.yaml names it)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from quantmm_assets.defs.raw_assets import RAW_ASSETS
+from quantmm_assets.defs.readiness import readiness_audit
+from quantmm_jobs.schedules import raw_date_job, raw_market_job, refresh_today_schedule
+from quantmm_resources.environment import build_resources
+from quantmm_resources.settings import get_settings
+
+ASSETS = [*RAW_ASSETS, readiness_audit]
+
+
+def build_definitions(source: str | None = None, bundle_dir: str | None = None) -> dg.Definitions:
+    """Definitions with the environment's resources (or an explicit source, e.g. a bundle import)."""
+    return dg.Definitions(
+        assets=ASSETS,
+        jobs=[raw_market_job, raw_date_job],
+        schedules=[refresh_today_schedule],
+        resources=build_resources(get_settings(), source, bundle_dir),
+    )
+
+
+defs = build_definitions()

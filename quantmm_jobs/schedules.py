@@ -1,0 +1,45 @@
+"""Jobs and schedules over the raw assets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from quantmm_assets.defs.partitions import UNIVERSE
+from quantmm_assets.defs.raw_assets import RAW_DATE_ASSETS, RAW_MARKET_ASSETS
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+raw_market_job = dg.define_asset_job(
+    "raw_market_job", selection=dg.AssetSelection.assets(*RAW_MARKET_ASSETS),
+    description="Market and derivatives raw assets (date x symbol).",
+)
+raw_date_job = dg.define_asset_job(
+    "raw_date_job", selection=dg.AssetSelection.assets(*RAW_DATE_ASSETS),
+    description="Macro and social raw assets (date).",
+)
+
+
+def range_tags(start_key: str, end_key: str) -> dict[str, str]:
+    """Run tags that make one run cover a partition range (a single-run backfill)."""
+    return {RANGE_START: start_key, RANGE_END: end_key}
+
+
+def today_run_requests(now: datetime) -> list[dg.RunRequest]:
+    """Refresh today's partial partitions: one run for every symbol's market partitions, one for date assets."""
+    day = now.astimezone(UTC).date().isoformat()
+    symbols = UNIVERSE.symbols
+    return [
+        dg.RunRequest(job_name="raw_market_job",
+                      tags=range_tags(f"{day}|{symbols[0]}", f"{day}|{symbols[-1]}") | {"quantmm/refresh": day}),
+        dg.RunRequest(job_name="raw_date_job", partition_key=day, tags={"quantmm/refresh": day}),
+    ]
+
+
+@dg.schedule(cron_schedule="*/10 * * * *", jobs=[raw_market_job, raw_date_job], execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="Re-materialize today's partial partitions every 10 minutes (idempotent overwrite).")
+def refresh_today_schedule(context: dg.ScheduleEvaluationContext):
+    return today_run_requests(context.scheduled_execution_time or datetime.now(UTC))

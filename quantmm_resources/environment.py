@@ -1,0 +1,68 @@
+"""The ONE place where the environment picks resources (local / ci / prod; synthetic / bundle / live)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from quantmm_resources.io_manager import PolarsParquetIOManager
+from quantmm_resources.lake_views import LakeResource
+from quantmm_resources.opstore import OperationalStore
+from quantmm_resources.settings import QuantmmSettings
+
+SOURCES = ("synthetic", "bundle", "live")
+
+
+def source_resources(settings: QuantmmSettings, source: str, bundle_dir: Path | None = None) -> dict:
+    """The exchange / macro / social resources of one kind of source."""
+    if source == "synthetic":
+        from quantmm_resources.sources.synthetic import SyntheticExchange, SyntheticMacro, SyntheticSocial
+
+        symbols = settings.universe().symbols
+        common = dict(seed=settings.synthetic_seed, symbols=symbols)
+        return {
+            "exchange": SyntheticExchange(**common),
+            "macro": SyntheticMacro(seed=settings.synthetic_seed),
+            "social": SyntheticSocial(**common, text_signal=settings.synthetic_text_signal),
+        }
+    if source == "bundle":
+        from quantmm_resources.sources.bundle import BundleExchange, BundleMacro, BundleSocial
+
+        path = bundle_dir or settings.bundle_dir
+        if path is None:
+            raise ValueError("source 'bundle' needs a bundle directory (QUANTMM_BUNDLE_DIR or `quantmm bundle import DIR`)")
+        path = str(Path(path).resolve())
+        return {"exchange": BundleExchange(path=path), "macro": BundleMacro(path=path), "social": BundleSocial(path=path)}
+    if source == "live":
+        from quantmm_resources.sources.binance_rest import BinanceRestExchange
+        from quantmm_resources.sources.fred import FredMacro
+        from quantmm_resources.sources.reddit import RedditSocial
+
+        return {"exchange": BinanceRestExchange(), "macro": FredMacro(), "social": RedditSocial()}
+    raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+
+
+def build_resources(settings: QuantmmSettings, source: str | None = None, bundle_dir: Path | None = None) -> dict:
+    """Every resource the definitions need, for this environment."""
+    return {
+        "lake_io_manager": PolarsParquetIOManager(base_dir=str(settings.lake_dir)),
+        "opstore": OperationalStore(url=settings.resolved_ops_url),
+        "lake": LakeResource(base_dir=str(settings.lake_dir)),
+        **source_resources(settings, source or settings.resolved_source, bundle_dir),
+    }
+
+
+def dagster_instance_yaml(settings: QuantmmSettings) -> str:
+    """dagster.yaml for $DAGSTER_HOME: PostgreSQL when DAGSTER_PG_URL is set, else SQLite under DAGSTER_HOME."""
+    if settings.dagster_pg_url:
+        return (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
+    return "telemetry:\n  enabled: false\n"
+
+
+def ensure_dagster_home(settings: QuantmmSettings) -> Path:
+    """Create $DAGSTER_HOME with the right dagster.yaml; return it (the CLI sets DAGSTER_HOME to it)."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(dagster_instance_yaml(settings))
+    return home

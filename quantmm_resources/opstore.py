@@ -1,0 +1,119 @@
+"""The operational store: SQLite in WAL mode by default, PostgreSQL in production; one SQLAlchemy Core path.
+
+Its first table, ``ingest_rejects``, holds every source row that ingestion quarantined, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+)
+
+metadata = MetaData()
+
+ingest_rejects = Table(
+    "ingest_rejects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("asset", String(64), nullable=False),
+    Column("partition", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("run_id", String(64)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_ingest_rejects_asset_partition", "asset", "partition"),
+)
+
+_CHUNK = 500
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """One engine per URL; SQLite gets WAL and a busy timeout so several processes can write."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_conn, _record) -> None:  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    metadata.create_all(engine)
+    return engine
+
+
+class OperationalStore(dg.ConfigurableResource):
+    """Shared operational state (rejects now; prediction log, paper trading and promotions later)."""
+
+    url: str
+
+    @property
+    def engine(self) -> Engine:
+        return engine_for(self.url)
+
+    def replace_rejects(
+        self, asset: str, partitions: Iterable[str], rejects: pl.DataFrame, run_id: str | None = None
+    ) -> int:
+        """Replace the rejects of ``asset`` for these partitions (idempotent re-materialization)."""
+        keys = sorted(set(partitions) | set(rejects["partition"].unique().to_list() if len(rejects) else []))
+        now = datetime.now(UTC)
+        rows = [
+            {"asset": asset, "partition": p, "reason": r, "raw": raw, "run_id": run_id, "recorded_at": now}
+            for p, r, raw in rejects.select("partition", "reason", "raw").iter_rows()
+        ]
+        with self.engine.begin() as conn:
+            for i in range(0, len(keys), _CHUNK):
+                conn.execute(
+                    delete(ingest_rejects).where(
+                        ingest_rejects.c.asset == asset, ingest_rejects.c.partition.in_(keys[i : i + _CHUNK])
+                    )
+                )
+            if rows:
+                conn.execute(insert(ingest_rejects), rows)
+        return len(rows)
+
+    def count_rejects(self, asset: str | None = None) -> int:
+        query = select(func.count()).select_from(ingest_rejects)
+        if asset:
+            query = query.where(ingest_rejects.c.asset == asset)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def rejects(self, asset: str | None = None) -> pl.DataFrame:
+        """Rejected rows (asset, partition, reason, raw, run_id, recorded_at)."""
+        query = select(ingest_rejects).order_by(ingest_rejects.c.id)
+        if asset:
+            query = query.where(ingest_rejects.c.asset == asset)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        schema = {"id": pl.Int64, "asset": pl.Utf8, "partition": pl.Utf8, "reason": pl.Utf8, "raw": pl.Utf8,
+                  "run_id": pl.Utf8, "recorded_at": pl.Datetime("us", "UTC")}
+        return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)

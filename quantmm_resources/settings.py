@@ -1,0 +1,64 @@
+"""Settings from the environment (``QUANTMM_*``), one cached object that tests override."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from quantmm_assets.core.universe import Universe
+
+DEFAULT_UNIVERSE_FILE = Path(__file__).parent / "config" / "universe.toml"
+
+
+class QuantmmSettings(BaseSettings):
+    """Everything the environment decides. ``env`` picks the resources (see ``environment.py``)."""
+
+    model_config = SettingsConfigDict(env_prefix="QUANTMM_", extra="ignore")
+
+    env: Literal["local", "ci", "prod"] = "local"
+    home: Path = Field(default_factory=lambda: Path.cwd() / ".quantmm")
+    # Where raw data comes from: the seeded synthetic sample, an offline bundle, or the real HTTP APIs.
+    source: Literal["synthetic", "bundle", "live"] | None = None  # None: synthetic, or live in prod
+    bundle_dir: Path | None = None
+    universe_file: Path = DEFAULT_UNIVERSE_FILE
+    partition_start: str = "2024-12-01"
+    synthetic_seed: int = 7
+    synthetic_text_signal: bool = True
+    # Operational store: SQLite (WAL) under home by default, PostgreSQL in production.
+    ops_url: str | None = None
+    # Dagster instance storage: SQLite under DAGSTER_HOME by default; PostgreSQL when this is set.
+    dagster_pg_url: str | None = Field(default=None, validation_alias="DAGSTER_PG_URL")
+    readiness_lookback_days: int = 420
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def resolved_source(self) -> str:
+        if self.source:
+            return self.source
+        return "live" if self.env == "prod" else "synthetic"
+
+    @property
+    def resolved_ops_url(self) -> str:
+        return self.ops_url or f"sqlite:///{self.home / 'ops.db'}"
+
+    def universe(self) -> Universe:
+        with open(self.universe_file, "rb") as fh:
+            return Universe.from_dict(tomllib.load(fh))
+
+
+@lru_cache
+def get_settings() -> QuantmmSettings:
+    """The process-wide settings (``get_settings.cache_clear()`` after changing the environment)."""
+    return QuantmmSettings()
