@@ -6,7 +6,7 @@ import dagster as dg
 
 from quantmm_assets.defs.raw_assets import RAW_ASSETS
 from quantmm_assets.defs.readiness import readiness_audit
-from quantmm_jobs.schedules import raw_date_job, raw_market_job, refresh_today_schedule
+from quantmm_jobs.schedules import SCHEDULES, raw_date_job, raw_market_job
 from quantmm_resources.environment import build_resources
 from quantmm_resources.settings import get_settings
 
@@ -18,7 +18,7 @@ def build_definitions(source: str | None = None, bundle_dir: str | None = None) 
     return dg.Definitions(
         assets=ASSETS,
         jobs=[raw_market_job, raw_date_job],
-        schedules=[refresh_today_schedule],
+        schedules=SCHEDULES,
         resources=build_resources(get_settings(), source, bundle_dir),
     )
 

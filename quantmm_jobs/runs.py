@@ -45,7 +45,7 @@ def symbol_span(symbols: list[str]) -> tuple[str, str]:
 
 
 def run_range(assets: list[dg.AssetsDefinition], start: date, end: date, symbols: list[str] | None,
-              resources: dict, instance: dg.DagsterInstance) -> RangeRun:
+              resources: dict, instance: dg.DagsterInstance, log_level: str = "WARNING") -> RangeRun:
     """Materialize ``assets`` over [start, end] (inclusive days; x symbols when given) in one run."""
     if symbols:
         first, last = symbol_span(symbols)
@@ -54,7 +54,8 @@ def run_range(assets: list[dg.AssetsDefinition], start: date, end: date, symbols
         start_key, end_key = str(start), str(end)
     t0 = time.perf_counter()
     result = dg.materialize(assets, resources=resources, instance=instance,
-                            tags=range_tags(start_key, end_key), raise_on_error=False)
+                            tags=range_tags(start_key, end_key), raise_on_error=False,
+                            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
     wall = time.perf_counter() - t0
     rows, rejected, checks, partitions = {}, {}, {}, 0
     for mat in result.get_asset_materialization_events():

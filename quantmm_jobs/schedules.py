@@ -27,19 +27,31 @@ def range_tags(start_key: str, end_key: str) -> dict[str, str]:
     return {RANGE_START: start_key, RANGE_END: end_key}
 
 
-def today_run_requests(now: datetime) -> list[dg.RunRequest]:
-    """Refresh today's partial partitions: one run for every symbol's market partitions, one for date assets."""
+def today_market_request(now: datetime) -> dg.RunRequest:
+    """One run over today's partitions of every symbol (a range run: one materialization per partition)."""
     day = now.astimezone(UTC).date().isoformat()
     symbols = UNIVERSE.symbols
-    return [
-        dg.RunRequest(job_name="raw_market_job",
-                      tags=range_tags(f"{day}|{symbols[0]}", f"{day}|{symbols[-1]}") | {"quantmm/refresh": day}),
-        dg.RunRequest(job_name="raw_date_job", partition_key=day, tags={"quantmm/refresh": day}),
-    ]
+    return dg.RunRequest(tags=range_tags(f"{day}|{symbols[0]}", f"{day}|{symbols[-1]}") | {"quantmm/refresh": day})
 
 
-@dg.schedule(cron_schedule="*/10 * * * *", jobs=[raw_market_job, raw_date_job], execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.STOPPED,
-             description="Re-materialize today's partial partitions every 10 minutes (idempotent overwrite).")
-def refresh_today_schedule(context: dg.ScheduleEvaluationContext):
-    return today_run_requests(context.scheduled_execution_time or datetime.now(UTC))
+def today_date_request(now: datetime) -> dg.RunRequest:
+    day = now.astimezone(UTC).date().isoformat()
+    return dg.RunRequest(partition_key=day, tags={"quantmm/refresh": day})
+
+
+SCHEDULE_DOC = "Re-materialize today's partial partitions every 10 minutes (idempotent overwrite)."
+
+
+@dg.schedule(cron_schedule="*/10 * * * *", job=raw_market_job, execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.STOPPED, description=SCHEDULE_DOC)
+def refresh_today_market(context: dg.ScheduleEvaluationContext):
+    return today_market_request(context.scheduled_execution_time or datetime.now(UTC))
+
+
+@dg.schedule(cron_schedule="*/10 * * * *", job=raw_date_job, execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.STOPPED, description=SCHEDULE_DOC)
+def refresh_today_date(context: dg.ScheduleEvaluationContext):
+    return today_date_request(context.scheduled_execution_time or datetime.now(UTC))
+
+
+SCHEDULES = [refresh_today_market, refresh_today_date]

@@ -41,7 +41,7 @@ def daily_counts(lake_dir: Path) -> pl.DataFrame:
     schema = {"asset": pl.Utf8, "kind_filter": pl.Utf8, "symbol": pl.Utf8, "date": pl.Date, "rows": pl.Int64}
     if not parts:
         return pl.DataFrame(schema=schema)
-    return con.execute(" UNION ALL ".join(parts)).pl().cast(schema)
+    return con.sql(" UNION ALL ".join(parts)).pl().cast(schema)
 
 
 class LakeResource(dg.ConfigurableResource):

@@ -1,7 +1,5 @@
 """The seven raw assets. Thin: each names its source call; ``ingest_raw`` does the rest."""
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 

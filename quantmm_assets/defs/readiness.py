@@ -1,6 +1,5 @@
 """``readiness_audit``: coverage of each data kind over the production (420 d) or research window."""
 
-from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime

@@ -14,10 +14,11 @@ import re
 import threading
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from quantmm_assets.core.schemas import RAW_SCHEMAS
@@ -64,6 +65,8 @@ class Inventory:
     files: tuple[BundleFile, ...]
     ignored: tuple[str, ...]
     dirs: dict[str, int] = field(default_factory=dict)
+    indexes: dict[str, dict[tuple, pl.DataFrame]] = field(default_factory=dict)
+    micros: dict[tuple, np.ndarray] = field(default_factory=dict)  # sorted ts_event per (asset, group)
 
 
 # ------------------------------------------------------------------------------------------ discovery
@@ -250,23 +253,33 @@ def _asset_index(files: tuple[BundleFile, ...], asset: str) -> dict[tuple, pl.Da
 
 def load_asset(root: str | Path, asset: str) -> dict[tuple, pl.DataFrame]:
     """Per-group frames of ``asset`` in the bundle (group = (symbol, market) | (symbol,) | ())."""
-    files = tuple(f for f in inventory(root).files if asset in f.assets)
-    return _asset_index(files, asset)
+    inv = inventory(root)
+    index = inv.indexes.get(asset)
+    if index is None:  # first use of this inventory: files unchanged since a rescan still hit the lru cache
+        index = inv.indexes[asset] = _asset_index(tuple(f for f in inv.files if asset in f.assets), asset)
+    return index
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(ts: datetime) -> int:
+    """Epoch microseconds of ``ts`` (naive datetimes are taken as UTC)."""
+    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+    return (ts - _EPOCH) // timedelta(microseconds=1)
 
 
 def window(root: str | Path, asset: str, group: tuple, start: datetime, end: datetime) -> pl.DataFrame:
     """Rows of ``asset`` for ``group`` with ``start <= ts_event < end``."""
+    inv = inventory(root)
     frame = load_asset(root, asset).get(group)
     if frame is None:
         return empty_source_frame(asset)
-    ts = frame["ts_event"]
-    lo = int(ts.search_sorted(_utc(start), side="left"))
-    hi = int(ts.search_sorted(_utc(end), side="left"))
-    return frame.slice(lo, max(hi - lo, 0))
+    micros = inv.micros.get((asset, group))
+    if micros is None:
+        micros = inv.micros[(asset, group)] = frame["ts_event"].dt.epoch("us").to_numpy()
+    lo, hi = np.searchsorted(micros, [_micros(start), _micros(end)], side="left")
+    return frame.slice(int(lo), max(int(hi - lo), 0))
 
 
 def available_assets(root: str | Path) -> set[str]:

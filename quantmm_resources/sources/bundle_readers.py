@@ -81,6 +81,7 @@ def read_jsonl(data: bytes) -> pl.DataFrame:
         return pl.DataFrame(cols, schema={k: pl.Utf8 for k in keys})
 
 
+_EXPORT_TS = "%Y-%m-%dT%H:%M:%S%.fZ"
 _TS_FORMATS = (("%Y-%m-%d %H:%M:%S%.f%#z", True), ("%Y-%m-%d %H:%M:%S%.f", False), ("%Y-%m-%d", False),
                ("%Y-%m-%d %H:%M%#z", True), ("%Y-%m-%d %H:%M", False))
 
@@ -97,6 +98,9 @@ def parse_utc(s: pl.Series) -> pl.Series:
         return pl.from_epoch(s.cast(pl.Int64), time_unit="ms").dt.replace_time_zone("UTC")
     if dt == pl.Null:
         return s.cast(UTC_TS)
+    fast = s.str.to_datetime(_EXPORT_TS, strict=False, time_unit="us", time_zone="UTC")  # our own exports
+    if fast.null_count() == s.null_count():
+        return fast.cast(UTC_TS)
     s = s.cast(pl.Utf8).str.strip_chars()
     norm = s.str.replace(r"^(\d{4}-\d{2}-\d{2})T", "$1 ").str.replace(r"Z$", "+00:00")
     digits = s.str.contains(r"^\d{9,}$").fill_null(False)
@@ -117,6 +121,10 @@ def _cast_keep(s: pl.Series, dtype: pl.DataType) -> pl.Series:
         return s
     if s.dtype == pl.Null:
         return s.cast(dtype)
+    if s.dtype == pl.Utf8 and not dtype.is_integer():  # fast path: clean text casts directly
+        out = s.cast(dtype, strict=False)
+        if out.null_count() == s.null_count():
+            return out
     src = s.str.strip_chars() if s.dtype == pl.Utf8 else s
     if dtype.is_integer() and not s.dtype.is_integer():
         as_float = src.cast(pl.Float64, strict=False)  # "153.0" is a valid count, 1.5 is not

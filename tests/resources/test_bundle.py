@@ -292,7 +292,7 @@ def test_real_shared_data_window_matches_raw_files() -> None:
     assert ((local - timedelta(hours=1)) == inferred).all()  # the UTC+1 rule holds in the real file
     # before 2025-10-19 the scored files do not overlap, so every item comes from the text file
     w_start, w_end = datetime(2025, 10, 5, tzinfo=UTC), datetime(2025, 10, 12, tzinfo=UTC)
-    in_window = text.filter(((inferred >= w_start) & (inferred < w_end)))
+    in_window = text.filter((inferred >= w_start) & (inferred < w_end))
     n_posts = in_window.filter(pl.col("unified_id").str.starts_with("p_")).height
     posts, comments = social.fetch_posts(w_start, w_end), social.fetch_comments(w_start, w_end)
     assert posts.height == n_posts > 0
