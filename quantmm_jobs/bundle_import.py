@@ -7,7 +7,7 @@ a materialization, a data version and check results on the instance.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from quantmm_assets.defs.partitions import UNIVERSE
@@ -25,8 +25,10 @@ def plan_import(coverage: dict, assets: list, start: date | None, end: date | No
     if not chosen:
         return None
     cov = [coverage[a.key.to_user_string()] for a in chosen]
-    lo = start or min(c["start"] for c in cov)
-    hi = end or max(c["end"] for c in cov)
+    first_partition = date.fromisoformat(get_settings().partition_start)
+    # Clip to the partitions that exist (macro files reach back to 1970; nothing lies after today).
+    lo = max(start or min(c["start"] for c in cov), first_partition)
+    hi = min(end or max(c["end"] for c in cov), datetime.now(UTC).date())
     if lo > hi:
         raise ValueError(f"empty import window {lo}..{hi}")
     in_universe = [s for c in cov for s in c["symbols"] if s in UNIVERSE.symbols]

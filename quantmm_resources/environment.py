@@ -54,10 +54,30 @@ def build_resources(settings: QuantmmSettings, source: str | None = None, bundle
 
 
 def dagster_instance_yaml(settings: QuantmmSettings) -> str:
-    """dagster.yaml for $DAGSTER_HOME: PostgreSQL when DAGSTER_PG_URL is set, else SQLite under DAGSTER_HOME."""
+    """dagster.yaml for $DAGSTER_HOME: PostgreSQL when DAGSTER_PG_URL is set (the repository's dagster.yaml),
+    else SQLite under DAGSTER_HOME with the pooled event-log storage (see dagster_storage.py)."""
     if settings.dagster_pg_url:
         return (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
-    return "telemetry:\n  enabled: false\n"
+    home = settings.dagster_home.resolve()
+    return f"""# Embedded default, written by quantmm (quantmm_resources/environment.py): SQLite under DAGSTER_HOME.
+run_storage:
+  module: dagster._core.storage.runs
+  class: SqliteRunStorage
+  config:
+    base_dir: {home / "history"}
+event_log_storage:
+  module: quantmm_resources.dagster_storage
+  class: PooledSqliteEventLogStorage
+  config:
+    base_dir: {home / "history" / "runs"}
+schedule_storage:
+  module: dagster._core.storage.schedules
+  class: SqliteScheduleStorage
+  config:
+    base_dir: {home / "schedules"}
+telemetry:
+  enabled: false
+"""
 
 
 def ensure_dagster_home(settings: QuantmmSettings) -> Path:

@@ -35,7 +35,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -53,7 +53,7 @@ BLOCK_DAYS = 32  # paths grow in blocks of this many days (cache granularity)
 
 # The planted signal (documented in docs/synthetic_sample.md).
 SENTIMENT_PHI = 0.85  # hourly AR(1) coefficient of the latent sentiment
-SIGNAL_BETA = 0.08  # next-hour drift, in conditional hourly standard deviations, per unit of sentiment
+SIGNAL_BETA = 0.07  # next-hour drift, in conditional hourly standard deviations, per unit of sentiment
 
 T_DF = 4.0
 GARCH_ALPHA, GARCH_BETA, GARCH_CAP = 0.06, 0.92, 25.0
@@ -308,7 +308,8 @@ def _build_symbol(seed: int, symbol: str, n_days: int, origin: datetime) -> Symb
     mark = np.round(spot_close * np.exp(ema), 8)
 
     # Activity: seasonality, volatility regime, the bar's surprise and a persistent AR noise.
-    regime = sigma / (season * np.sqrt((p.beta * MARKET_DAILY_VOL) ** 2 + p.idio_daily_vol**2) / np.sqrt(BARS_PER_DAY))
+    nominal = np.sqrt(((p.beta * MARKET_DAILY_VOL) ** 2 + p.idio_daily_vol**2) / BARS_PER_DAY)
+    regime = sigma / (season * nominal)  # the GARCH state
     act_noise = 0.3 * _stationary_ar1(z[4], 0.95)
     activity = season**1.5 * regime**0.8 * np.exp(0.35 * (np.abs(zstd) - 0.8) + act_noise - 0.1)
     vwap_spot = (spot_open + spot_high + spot_low + spot_close) / 4
@@ -317,12 +318,15 @@ def _build_symbol(seed: int, symbol: str, n_days: int, origin: datetime) -> Symb
     perp_usd = p.perp_usd_per_day / BARS_PER_DAY * activity * np.exp(0.1 * z[5] - 0.005)
     spot_volume = _round_to(spot_usd / vwap_spot, p.lot)
     perp_volume = _round_to(perp_usd / vwap_perp, p.lot)
-    spot_trades = np.maximum(np.rint(spot_volume * vwap_spot / 1_000.0 * np.exp(0.1 * z[6])), 1).astype(np.int64)
-    perp_trades = np.maximum(np.rint(perp_volume * vwap_perp / 4_000.0 * np.exp(0.1 * z[6])), 1).astype(np.int64)
+    trade_noise = np.exp(0.1 * z[6])
+    spot_trades = np.maximum(np.rint(spot_volume * vwap_spot / 1_000.0 * trade_noise), 1).astype(np.int64)
+    perp_trades = np.maximum(np.rint(perp_volume * vwap_perp / 4_000.0 * trade_noise), 1).astype(np.int64)
 
-    # Open interest (base units): slow OU level + trend (trailing 24h return) + recent activity.
+    # Open interest (base units): slow OU level + trend (log price over its 3-day EMA) + recent activity.
     act_1h = np.log(_trailing_sum(activity, BARS_PER_HOUR) / BARS_PER_HOUR)
-    oi_log = 0.15 * _stationary_ar1(z[7], 0.5 ** (1.0 / (3 * BARS_PER_DAY))) + 0.8 * r24 + 0.05 * act_1h
+    w = 1.0 - np.exp(-1.0 / (3 * BARS_PER_DAY))
+    trend = log_close - lfilter([w], [1.0, w - 1.0], log_close, zi=[(1.0 - w) * log_close[0]])[0]
+    oi_log = 0.08 * _stationary_ar1(z[7], 0.5 ** (1.0 / (5 * BARS_PER_DAY))) + trend + 0.05 * act_1h
     open_interest = _round_to(p.oi_usd / p.price * np.exp(oi_log), p.lot)
 
     # Positioning ratios: slow OU moods; retail leans against the 4h move, top traders with it.
@@ -353,7 +357,8 @@ def _path(seed: int, symbol: str, origin: datetime, i1: int) -> SymbolPath:
     return symbol_path(seed, symbol, -(-i1 // BARS_PER_DAY), origin)
 
 
-def bars_frame(seed: int, symbol: str, market: str, origin: datetime, start: datetime, end: datetime) -> pl.DataFrame:
+def bars_frame(seed: int, symbol: str, market: str, origin: datetime, start: datetime,
+               end: datetime) -> pl.DataFrame:
     """Return the 5m ``market`` ("spot" | "perp") bars of ``symbol`` opening in [start, end)."""
     i0, i1 = bar_range(origin, start, end)
     path = _path(seed, symbol, origin, i1)
@@ -384,14 +389,16 @@ def funding_frame(seed: int, symbol: str, origin: datetime, start: datetime, end
     }).with_columns(pl.col("symbol", "source").cast(pl.Utf8))
 
 
-def open_interest_frame(seed: int, symbol: str, origin: datetime, start: datetime, end: datetime) -> pl.DataFrame:
+def open_interest_frame(seed: int, symbol: str, origin: datetime, start: datetime,
+                        end: datetime) -> pl.DataFrame:
     """Return 5m open-interest snapshots (taken at each bar's close) for bars opening in [start, end)."""
     i0, i1 = bar_range(origin, start, end)
     path = _path(seed, symbol, origin, i1)
     oi = path.open_interest[i0:i1]
     return pl.DataFrame({
         "symbol": symbol, "period": PERIOD, "ts_event": _ts(origin, np.arange(i0, i1), BAR),
-        "open_interest": oi, "open_interest_value": np.round(oi * path.perp_close[i0:i1], 2), "source": SOURCE,
+        "open_interest": oi, "open_interest_value": np.round(oi * path.perp_close[i0:i1], 2),
+        "source": SOURCE,
     }).with_columns(pl.col("symbol", "period", "source").cast(pl.Utf8))
 
 

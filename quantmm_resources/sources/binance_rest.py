@@ -57,7 +57,6 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "binance_rest"
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
-STATS_LIMIT = 500
 RATIO_ENDPOINTS: dict[str, dict[str, str]] = {
     "/futures/data/globalLongShortAccountRatio": {"longShortRatio": "long_short_account_ratio"},
     "/futures/data/topLongShortAccountRatio": {"longShortRatio": "top_long_short_account_ratio"},
@@ -73,17 +72,33 @@ def _kline_weight(limit: int) -> int:
     return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
 
+def _open_time(row: Any) -> Any:
+    """Open time of a kline array (None for a malformed row)."""
+    return row[0] if isinstance(row, list) and row else None
+
+
+def _funding_time(row: Any) -> Any:
+    """``fundingTime`` of a funding object (None for a malformed row)."""
+    return row.get("fundingTime") if isinstance(row, dict) else None
+
+
 class BinanceRestExchange(ExchangeSource, HttpSourceResource):
     """Bars, funding, open interest and derivatives metrics from Binance's public REST APIs."""
 
-    futures_base_url: str = Field(default="https://fapi.binance.com", description="USDT-M futures REST base URL.")
+    futures_base_url: str = Field(
+        default="https://fapi.binance.com", description="USDT-M futures REST base URL."
+    )
     spot_base_url: str = Field(default="https://api.binance.com", description="Spot REST base URL.")
-    metrics_period: str = Field(default="5m", description="Period of open interest, ratios, basis, mark price.")
+    metrics_period: str = Field(
+        default="5m", description="Period of open interest, ratios, basis, mark price."
+    )
     perp_kline_limit: int = Field(default=1500, description="Rows per /fapi/v1/klines page (max 1500).")
     spot_kline_limit: int = Field(default=1000, description="Rows per /api/v3/klines page (max 1000).")
     funding_limit: int = Field(default=1000, description="Rows per /fapi/v1/fundingRate page (max 1000).")
+    stats_limit: int = Field(default=500, description="Rows per /futures/data/* request (max 500).")
     weight_budget_per_minute: int = Field(
-        default=2000, description="Pause before a request would push X-MBX-USED-WEIGHT-1M past this (limit 2400)."
+        default=2000,
+        description="Pause before a request would push X-MBX-USED-WEIGHT-1M past this (limit 2400).",
     )
     futures_data_max_age_days: int = Field(
         default=30, description="History served by /futures/data/* endpoints; older windows are skipped."
@@ -101,16 +116,28 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
         else:
             raise ValueError(f"market must be 'spot' or 'perp', got {market!r}")
         pages = self._paginate(
-            base, path, {"symbol": symbol, "interval": "5m"}, start, end, limit,
-            weight=2 if market == "spot" else _kline_weight(limit), stamp=lambda row: row[0],
+            base,
+            path,
+            {"symbol": symbol, "interval": "5m"},
+            start,
+            end,
+            limit,
+            weight=2 if market == "spot" else _kline_weight(limit),
+            stamp=_open_time,
         )
         frames = [parse_rest_klines(page, symbol, market, SOURCE) for page in pages]
         return self._finish(frames, "market_bars_5m", ["symbol", "market", "ts_event"], start, end)
 
     def fetch_funding(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         pages = self._paginate(
-            self.futures_base_url, "/fapi/v1/fundingRate", {"symbol": symbol}, start, end, self.funding_limit,
-            weight=1, stamp=lambda row: row.get("fundingTime"),
+            self.futures_base_url,
+            "/fapi/v1/fundingRate",
+            {"symbol": symbol},
+            start,
+            end,
+            self.funding_limit,
+            weight=1,
+            stamp=_funding_time,
         )
         frames = [parse_rest_funding(page, symbol, SOURCE) for page in pages]
         return self._finish(frames, "funding_rates", ["symbol", "ts_event"], start, end)
@@ -128,22 +155,39 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
         parts: list[pl.DataFrame] = []
         for path, fields in RATIO_ENDPOINTS.items():
             pages = self._stats_pages(path, {"symbol": symbol}, start, end)
-            parts.append(self._stack([parse_rest_period_stats(p, fields, symbol, period) for p in pages], fields))
-        basis_pages = self._stats_pages("/futures/data/basis", {"pair": symbol, "contractType": "PERPETUAL"}, start, end)
-        parts.append(self._stack([parse_rest_period_stats(p, BASIS_FIELDS, symbol, period) for p in basis_pages],
-                                 BASIS_FIELDS))
-        mark_pages = self._paginate(
-            self.futures_base_url, "/fapi/v1/markPriceKlines", {"symbol": symbol, "interval": period},
-            start, end, self.perp_kline_limit, weight=_kline_weight(self.perp_kline_limit), stamp=lambda row: row[0],
+            parts.append(
+                self._stack([parse_rest_period_stats(p, fields, symbol, period) for p in pages], fields)
+            )
+        basis_pages = self._stats_pages(
+            "/futures/data/basis", {"pair": symbol, "contractType": "PERPETUAL"}, start, end
         )
-        parts.append(self._stack([parse_rest_mark_price_klines(p, symbol, period) for p in mark_pages],
-                                 {"close": "mark_price"}))
+        parts.append(
+            self._stack(
+                [parse_rest_period_stats(p, BASIS_FIELDS, symbol, period) for p in basis_pages], BASIS_FIELDS
+            )
+        )
+        mark_pages = self._paginate(
+            self.futures_base_url,
+            "/fapi/v1/markPriceKlines",
+            {"symbol": symbol, "interval": period},
+            start,
+            end,
+            self.perp_kline_limit,
+            weight=_kline_weight(self.perp_kline_limit),
+            stamp=_open_time,
+        )
+        parts.append(
+            self._stack(
+                [parse_rest_mark_price_klines(p, symbol, period) for p in mark_pages], {"close": "mark_price"}
+            )
+        )
         merged = parts[0]
         for part in parts[1:]:
             merged = merged.join(part, on=METRIC_KEYS, how="full", coalesce=True)
         merged = merged.with_columns(pl.lit(SOURCE).alias("source"))
-        return self._finish([to_source_frame(merged, "derivatives_metrics")], "derivatives_metrics",
-                            METRIC_KEYS, start, end)
+        return self._finish(
+            [to_source_frame(merged, "derivatives_metrics")], "derivatives_metrics", METRIC_KEYS, start, end
+        )
 
     # ---- requests ------------------------------------------------------------------------------------
 
@@ -153,8 +197,14 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
         if used + weight > self.weight_budget_per_minute:
             now = self.now()
             wait = 60.0 - (now.second + now.microsecond / 1e6) + 1.0
-            logger.warning("Binance weight %d + %d would pass budget %d on %s: pausing %.1fs",
-                           used, weight, self.weight_budget_per_minute, base, wait)
+            logger.warning(
+                "Binance weight %d + %d would pass budget %d on %s: pausing %.1fs",
+                used,
+                weight,
+                self.weight_budget_per_minute,
+                base,
+                wait,
+            )
             self.pause(wait)
             self._used_weight[base] = 0
         response = self.http_get(base + path, params)
@@ -162,13 +212,21 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
         self._used_weight[base] = int(header) if header and header.isdigit() else used + weight
         payload = response.json()
         if isinstance(payload, dict) and "code" in payload:
-            raise SourceHTTPError(str(response.request.url), response.status_code, response.text,
-                                  reason="Binance error payload")
+            raise SourceHTTPError(
+                str(response.request.url), response.status_code, response.text, reason="Binance error payload"
+            )
         return payload
 
     def _paginate(
-        self, base: str, path: str, params: dict[str, Any], start: datetime, end: datetime, limit: int,
-        weight: int, stamp: Callable[[Any], Any],
+        self,
+        base: str,
+        path: str,
+        params: dict[str, Any],
+        start: datetime,
+        end: datetime,
+        limit: int,
+        weight: int,
+        stamp: Callable[[Any], Any],
     ) -> Iterator[list]:
         """Pages of ``path`` from ``start`` (by ``startTime``) until ``end`` or a short page."""
         cursor, end_ms = to_epoch_ms(start), to_epoch_ms(end)
@@ -179,29 +237,41 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
             if not page:
                 return
             yield page
-            stamps = [int(s) for s in (stamp(row) for row in page if isinstance(row, (list, dict)))
-                      if isinstance(s, int | str) and str(s).isdigit()]
+            stamps = [int(s) for s in map(stamp, page) if isinstance(s, int | str) and str(s).isdigit()]
             if len(page) < limit or not stamps or max(stamps) + 1 <= cursor:
                 return
             cursor = max(stamps) + 1
 
-    def _stats_pages(self, path: str, params: dict[str, Any], start: datetime, end: datetime) -> Iterator[list]:
-        """Pages of a ``/futures/data`` endpoint, one per chunk of ``STATS_LIMIT`` periods."""
+    def _stats_pages(
+        self, path: str, params: dict[str, Any], start: datetime, end: datetime
+    ) -> Iterator[list]:
+        """Pages of a ``/futures/data`` endpoint, one per chunk of ``stats_limit`` periods."""
         period = PERIODS[self.metrics_period]
         oldest = self.now() - timedelta(days=self.futures_data_max_age_days) + period
         if start < oldest:
-            logger.warning("%s serves only the last %d days: skipping %s .. %s", path,
-                           self.futures_data_max_age_days, start, min(end, oldest))
+            logger.warning(
+                "%s serves only the last %d days: skipping %s .. %s",
+                path,
+                self.futures_data_max_age_days,
+                start,
+                min(end, oldest),
+            )
             start = oldest
-        chunk = period * STATS_LIMIT
+        chunk = period * self.stats_limit
         lo = start
         while lo < end:
             hi = min(lo + chunk, end)
             # stamps are period ends: ts_event in [lo, hi) <=> timestamp in [lo + period, hi + period)
             page = self.request_json(
-                self.futures_base_url, path,
-                {**params, "period": self.metrics_period, "limit": STATS_LIMIT,
-                 "startTime": to_epoch_ms(lo + period), "endTime": to_epoch_ms(hi + period) - 1},
+                self.futures_base_url,
+                path,
+                {
+                    **params,
+                    "period": self.metrics_period,
+                    "limit": self.stats_limit,
+                    "startTime": to_epoch_ms(lo + period),
+                    "endTime": to_epoch_ms(hi + period) - 1,
+                },
                 weight=1,
             )
             if page:
@@ -219,8 +289,9 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
         return pl.DataFrame(schema={**schema, **dict.fromkeys(fields.values(), pl.Utf8)})
 
     @staticmethod
-    def _finish(frames: list[pl.DataFrame], asset: str, keys: list[str], start: datetime,
-                end: datetime) -> pl.DataFrame:
+    def _finish(
+        frames: list[pl.DataFrame], asset: str, keys: list[str], start: datetime, end: datetime
+    ) -> pl.DataFrame:
         """Stack pages, drop repeated keys, keep the window, sort by time."""
         if not frames:
             return to_source_frame(pl.DataFrame(schema={"ts_event": pl.Datetime("us", "UTC")}), asset)

@@ -67,7 +67,9 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
     """Bars, funding, open interest and metrics from the Binance Vision archives."""
 
     base_url: str = Field(default="https://data.binance.vision", description="Binance Vision base URL.")
-    cache_files: int = Field(default=16, description="Downloaded files kept in memory (metrics feed two assets).")
+    cache_files: int = Field(
+        default=16, description="Downloaded files kept in memory (metrics feed two assets)."
+    )
 
     _cache: OrderedDict[str, bytes | None] = PrivateAttr(default_factory=OrderedDict)
     _missing: list[str] = PrivateAttr(default_factory=list)
@@ -103,10 +105,14 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
         month = _month_start(start.astimezone(UTC).date())
         while _midnight(month) < end:
             if month >= this_month:
-                logger.warning("Binance Vision publishes funding monthly: %s %s is not out yet", symbol, f"{month:%Y-%m}")
+                logger.warning(
+                    "Binance Vision publishes funding monthly: %s %s is not out yet", symbol, f"{month:%Y-%m}"
+                )
             else:
-                url = (f"{self.base_url}/data/futures/um/monthly/fundingRate/{symbol}/"
-                       f"{symbol}-fundingRate-{month:%Y-%m}.zip")
+                url = (
+                    f"{self.base_url}/data/futures/um/monthly/fundingRate/{symbol}/"
+                    f"{symbol}-fundingRate-{month:%Y-%m}.zip"
+                )
                 data = self._download(url)
                 if data is not None:
                     frames.append(parse_vision_funding_csv(data, symbol, SOURCE))
@@ -139,17 +145,23 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
             plan.append((month, []) if whole and _next_month(month) <= today else (None, in_window))
         skipped = [d for d in _days(start, end) if d >= today]
         if skipped:
-            logger.info("Binance Vision: days %s .. %s not finished, no daily file yet", skipped[0], skipped[-1])
+            logger.info(
+                "Binance Vision: days %s .. %s not finished, no daily file yet", skipped[0], skipped[-1]
+            )
         return plan
 
-    def _metrics(self, symbol: str, start: datetime, end: datetime) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
+    def _metrics(
+        self, symbol: str, start: datetime, end: datetime
+    ) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
         """Parsed daily metrics files whose rows can fall in ``[start, end)`` (stamps run 5 min late)."""
         out = []
         for day in _days(start + METRICS_SHIFT, end + METRICS_SHIFT):
             if day >= self._today():
                 logger.info("Binance Vision: metrics for %s %s not published yet", symbol, day)
                 continue
-            url = f"{self.base_url}/data/futures/um/daily/metrics/{symbol}/{symbol}-metrics-{day:%Y-%m-%d}.zip"
+            url = (
+                f"{self.base_url}/data/futures/um/daily/metrics/{symbol}/{symbol}-metrics-{day:%Y-%m-%d}.zip"
+            )
             data = self._download(url)
             if data is not None:
                 out.append(parse_vision_metrics_csv(data, symbol, SOURCE))
@@ -174,10 +186,10 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
         return data
 
     @staticmethod
-    def _finish(frames: list[pl.DataFrame], asset: str, keys: list[str], start: datetime,
-                end: datetime) -> pl.DataFrame:
+    def _finish(
+        frames: list[pl.DataFrame], asset: str, keys: list[str], start: datetime, end: datetime
+    ) -> pl.DataFrame:
         if not frames:
             return to_source_frame(pl.DataFrame(schema={"ts_event": pl.Datetime("us", "UTC")}), asset)
         df = dedupe_keep_nulls(pl.concat(frames, how="vertical"), keys)
         return window_filter(df, start, end).sort("ts_event", nulls_last=True, maintain_order=True)
-

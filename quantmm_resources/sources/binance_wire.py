@@ -28,13 +28,28 @@ from .http_common import to_source_frame
 
 MICROS_THRESHOLD = 10**14  # epoch values at or above this are microseconds, below are milliseconds
 KLINE_FIELDS = (
-    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
-    "taker_buy_volume", "taker_buy_quote_volume", "ignore",
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "ignore",
 )
 FUNDING_FIELDS = ("calc_time", "funding_interval_hours", "last_funding_rate")
 METRICS_FIELDS = (
-    "create_time", "symbol", "sum_open_interest", "sum_open_interest_value",
-    "count_toptrader_long_short_ratio", "sum_toptrader_long_short_ratio", "count_long_short_ratio",
+    "create_time",
+    "symbol",
+    "sum_open_interest",
+    "sum_open_interest_value",
+    "count_toptrader_long_short_ratio",
+    "sum_toptrader_long_short_ratio",
+    "count_long_short_ratio",
     "sum_taker_long_short_vol_ratio",
 )
 METRICS_TO_COLUMNS = {
@@ -101,7 +116,11 @@ def _bars(raw: pl.DataFrame, symbol: str, market: str, source: str) -> pl.DataFr
             pl.lit(symbol).alias("symbol"),
             pl.lit(market).alias("market"),
             epoch_to_utc(pl.col("open_time")).alias("ts_event"),
-            "open", "high", "low", "close", "volume",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
             pl.col("quote_volume"),
             pl.col("count").alias("trades"),
             pl.lit(source).alias("source"),
@@ -139,7 +158,8 @@ def parse_vision_metrics_csv(data: bytes, symbol: str, source: str) -> tuple[pl.
     """A Vision ``metrics`` CSV as (``open_interest`` frame, ``derivatives_metrics`` frame), period 5m."""
     raw = _csv_frame(data, METRICS_FIELDS)
     stamp = pl.coalesce(
-        pl.col("create_time").str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
+        pl.col("create_time")
+        .str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
         .dt.replace_time_zone("UTC"),
         epoch_to_utc(pl.col("create_time")),
     )
@@ -150,8 +170,14 @@ def parse_vision_metrics_csv(data: bytes, symbol: str, source: str) -> tuple[pl.
     )
     src = pl.lit(source).alias("source")
     open_interest = pl.concat(
-        [keys, raw.select(pl.col("sum_open_interest").alias("open_interest"),
-                          pl.col("sum_open_interest_value").alias("open_interest_value"), src)],
+        [
+            keys,
+            raw.select(
+                pl.col("sum_open_interest").alias("open_interest"),
+                pl.col("sum_open_interest_value").alias("open_interest_value"),
+                src,
+            ),
+        ],
         how="horizontal",
     )
     metrics = pl.concat(
@@ -172,16 +198,25 @@ def _object_frame(payload: list, fields: Mapping[str, str]) -> pl.DataFrame:
 
 def parse_rest_funding(payload: list, symbol: str, source: str) -> pl.DataFrame:
     """``/fapi/v1/fundingRate`` objects ``{symbol, fundingRate, fundingTime, markPrice}``."""
-    raw = _object_frame(payload, {"fundingTime": "time", "fundingRate": "funding_rate", "markPrice": "mark_price"})
+    raw = _object_frame(
+        payload, {"fundingTime": "time", "fundingRate": "funding_rate", "markPrice": "mark_price"}
+    )
     return to_source_frame(
-        raw.select(pl.lit(symbol).alias("symbol"), epoch_to_utc(pl.col("time")).alias("ts_event"),
-                   "funding_rate", "mark_price", pl.lit(source).alias("source")),
+        raw.select(
+            pl.lit(symbol).alias("symbol"),
+            epoch_to_utc(pl.col("time")).alias("ts_event"),
+            "funding_rate",
+            "mark_price",
+            pl.lit(source).alias("source"),
+        ),
         "funding_rates",
     )
 
 
-def parse_rest_period_stats(payload: list, fields: Mapping[str, str], symbol: str, period: str) -> pl.DataFrame:
-    """``/futures/data/*`` objects stamped ``timestamp`` (period end) -> (symbol, period, ts_event, columns)."""
+def parse_rest_period_stats(
+    payload: list, fields: Mapping[str, str], symbol: str, period: str
+) -> pl.DataFrame:
+    """``/futures/data/*`` objects stamped ``timestamp`` (period end) -> (symbol, period, ts_event, ...)."""
     raw = _object_frame(payload, {"timestamp": "stamp", **fields})
     return raw.select(
         pl.lit(symbol).alias("symbol"),
@@ -194,7 +229,10 @@ def parse_rest_period_stats(payload: list, fields: Mapping[str, str], symbol: st
 def parse_rest_open_interest(payload: list, symbol: str, period: str, source: str) -> pl.DataFrame:
     """``/futures/data/openInterestHist`` objects as an ``open_interest`` source frame."""
     stats = parse_rest_period_stats(
-        payload, {"sumOpenInterest": "open_interest", "sumOpenInterestValue": "open_interest_value"}, symbol, period
+        payload,
+        {"sumOpenInterest": "open_interest", "sumOpenInterestValue": "open_interest_value"},
+        symbol,
+        period,
     )
     return to_source_frame(stats.with_columns(pl.lit(source).alias("source")), "open_interest")
 

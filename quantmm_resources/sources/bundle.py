@@ -14,7 +14,7 @@ import re
 import threading
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -288,30 +288,28 @@ def available_assets(root: str | Path) -> set[str]:
 
 
 def bundle_coverage(path: str | Path) -> dict[str, dict]:
-    """Per raw asset: symbols (series ids for macro), min/max ts_event date, row counts per symbol."""
+    """Per raw asset: ``symbols``, first/last ts_event ``start``/``end`` dates, ``rows`` and ``per_symbol``.
+
+    The "symbol" of ``macro_series`` is the series id and of social assets the platform; ``per_symbol``
+    maps it to ``{"start", "end", "rows", "markets"}`` (markets only for ``market_bars_5m``).
+    """
     out: dict[str, dict] = {}
     for asset in sorted(available_assets(path)):
         index = load_asset(path, asset)
         if not index:
             continue
-        per: dict[str, dict] = {}
-        for group, frame in index.items():
-            names = frame["series_id"] if asset == "macro_series" else None
-            keys = [str(k) for k in names.drop_nulls().unique().sort()] if names is not None else \
-                [group[0] if group else ""]
-            for k in keys:
-                part = frame.filter(pl.col("series_id") == k) if names is not None else frame
-                ts = part["ts_event"]
-                entry = per.setdefault(k, {"start": ts.min().date(), "end": ts.max().date(), "rows": 0,
-                                           "markets": []})
-                entry["start"], entry["end"] = min(entry["start"], ts.min().date()), max(entry["end"], ts.max().date())
-                entry["rows"] += part.height
-                if len(group) == 2:
-                    entry["markets"] = sorted({*entry["markets"], group[1]})
-        starts: list[date] = [e["start"] for e in per.values()]
-        ends: list[date] = [e["end"] for e in per.values()]
-        out[asset] = {"symbols": sorted(k for k in per if k), "start": min(starts), "end": max(ends),
-                      "rows": sum(e["rows"] for e in per.values()), "per_symbol": per}
+        name = {"macro_series": "series_id", **dict.fromkeys(SOCIAL_ASSETS, "platform")}.get(asset, "symbol")
+        frame = pl.concat([f.select(name, "ts_event", *(["market"] if asset == "market_bars_5m" else []))
+                           for f in index.values()], how="diagonal_relaxed")
+        stats = frame.group_by(pl.col(name).cast(pl.Utf8).fill_null("")).agg(
+            pl.col("ts_event").min().dt.date().alias("start"), pl.col("ts_event").max().dt.date().alias("end"),
+            pl.len().alias("rows"),
+            (pl.col("market").unique().sort() if asset == "market_bars_5m" else pl.lit([], pl.List(pl.Utf8)))
+            .alias("markets"),
+        ).sort(name)
+        per: dict[str, dict] = {r.pop(name): r for r in stats.iter_rows(named=True)}
+        out[asset] = {"symbols": [k for k in per if k], "start": stats["start"].min(), "end": stats["end"].max(),
+                      "rows": frame.height, "per_symbol": per}
     return out
 
 

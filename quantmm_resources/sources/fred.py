@@ -52,8 +52,10 @@ def parse_fred_csv(data: bytes, series_id: str, fred_code: str, source: str = SO
     raw = pl.DataFrame({"date": dates, "value": values}, schema={"date": pl.Utf8, "value": pl.Utf8})
     frame = raw.select(
         pl.lit(series_id).alias("series_id"),
-        pl.col("date").str.strptime(pl.Datetime("us"), "%Y-%m-%d", strict=False)
-        .dt.replace_time_zone("UTC").alias("ts_event"),
+        pl.col("date")
+        .str.strptime(pl.Datetime("us"), "%Y-%m-%d", strict=False)
+        .dt.replace_time_zone("UTC")
+        .alias("ts_event"),
         "value",
         pl.lit(f"{FRED_PREFIX}{fred_code}").alias("source_series"),
         pl.lit(source).alias("source"),
@@ -66,7 +68,8 @@ class FredMacro(MacroSource, HttpSourceResource):
 
     base_url: str = Field(default="https://fred.stlouisfed.org", description="FRED base URL.")
     series_ids: list[str] = Field(
-        default=sorted(fred_series()), description="Canonical series ids to download (FRED-sourced ones only)."
+        default=sorted(fred_series()),
+        description="Canonical series ids to download (FRED-sourced ones only).",
     )
 
     def fetch_macro(self, start: datetime, end: datetime) -> pl.DataFrame:
@@ -77,11 +80,15 @@ class FredMacro(MacroSource, HttpSourceResource):
         start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
         first = start_utc.date() + timedelta(days=0 if start_utc.time() == datetime.min.time() else 1)
         last = (end_utc - timedelta(microseconds=1)).date()
-        frames = [to_source_frame(pl.DataFrame(schema={"ts_event": pl.Datetime("us", "UTC")}), "macro_series")]
+        frames = [
+            to_source_frame(pl.DataFrame(schema={"ts_event": pl.Datetime("us", "UTC")}), "macro_series")
+        ]
         if first <= last:
             for series_id in self.series_ids:
                 params = {"id": codes[series_id], "cosd": first.isoformat(), "coed": last.isoformat()}
                 response = self.http_get(f"{self.base_url}/graph/fredgraph.csv", params)
                 frames.append(parse_fred_csv(response.content, series_id, codes[series_id]))
         df = dedupe_keep_nulls(pl.concat(frames, how="vertical"), ["series_id", "ts_event"])
-        return window_filter(df, start, end).sort(["series_id", "ts_event"], nulls_last=True, maintain_order=True)
+        return window_filter(df, start, end).sort(
+            ["series_id", "ts_event"], nulls_last=True, maintain_order=True
+        )

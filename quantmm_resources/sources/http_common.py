@@ -122,11 +122,15 @@ class HttpFetcher:
                     return self._send(url, params)
         except _RetryableResponse as exc:
             raise SourceHTTPError(
-                str(exc.response.request.url), exc.response.status_code, exc.response.text,
+                str(exc.response.request.url),
+                exc.response.status_code,
+                exc.response.text,
                 reason=f"gave up after {self.max_attempts} attempts",
             ) from None
         except httpx.TransportError as exc:
-            raise SourceHTTPError(url, None, repr(exc), reason=f"gave up after {self.max_attempts} attempts") from exc
+            raise SourceHTTPError(
+                url, None, repr(exc), reason=f"gave up after {self.max_attempts} attempts"
+            ) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def close(self) -> None:
@@ -139,10 +143,16 @@ class HttpFetcher:
         status = response.status_code
         if status in RETRY_AFTER_STATUSES or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if status in RETRY_AFTER_STATUSES and retry_after is not None and retry_after > self.max_retry_after_s:
+            if (
+                status in RETRY_AFTER_STATUSES
+                and retry_after is not None
+                and retry_after > self.max_retry_after_s
+            ):
                 raise SourceHTTPError(
-                    str(response.request.url), status, response.text,
-                    reason=f"Retry-After {retry_after:.0f}s exceeds max_retry_after_s={self.max_retry_after_s:.0f}",
+                    str(response.request.url),
+                    status,
+                    response.text,
+                    reason=f"Retry-After {retry_after:.0f}s exceeds {self.max_retry_after_s:.0f}s",
                 )
             raise _RetryableResponse(response, retry_after if status in RETRY_AFTER_STATUSES else None)
         if status >= 400:
@@ -166,19 +176,21 @@ class HttpSourceResource(dg.ConfigurableResource):
     """Config and test seams shared by the HTTP sources; mix in after the abstract source class."""
 
     timeout_s: float = Field(default=30.0, description="Per-request timeout in seconds.")
-    user_agent: str = Field(default=DEFAULT_USER_AGENT, description="User-Agent header sent with every request.")
-    max_attempts: int = Field(default=5, description="Attempts per request (transport errors, 5xx, 429, 418).")
+    user_agent: str = Field(
+        default=DEFAULT_USER_AGENT, description="User-Agent header sent with every request."
+    )
+    max_attempts: int = Field(
+        default=5, description="Attempts per request (transport errors, 5xx, 429, 418)."
+    )
     backoff_s: float = Field(default=1.0, description="Base of the exponential backoff, seconds.")
     backoff_max_s: float = Field(default=60.0, description="Cap of one backoff wait, seconds.")
     max_retry_after_s: float = Field(
         default=300.0, description="Fail instead of sleeping when a 429/418 asks to wait longer than this."
     )
 
-    _fetcher: HttpFetcher | None = PrivateAttr(default=None)
-    _client: httpx.Client | None = PrivateAttr(default=None)
-    _transport: httpx.BaseTransport | None = PrivateAttr(default=None)
-    _sleep: Sleep = PrivateAttr(default=time.sleep)
-    _clock: Clock = PrivateAttr(default=utc_now)
+    # Test seams and the lazily built fetcher. Kept in a dict: pydantic binds callables stored directly
+    # as private attributes (they have ``__get__``), which would turn an injected ``sleep`` into a method.
+    _seams: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def with_http(
         self,
@@ -189,35 +201,42 @@ class HttpSourceResource(dg.ConfigurableResource):
         clock: Clock | None = None,
     ) -> Self:
         """Inject a transport or client, a sleep function and a clock (tests); return ``self``."""
-        self._transport, self._client, self._fetcher = transport, client, None
+        self._seams.update(transport=transport, client=client, fetcher=None)
         if sleep is not None:
-            self._sleep = sleep
+            self._seams["sleep"] = sleep
         if clock is not None:
-            self._clock = clock
+            self._seams["clock"] = clock
         return self
 
     def http_get(self, url: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
         """GET through the shared fetcher (built on first use)."""
-        if self._fetcher is None:
-            self._fetcher = HttpFetcher(
-                client=self._client, transport=self._transport, timeout_s=self.timeout_s,
-                user_agent=self.user_agent, max_attempts=self.max_attempts, backoff_s=self.backoff_s,
-                backoff_max_s=self.backoff_max_s, max_retry_after_s=self.max_retry_after_s, sleep=self._sleep,
+        fetcher = self._seams.get("fetcher")
+        if fetcher is None:
+            fetcher = self._seams["fetcher"] = HttpFetcher(
+                client=self._seams.get("client"),
+                transport=self._seams.get("transport"),
+                timeout_s=self.timeout_s,
+                user_agent=self.user_agent,
+                max_attempts=self.max_attempts,
+                backoff_s=self.backoff_s,
+                backoff_max_s=self.backoff_max_s,
+                max_retry_after_s=self.max_retry_after_s,
+                sleep=self.pause,
             )
-        return self._fetcher.get(url, params)
+        return fetcher.get(url, params)
 
     def now(self) -> datetime:
         """The current instant (injectable clock)."""
-        return self._clock()
+        return self._seams.get("clock", utc_now)()
 
     def pause(self, seconds: float) -> None:
         """Sleep through the injectable sleep function."""
-        self._sleep(seconds)
+        self._seams.get("sleep", time.sleep)(seconds)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._fetcher is not None:
-            self._fetcher.close()
-            self._fetcher = None
+        fetcher = self._seams.pop("fetcher", None)
+        if fetcher is not None:
+            fetcher.close()
 
 
 # ---- frame helpers shared by the HTTP sources -------------------------------------------------------

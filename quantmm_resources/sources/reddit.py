@@ -32,13 +32,29 @@ PLATFORM = "reddit"
 SOURCE = "reddit"
 UTC_TS = pl.Datetime("us", "UTC")
 POST_SCHEMA = {
-    "platform": pl.Utf8, "id": pl.Utf8, "ts_event": UTC_TS, "author": pl.Utf8, "community": pl.Utf8,
-    "title": pl.Utf8, "text": pl.Utf8, "url": pl.Utf8, "engagement_score": pl.Int64, "num_comments": pl.Int64,
+    "platform": pl.Utf8,
+    "id": pl.Utf8,
+    "ts_event": UTC_TS,
+    "author": pl.Utf8,
+    "community": pl.Utf8,
+    "title": pl.Utf8,
+    "text": pl.Utf8,
+    "url": pl.Utf8,
+    "engagement_score": pl.Int64,
+    "num_comments": pl.Int64,
     "source": pl.Utf8,
 }
 COMMENT_SCHEMA = {
-    "platform": pl.Utf8, "id": pl.Utf8, "post_id": pl.Utf8, "parent_id": pl.Utf8, "ts_event": UTC_TS,
-    "author": pl.Utf8, "community": pl.Utf8, "text": pl.Utf8, "engagement_score": pl.Int64, "source": pl.Utf8,
+    "platform": pl.Utf8,
+    "id": pl.Utf8,
+    "post_id": pl.Utf8,
+    "parent_id": pl.Utf8,
+    "ts_event": UTC_TS,
+    "author": pl.Utf8,
+    "community": pl.Utf8,
+    "text": pl.Utf8,
+    "engagement_score": pl.Int64,
+    "source": pl.Utf8,
 }
 
 
@@ -89,7 +105,9 @@ class RedditSocial(SocialSource, HttpSourceResource):
     comment_lookback_hours: float = Field(
         default=48.0, description="Read comments of posts published up to this long before the window."
     )
-    max_posts_for_comments: int = Field(default=100, description="Comment trees fetched per subreddit and call.")
+    max_posts_for_comments: int = Field(
+        default=100, description="Comment trees fetched per subreddit and call."
+    )
     comment_limit: int = Field(default=500, description="``limit`` of a comments request.")
 
     _more_stubs: int = PrivateAttr(default=0)
@@ -101,14 +119,20 @@ class RedditSocial(SocialSource, HttpSourceResource):
 
     def fetch_posts(self, start: datetime, end: datetime) -> pl.DataFrame:
         rows = [self._post_row(d) for sub in self.subreddits for d in self._listing(sub, start)]
-        df = pl.DataFrame(rows, schema=POST_SCHEMA, orient="row") if rows else pl.DataFrame(schema=POST_SCHEMA)
+        df = (
+            pl.DataFrame(rows, schema=POST_SCHEMA, orient="row") if rows else pl.DataFrame(schema=POST_SCHEMA)
+        )
         return dedupe_keep_nulls(window_filter(df, start, end), ["platform", "id"])
 
     def fetch_comments(self, start: datetime, end: datetime) -> pl.DataFrame:
         oldest = start - timedelta(hours=self.comment_lookback_hours)
         rows: list[dict[str, Any]] = []
         for sub in self.subreddits:
-            posts = [p for p in self._listing(sub, oldest) if (t := _utc(p.get("created_utc"))) and oldest <= t < end]
+            posts = [
+                p
+                for p in self._listing(sub, oldest)
+                if (t := _utc(p.get("created_utc"))) and oldest <= t < end
+            ]
             for post in posts[: self.max_posts_for_comments]:
                 rows.extend(self._comment_rows(sub, post))
         df = pl.DataFrame(rows, schema=COMMENT_SCHEMA) if rows else pl.DataFrame(schema=COMMENT_SCHEMA)
@@ -118,7 +142,10 @@ class RedditSocial(SocialSource, HttpSourceResource):
 
     def _get_json(self, path: str, params: dict[str, Any]) -> Any:
         response = self.http_get(f"{self.base_url}{path}", {**params, "raw_json": 1})
-        remaining, reset = response.headers.get("x-ratelimit-remaining"), response.headers.get("x-ratelimit-reset")
+        remaining, reset = (
+            response.headers.get("x-ratelimit-remaining"),
+            response.headers.get("x-ratelimit-reset"),
+        )
         try:
             if remaining is not None and reset is not None and float(remaining) < 1:
                 logger.warning("Reddit rate limit used up: pausing %ss", reset)
@@ -134,7 +161,11 @@ class RedditSocial(SocialSource, HttpSourceResource):
         for page_number in range(self.max_pages):
             params: dict[str, Any] = {"limit": self.page_limit} | ({"after": after} if after else {})
             listing = self._get_json(f"/r/{sub}/new.json", params)
-            page = [c["data"] for c in _children(listing) if c.get("kind") == "t3" and isinstance(c.get("data"), dict)]
+            page = [
+                c["data"]
+                for c in _children(listing)
+                if c.get("kind") == "t3" and isinstance(c.get("data"), dict)
+            ]
             posts.extend(page)
             after = listing.get("data", {}).get("after") if isinstance(listing, dict) else None
             times = [t for p in page if (t := _utc(p.get("created_utc"))) is not None]
@@ -175,16 +206,30 @@ class RedditSocial(SocialSource, HttpSourceResource):
     def _post_row(self, d: dict[str, Any]) -> tuple[Any, ...]:
         permalink = d.get("permalink")
         return (
-            PLATFORM, _fullname(d, "t3"), _utc(d.get("created_utc")), d.get("author"), d.get("subreddit"),
-            d.get("title"), d.get("selftext"), f"{self.base_url}{permalink}" if permalink else d.get("url"),
-            _int(d.get("score")), _int(d.get("num_comments")), SOURCE,
+            PLATFORM,
+            _fullname(d, "t3"),
+            _utc(d.get("created_utc")),
+            d.get("author"),
+            d.get("subreddit"),
+            d.get("title"),
+            d.get("selftext"),
+            f"{self.base_url}{permalink}" if permalink else d.get("url"),
+            _int(d.get("score")),
+            _int(d.get("num_comments")),
+            SOURCE,
         )
 
     @staticmethod
     def _comment_row(d: dict[str, Any]) -> dict[str, Any]:
         return {
-            "platform": PLATFORM, "id": _fullname(d, "t1"), "post_id": d.get("link_id"),
-            "parent_id": d.get("parent_id"), "ts_event": _utc(d.get("created_utc")), "author": d.get("author"),
-            "community": d.get("subreddit"), "text": d.get("body"), "engagement_score": _int(d.get("score")),
+            "platform": PLATFORM,
+            "id": _fullname(d, "t1"),
+            "post_id": d.get("link_id"),
+            "parent_id": d.get("parent_id"),
+            "ts_event": _utc(d.get("created_utc")),
+            "author": d.get("author"),
+            "community": d.get("subreddit"),
+            "text": d.get("body"),
+            "engagement_score": _int(d.get("score")),
             "source": SOURCE,
         }

@@ -1,7 +1,8 @@
 """News feeds (RSS 2.0 and Atom) as social posts: fetched with httpx, parsed with ``feedparser``.
 
 Mapping of a feed entry: ``id`` = entry id (RSS ``guid`` / Atom ``id``) or else its link; ``ts_event`` =
-``published`` or else ``updated`` (UTC); ``community`` = the configured feed name or else the feed title;
+``published`` or else ``updated`` (UTC); ``community`` = the name configured in ``feed_names`` or else
+the feed title;
 ``text`` = the summary / content with HTML tags removed, or the title for headline-only items;
 ``engagement_score`` and ``num_comments`` are null (feeds carry none). Feeds have no comments: the comment
 frame is always empty. A feed that cannot be fetched raises :class:`SourceHTTPError`.
@@ -16,7 +17,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-import dagster as dg
 import feedparser
 import polars as pl
 from pydantic import Field
@@ -29,19 +29,20 @@ logger = logging.getLogger(__name__)
 PLATFORM = "rss"
 SOURCE = "rss"
 POST_SCHEMA = {
-    "platform": pl.Utf8, "id": pl.Utf8, "ts_event": pl.Datetime("us", "UTC"), "author": pl.Utf8,
-    "community": pl.Utf8, "title": pl.Utf8, "text": pl.Utf8, "url": pl.Utf8, "engagement_score": pl.Int64,
-    "num_comments": pl.Int64, "source": pl.Utf8,
+    "platform": pl.Utf8,
+    "id": pl.Utf8,
+    "ts_event": pl.Datetime("us", "UTC"),
+    "author": pl.Utf8,
+    "community": pl.Utf8,
+    "title": pl.Utf8,
+    "text": pl.Utf8,
+    "url": pl.Utf8,
+    "engagement_score": pl.Int64,
+    "num_comments": pl.Int64,
+    "source": pl.Utf8,
 }
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
-
-
-class RssFeed(dg.Config):
-    """One feed: its URL and an optional community name (default: the feed's own title)."""
-
-    url: str
-    name: str | None = None
 
 
 def _plain(text: str | None) -> str | None:
@@ -73,30 +74,47 @@ def parse_feed(content: bytes, community: str | None, content_type: str | None =
         contents = entry.get("content") or []
         body = entry.get("summary") or (contents[0].get("value") if contents else None)
         title = _plain(entry.get("title"))
-        rows.append((
-            PLATFORM, entry.get("id") or entry.get("link"), _entry_time(entry), entry.get("author"),
-            community or feed_title, title, _plain(body) or title, entry.get("link"), None, None, SOURCE,
-        ))
+        rows.append(
+            (
+                PLATFORM,
+                entry.get("id") or entry.get("link"),
+                _entry_time(entry),
+                entry.get("author"),
+                community or feed_title,
+                title,
+                _plain(body) or title,
+                entry.get("link"),
+                None,
+                None,
+                SOURCE,
+            )
+        )
     return pl.DataFrame(rows, schema=POST_SCHEMA, orient="row") if rows else pl.DataFrame(schema=POST_SCHEMA)
 
 
 class RssNewsSocial(SocialSource, HttpSourceResource):
     """Posts from a list of news feeds."""
 
-    feeds: list[RssFeed] = Field(
-        default=[
-            RssFeed(url="https://www.coindesk.com/arc/outboundfeeds/rss/", name="coindesk"),
-            RssFeed(url="https://cointelegraph.com/rss", name="cointelegraph"),
-        ],
+    feed_urls: list[str] = Field(
+        default=["https://www.coindesk.com/arc/outboundfeeds/rss/", "https://cointelegraph.com/rss"],
         description="Feeds to read (RSS 2.0 or Atom).",
+    )
+    feed_names: dict[str, str] = Field(
+        default={
+            "https://www.coindesk.com/arc/outboundfeeds/rss/": "coindesk",
+            "https://cointelegraph.com/rss": "cointelegraph",
+        },
+        description="Optional community name per feed URL (default: the feed's own title).",
     )
 
     def fetch_posts(self, start: datetime, end: datetime) -> pl.DataFrame:
         frames = []
-        for feed in self.feeds:
-            response = self.http_get(feed.url)
-            frame = parse_feed(response.content, feed.name, response.headers.get("content-type"))
-            logger.info("feed %s: %d entries", feed.url, len(frame))
+        for url in self.feed_urls:
+            response = self.http_get(url)
+            frame = parse_feed(
+                response.content, self.feed_names.get(url), response.headers.get("content-type")
+            )
+            logger.info("feed %s: %d entries", url, len(frame))
             frames.append(frame)
         df = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=POST_SCHEMA)
         return dedupe_keep_nulls(window_filter(df, start, end), ["platform", "id"])

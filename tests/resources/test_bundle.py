@@ -266,6 +266,7 @@ def test_available_kinds_and_coverage(freqtrade: Path) -> None:
     assert (bars["start"], bars["end"]) == (T0.date(), T0.date())
     assert cov["funding_rates"]["end"] == (T0 + timedelta(hours=24)).date()
     assert cov["social_posts_raw"]["start"].isoformat() == "2025-10-19"
+    assert cov["social_posts_raw"]["symbols"] == ["reddit"] and cov["social_posts_raw"]["rows"] == 2
 
 
 @pytest.mark.realdata

@@ -1,0 +1,146 @@
+"""The seeded synthetic sample: the source the demo and most tests read.
+
+Thin Dagster resources over the pure generators ``quantmm_assets.core.synthetic_market`` (bars,
+funding, open interest, derivatives metrics, macro) and ``quantmm_assets.core.synthetic_text``
+(posts and comments carrying the planted sentiment signal). See docs/synthetic_sample.md.
+
+Every fetch is deterministic in ``(seed, origin, symbols, ...)`` and independent of the requested
+window: the path is generated from ``origin`` (cached, in blocks of days) and the window is cut out
+of it. Requests before ``origin`` and symbols outside ``symbols`` return empty source frames.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+from pydantic import Field
+
+from quantmm_assets.core import synthetic_market as sm
+from quantmm_assets.core import synthetic_text as text
+from quantmm_assets.core.availability import MACRO_SERIES_SPECS
+from quantmm_assets.core.schemas import RAW_SCHEMAS
+from quantmm_resources.sources.base import ExchangeSource, MacroSource, SocialSource, empty_source_frame
+
+SYNTHETIC_MACRO_SERIES = ("vix", "us10y", "dollar_index")
+# Keeps the text per symbol, and so the strength of the text signal, stable as symbols are added.
+POSTS_PER_SYMBOL_DAY = 48.0
+
+
+def _utc(ts: datetime, name: str) -> datetime:
+    """Return ``ts`` in UTC; refuse naive datetimes (the source contract is tz-aware UTC)."""
+    if ts.tzinfo is None:
+        raise ValueError(f"{name} must be a tz-aware UTC datetime, got naive {ts!r}")
+    return ts.astimezone(UTC)
+
+
+def _finish(frame: pl.DataFrame, asset: str) -> pl.DataFrame:
+    """Return ``frame`` as a source frame of ``asset``: source columns, in order, canonical dtypes."""
+    if frame.is_empty():
+        return empty_source_frame(asset)
+    schema = RAW_SCHEMAS[asset]
+    return frame.select([pl.col(c).cast(schema.columns[c]) for c in schema.source_columns])
+
+
+def _window(origin: str, start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+    """Return [start, end) clipped to the origin, or None when nothing is left."""
+    start, end = max(_utc(start, "start"), sm.parse_origin(origin)), _utc(end, "end")
+    return (start, end) if start < end else None
+
+
+_SEED = Field(default=7, description="Seed of every random draw; same seed + config = same frames.")
+_ORIGIN = Field(default=sm.DEFAULT_ORIGIN, description="First day (YYYY-MM-DD) of the path; before is empty.")
+_SYMBOLS = Field(default_factory=lambda: list(sm.DEFAULT_SYMBOLS),
+                 description="Symbols the sample covers; any other symbol returns an empty frame.")
+
+
+class SyntheticExchange(ExchangeSource):
+    """5m spot/perp bars, funding, open interest and derivatives metrics of a seeded synthetic sm."""
+
+    seed: int = _SEED
+    origin: str = _ORIGIN
+    symbols: list[str] = _SYMBOLS
+
+    def _cut(self, symbol: str, start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+        return _window(self.origin, start, end) if symbol in self.symbols else None
+
+    def fetch_bars(self, symbol: str, market: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """Return 5m ``market`` ("spot" | "perp") bars with ``start <= ts_event < end``."""
+        if market not in ("spot", "perp"):
+            raise ValueError(f"market must be 'spot' or 'perp', got {market!r}")
+        window = self._cut(symbol, start, end)
+        if window is None:
+            return empty_source_frame("market_bars_5m")
+        frame = sm.bars_frame(self.seed, symbol, market, sm.parse_origin(self.origin), *window)
+        return _finish(frame, "market_bars_5m")
+
+    def fetch_funding(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """Return funding settlements (00/08/16 UTC) with ``start <= ts_event < end``."""
+        window = self._cut(symbol, start, end)
+        if window is None:
+            return empty_source_frame("funding_rates")
+        frame = sm.funding_frame(self.seed, symbol, sm.parse_origin(self.origin), *window)
+        return _finish(frame, "funding_rates")
+
+    def fetch_open_interest(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """Return 5m open-interest snapshots with ``start <= ts_event < end``."""
+        window = self._cut(symbol, start, end)
+        if window is None:
+            return empty_source_frame("open_interest")
+        frame = sm.open_interest_frame(self.seed, symbol, sm.parse_origin(self.origin), *window)
+        return _finish(frame, "open_interest")
+
+    def fetch_derivatives_metrics(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """Return 5m ratios, basis and mark price with ``start <= ts_event < end``."""
+        window = self._cut(symbol, start, end)
+        if window is None:
+            return empty_source_frame("derivatives_metrics")
+        frame = sm.derivatives_metrics_frame(self.seed, symbol, sm.parse_origin(self.origin), *window)
+        return _finish(frame, "derivatives_metrics")
+
+
+class SyntheticMacro(MacroSource):
+    """Daily vix / us10y / dollar_index on weekdays: independent random walks, no predictive content."""
+
+    seed: int = _SEED
+    origin: str = _ORIGIN
+    symbols: list[str] = _SYMBOLS
+
+    def fetch_macro(self, start: datetime, end: datetime) -> pl.DataFrame:
+        """Return observations (00:00 UTC of each weekday) with ``start <= ts_event < end``."""
+        window = _window(self.origin, start, end)
+        if window is None:
+            return empty_source_frame("macro_series")
+        sources = {s: MACRO_SERIES_SPECS[s].source_series for s in SYNTHETIC_MACRO_SERIES}
+        frame = sm.macro_frame(self.seed, sm.parse_origin(self.origin), *window, sources)
+        return _finish(frame, "macro_series")
+
+
+class SyntheticSocial(SocialSource):
+    """Posts and comments naming the symbols; their word choice carries the planted sentiment signal."""
+
+    seed: int = _SEED
+    origin: str = _ORIGIN
+    symbols: list[str] = _SYMBOLS
+    text_signal: bool = Field(default=True, description="False: word choice ignores the latent sentiment.")
+    posts_per_day: float | None = Field(
+        default=None, gt=0,
+        description=f"Posts per day (~1.8 comments each); default {POSTS_PER_SYMBOL_DAY:g} per symbol.",
+    )
+
+    def _fetch(self, kind: str, asset: str, start: datetime, end: datetime) -> pl.DataFrame:
+        window = _window(self.origin, start, end)
+        if window is None:
+            return empty_source_frame(asset)
+        intensity = self.posts_per_day or POSTS_PER_SYMBOL_DAY * len(self.symbols)
+        frame = text.social_window(self.seed, self.origin, tuple(self.symbols), float(intensity),
+                                   bool(self.text_signal), *window, kind=kind)
+        return _finish(frame, asset)
+
+    def fetch_posts(self, start: datetime, end: datetime) -> pl.DataFrame:
+        """Return posts published with ``start <= ts_event < end``."""
+        return self._fetch("posts", "social_posts_raw", start, end)
+
+    def fetch_comments(self, start: datetime, end: datetime) -> pl.DataFrame:
+        """Return comments published with ``start <= ts_event < end`` (their posts may be earlier)."""
+        return self._fetch("comments", "social_comments_raw", start, end)
