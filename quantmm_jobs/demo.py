@@ -22,7 +22,7 @@ from quantmm_resources.settings import get_settings
 
 def run_demo(days: int = 3, symbols: list[str] | None = None) -> int:
     settings = get_settings()
-    symbols = symbols or UNIVERSE.symbols[:5]
+    symbols = symbols or UNIVERSE.symbols
     instance = instance_for(settings)
     today = datetime.now(UTC).date()
     start = today - timedelta(days=days)
@@ -33,8 +33,9 @@ def run_demo(days: int = 3, symbols: list[str] | None = None) -> int:
     _print_runs(runs)
     report = readiness_report(LakeResource(base_dir=str(settings.lake_dir)), "research", days + 1)
     print("\n" + to_markdown(report).split("\nBackfill")[0])
-    mats = instance.get_latest_materialization_event(dg.AssetKey("market_bars_5m"))
-    print(f"\nlake: {settings.lake_dir}\nlatest market_bars_5m materialization: "
-          f"{mats.dagster_event.partition if mats else 'none'}")
+    print(f"\nlake: {settings.lake_dir}   operational store: {settings.resolved_ops_url}")
+    for asset in sorted(a for r in runs for a in r.assets):
+        parts = instance.get_materialized_partitions(dg.AssetKey(asset))
+        print(f"  {asset:<22} {len(parts):>5} partitions materialized on the instance")
     print("next: `make ui` to browse the runs, checks and partitions in the Dagster UI")
     return 0 if all(r.success for r in runs) else 1

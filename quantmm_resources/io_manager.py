@@ -13,6 +13,7 @@ included, so re-materializing a partition replaces it (idempotent) and never lea
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -75,11 +76,12 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
                 f"{context.asset_key.to_user_string()}: rows for partitions outside this run: {stray[:5]}"
             )
         empty = obj.drop("_pk", strict=False).clear()
+        t0 = time.perf_counter()
         for key in keys:
             write_atomic(parts.get(key, empty), partition_dir(asset_dir, key) / FILE_NAME)
-        context.add_output_metadata(
-            {"lake_path": dg.MetadataValue.path(str(asset_dir)), "partition_files_written": len(keys)}
-        )
+        context.add_output_metadata({"lake_path": dg.MetadataValue.path(str(asset_dir)),
+                                     "partition_files_written": len(keys),
+                                     "write_seconds": round(time.perf_counter() - t0, 3)})
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         asset_dir = self._asset_dir(context.asset_key)

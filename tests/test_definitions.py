@@ -1,11 +1,14 @@
 """The code location loads; the graph is what the docs say (keys, partitions, checks, dependencies)."""
 
+import os
 import subprocess
 import sys
 
 import dagster as dg
 
 from quantmm_jobs.definitions import defs
+from quantmm_resources.environment import ensure_dagster_home
+from quantmm_resources.settings import get_settings
 
 RAW = ["derivatives_metrics", "funding_rates", "macro_series", "market_bars_5m", "open_interest",
        "social_comments_raw", "social_posts_raw"]
@@ -41,9 +44,10 @@ def test_raw_assets_are_partitioned_with_at_least_three_checks():
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
 
 
-def test_dagster_cli_validates_the_workspace():
+def test_dagster_cli_validates_the_workspace(quantmm_home):
+    env = {**os.environ, "DAGSTER_HOME": str(ensure_dagster_home(get_settings()))}
     out = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-m", "quantmm_jobs.definitions"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
 
 

@@ -7,7 +7,7 @@ original values as JSON. ``len(clean) + len(rejects) == len(source)`` always hol
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -32,7 +32,8 @@ class IngestParams:
     universe: Universe | None = None  # needed for social symbol linking
     max_text_chars: int = MAX_TEXT_CHARS
     social_ingest_delay: timedelta = av.DEFAULT_SOCIAL_INGEST_DELAY
-    extra: dict = field(default_factory=dict)
+    # Ingest instant: a row not yet available then (an exchange's still-open candle) is not final data.
+    now: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -192,8 +193,11 @@ def normalize(asset: str, source: pl.DataFrame, params: IngestParams) -> Normali
         ).otherwise(reason)
     df = df.with_columns(raw_json.alias("_raw"), reason.alias("_reason")).with_columns(converted)
 
+    rules = _sanity_reasons(schema, params)
+    if params.now is not None:
+        rules.append((_stamp_available(schema, params) > params.now, pl.lit("not yet available at ingest")))
     sanity = pl.lit(None, dtype=pl.Utf8)
-    for cond, why in reversed(_sanity_reasons(schema, params)):
+    for cond, why in reversed(rules):
         sanity = pl.when(cond.fill_null(False)).then(why).otherwise(sanity)
     df = df.with_columns(pl.coalesce("_reason", sanity).alias("_reason"))
 
@@ -229,3 +233,9 @@ def _reject_frame(schema: RawSchema, bad: pl.DataFrame, p: IngestParams) -> pl.D
         pl.col("_reason").alias("reason"),
         pl.col("_raw").alias("raw"),
     ).cast(REJECT_COLUMNS)
+
+
+def available_at(asset: str, frame: pl.DataFrame) -> pl.Series:
+    """``ts_available`` of each row of a converted frame of ``asset`` (the same rule ``normalize`` stamps)."""
+    return frame.select(_stamp_available(RAW_SCHEMAS[asset], IngestParams(start=datetime.min, end=datetime.max))
+                        .alias("ts_available")).to_series()

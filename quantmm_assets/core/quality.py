@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
+from quantmm_assets.core.availability import MACRO_SERIES_SPECS, macro_available
 from quantmm_assets.core.schemas import RAW_SCHEMAS, RawSchema
 from quantmm_assets.core.universe import Universe
 
@@ -149,11 +150,20 @@ def check_bar_coverage(clean: pl.DataFrame, w: CheckWindow, max_missing_share: f
                                        "mean_missing_share": sum(v for _, v in worst) / len(worst) if worst else 0.0})
 
 
+def _macro_published(d: date, clean: pl.DataFrame, now: datetime) -> bool:
+    """Whether the observation of day ``d`` of any series in ``clean`` (else any known series) is out by now."""
+    series = clean["series_id"].unique().to_list() if len(clean) else list(MACRO_SERIES_SPECS)
+    probe = pl.DataFrame({"ts_event": [datetime(d.year, d.month, d.day, tzinfo=now.tzinfo)] * len(series),
+                          "series_id": series})
+    first = probe.select(macro_available(pl.col("ts_event"), pl.col("series_id")).min()).item()
+    return first is not None and first <= now
+
+
 def check_daily_coverage(asset: str, clean: pl.DataFrame, w: CheckWindow, max_missing_share: float = 0.0,
                          ) -> CheckOutcome:
     """Every complete, listed partition has rows (funding, OI, metrics, macro business days)."""
     if asset == "macro_series":
-        days = [d for d in _complete_dates(w) if d.weekday() < 5]
+        days = [d for d in _complete_dates(w) if d.weekday() < 5 and _macro_published(d, clean, w.now)]
         present = set(clean["ts_event"].dt.date().to_list())
         missing = [str(d) for d in days if d not in present]
         expected = len(days)

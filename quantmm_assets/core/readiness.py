@@ -68,7 +68,8 @@ def audit(counts: pl.DataFrame, universe: Universe, window: ReadinessWindow) -> 
         targets = universe.symbols if by_symbol else [None]
         expected_total = covered_total = 0
         for sym in targets:
-            expected = [d for d in days if sym is None or universe.is_listed(sym, d)]
+            expected = [d for d in days if (sym is None or universe.is_listed(sym, d))
+                        and (kind != "macro" or d.weekday() < 5)]  # macro: US business days
             missing = [d for d in expected if (sym, d) not in have]
             expected_total += len(expected)
             covered_total += len(expected) - len(missing)

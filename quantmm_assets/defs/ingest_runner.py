@@ -47,7 +47,7 @@ def ingest_raw(context: dg.AssetExecutionContext, asset: str, fetch: Fetch, opst
     source, windows, unlisted = _fetch_all(context, asset, fetch, dates, symbols)
     t_fetch = time.perf_counter() - t0
     params = IngestParams(start=day_start(dates[0]), end=day_start(dates[-1]) + timedelta(days=1),
-                          symbols=tuple(symbols) if symbols else None, universe=UNIVERSE)
+                          symbols=tuple(symbols) if symbols else None, universe=UNIVERSE, now=datetime.now(UTC))
     if source.is_empty():
         source = empty_source_frame(asset)
     result = normalize(asset, source, params)

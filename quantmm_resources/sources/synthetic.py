@@ -19,6 +19,7 @@ from pydantic import Field
 from quantmm_assets.core import synthetic_market as sm
 from quantmm_assets.core import synthetic_text as text
 from quantmm_assets.core.availability import MACRO_SERIES_SPECS
+from quantmm_assets.core.ingest import available_at
 from quantmm_assets.core.schemas import RAW_SCHEMAS
 from quantmm_resources.sources.base import ExchangeSource, MacroSource, SocialSource, empty_source_frame
 
@@ -35,11 +36,16 @@ def _utc(ts: datetime, name: str) -> datetime:
 
 
 def _finish(frame: pl.DataFrame, asset: str) -> pl.DataFrame:
-    """Return ``frame`` as a source frame of ``asset``: source columns, in order, canonical dtypes."""
+    """Return ``frame`` as a source frame of ``asset``: source columns, in order, canonical dtypes.
+
+    The simulated world ends now: rows that would not be available yet (the rest of today's bars, today's
+    macro close) do not exist, exactly as a real API would not have them.
+    """
     if frame.is_empty():
         return empty_source_frame(asset)
     schema = RAW_SCHEMAS[asset]
-    return frame.select([pl.col(c).cast(schema.columns[c]) for c in schema.source_columns])
+    frame = frame.select([pl.col(c).cast(schema.columns[c]) for c in schema.source_columns])
+    return frame.filter(available_at(asset, frame) <= datetime.now(UTC))
 
 
 def _window(origin: str, start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
@@ -55,7 +61,7 @@ _SYMBOLS = Field(default_factory=lambda: list(sm.DEFAULT_SYMBOLS),
 
 
 class SyntheticExchange(ExchangeSource):
-    """5m spot/perp bars, funding, open interest and derivatives metrics of a seeded synthetic sm."""
+    """5m spot/perp bars, funding, open interest and derivatives metrics of a seeded synthetic market."""
 
     seed: int = _SEED
     origin: str = _ORIGIN
