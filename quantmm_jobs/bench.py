@@ -33,10 +33,10 @@ def bench_ingest(data_dir: Path | None = None) -> dict:
         t0 = time.perf_counter()
         coverage = bundle_coverage(bars_dir)
         t_scan = time.perf_counter() - t0
-        assets, lo, hi, symbols = plan_import(coverage, [market_bars_5m, funding_rates, derivatives_metrics],
-                                              None, None, None)
-        run = run_range(assets, lo, hi, symbols, build_resources(settings, "bundle", bars_dir),
-                        instance_for(settings))
+        assets, lo, hi, symbols = plan_import(
+            coverage, [market_bars_5m, funding_rates, derivatives_metrics], None, None, None
+        )
+        run = run_range(assets, lo, hi, symbols, build_resources(settings, "bundle", bars_dir), instance_for(settings))
         rows = sum(run.rows.values())
         step = _step_seconds(settings, run.run_id)
         return {
@@ -53,8 +53,9 @@ def bench_ingest(data_dir: Path | None = None) -> dict:
             "wall_seconds_total": round(t_scan + run.wall_seconds, 2),
             "rows_per_second": round(rows / (t_scan + run.wall_seconds)),
             "in_step_seconds": step,
-            "dagster_overhead_seconds": round(run.wall_seconds - sum(v for s in step.values() for v in s.values()
-                                                                     if v is not None), 2),
+            "dagster_overhead_seconds": round(
+                run.wall_seconds - sum(v for s in step.values() for v in s.values() if v is not None), 2
+            ),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "checks": run.checks,
             "target": "under 120 s on the 2-core machine",
@@ -72,6 +73,9 @@ def _step_seconds(settings, run_id: str) -> dict:
         md = m.metadata
         name = m.asset_key.to_user_string()
         if name not in out and "fetch_seconds" in md:
-            out[name] = {"fetch": md["fetch_seconds"].value, "normalize": md["normalize_seconds"].value,
-                         "write_parquet": md["write_seconds"].value if "write_seconds" in md else None}
+            out[name] = {
+                "fetch": md["fetch_seconds"].value,
+                "normalize": md["normalize_seconds"].value,
+                "write_parquet": md["write_seconds"].value if "write_seconds" in md else None,
+            }
     return out

@@ -18,8 +18,9 @@ from quantmm_resources.settings import get_settings
 from quantmm_resources.sources.bundle import bundle_coverage
 
 
-def plan_import(coverage: dict, assets: list, start: date | None, end: date | None,
-                symbols: list[str] | None) -> tuple[list, date, date, list[str]] | None:
+def plan_import(
+    coverage: dict, assets: list, start: date | None, end: date | None, symbols: list[str] | None
+) -> tuple[list, date, date, list[str]] | None:
     """Assets the bundle fills, and the date range and symbols to materialize them over (None: nothing)."""
     chosen = [a for a in assets if a.key.to_user_string() in coverage]
     if not chosen:
@@ -39,8 +40,9 @@ def plan_import(coverage: dict, assets: list, start: date | None, end: date | No
     return chosen, lo, hi, syms
 
 
-def import_bundle(path: Path, start: date | None = None, end: date | None = None,
-                  symbols: list[str] | None = None, instance=None) -> list[RangeRun]:
+def import_bundle(
+    path: Path, start: date | None = None, end: date | None = None, symbols: list[str] | None = None, instance=None
+) -> list[RangeRun]:
     """Import a bundle; returns one RangeRun per partitions definition that had data."""
     if not path.is_dir():
         raise FileNotFoundError(f"bundle directory not found: {path}")

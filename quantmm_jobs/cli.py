@@ -14,13 +14,17 @@ from quantmm_resources.settings import get_settings
 def _print_runs(runs) -> None:
     for r in runs:
         status = "ok" if r.success else "FAILED"
-        print(f"\n[{status}] {', '.join(r.assets)}  partitions {r.partition_range} ({r.partitions})  "
-              f"{r.wall_seconds:.1f}s  run {r.run_id[:8]}")
+        print(
+            f"\n[{status}] {', '.join(r.assets)}  partitions {r.partition_range} ({r.partitions})  "
+            f"{r.wall_seconds:.1f}s  run {r.run_id[:8]}"
+        )
         for asset, n in r.rows.items():
             print(f"    {asset:<22} {n:>10,} rows   {r.rejected.get(asset, 0):>6,} quarantined")
         failed = [k for k, v in r.checks.items() if v != "passed"]
-        print(f"    checks: {len(r.checks) - len(failed)}/{len(r.checks)} passed"
-              + (f"; not passed: {', '.join(failed)}" if failed else ""))
+        print(
+            f"    checks: {len(r.checks) - len(failed)}/{len(r.checks)} passed"
+            + (f"; not passed: {', '.join(failed)}" if failed else "")
+        )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -51,8 +55,9 @@ def cmd_readiness(args: argparse.Namespace) -> int:
     from quantmm_resources.lake_views import LakeResource
 
     settings = get_settings()
-    report = readiness_report(LakeResource(base_dir=str(settings.lake_dir)), args.mode,
-                              args.lookback_days or settings.readiness_lookback_days)
+    report = readiness_report(
+        LakeResource(base_dir=str(settings.lake_dir)), args.mode, args.lookback_days or settings.readiness_lookback_days
+    )
     print(json.dumps(report, indent=2) if args.json else to_markdown(report))
     return 0
 

@@ -26,8 +26,10 @@ def run_demo(days: int = 3, symbols: list[str] | None = None) -> int:
     instance = instance_for(settings)
     today = datetime.now(UTC).date()
     start = today - timedelta(days=days)
-    print(f"quantmm demo: home {settings.home}  source {settings.resolved_source}  "
-          f"instance {type(instance.run_storage).__name__}")
+    print(
+        f"quantmm demo: home {settings.home}  source {settings.resolved_source}  "
+        f"instance {type(instance.run_storage).__name__}"
+    )
     print(f"raw layer: {start} .. {today} (today is partial) x {', '.join(symbols)}")
     runs = run_raw(start, today, symbols, build_resources(settings), instance)
     _print_runs(runs)

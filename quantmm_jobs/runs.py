@@ -44,8 +44,15 @@ def symbol_span(symbols: list[str]) -> tuple[str, str]:
     return ordered[0], ordered[-1]
 
 
-def run_range(assets: list[dg.AssetsDefinition], start: date, end: date, symbols: list[str] | None,
-              resources: dict, instance: dg.DagsterInstance, log_level: str = "WARNING") -> RangeRun:
+def run_range(
+    assets: list[dg.AssetsDefinition],
+    start: date,
+    end: date,
+    symbols: list[str] | None,
+    resources: dict,
+    instance: dg.DagsterInstance,
+    log_level: str = "WARNING",
+) -> RangeRun:
     """Materialize ``assets`` over [start, end] (inclusive days; x symbols when given) in one run."""
     if symbols:
         first, last = symbol_span(symbols)
@@ -53,9 +60,14 @@ def run_range(assets: list[dg.AssetsDefinition], start: date, end: date, symbols
     else:
         start_key, end_key = str(start), str(end)
     t0 = time.perf_counter()
-    result = dg.materialize(assets, resources=resources, instance=instance,
-                            tags=range_tags(start_key, end_key), raise_on_error=False,
-                            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+    result = dg.materialize(
+        assets,
+        resources=resources,
+        instance=instance,
+        tags=range_tags(start_key, end_key),
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
     wall = time.perf_counter() - t0
     rows, rejected, checks, partitions = {}, {}, {}, 0
     for mat in result.get_asset_materialization_events():
@@ -68,13 +80,28 @@ def run_range(assets: list[dg.AssetsDefinition], start: date, end: date, symbols
             partitions = md["partitions"].value
     for ev in result.get_asset_check_evaluations():
         checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = "passed" if ev.passed else "FAILED"
-    return RangeRun([a.key.to_user_string() for a in assets], f"{start_key}...{end_key}", partitions,
-                    result.success, wall, rows, rejected, checks, result.run_id)
+    return RangeRun(
+        [a.key.to_user_string() for a in assets],
+        f"{start_key}...{end_key}",
+        partitions,
+        result.success,
+        wall,
+        rows,
+        rejected,
+        checks,
+        result.run_id,
+    )
 
 
-def run_raw(start: date, end: date, symbols: list[str], resources: dict, instance: dg.DagsterInstance,
-            market_assets: list[dg.AssetsDefinition] | None = None,
-            date_assets: list[dg.AssetsDefinition] | None = None) -> list[RangeRun]:
+def run_raw(
+    start: date,
+    end: date,
+    symbols: list[str],
+    resources: dict,
+    instance: dg.DagsterInstance,
+    market_assets: list[dg.AssetsDefinition] | None = None,
+    date_assets: list[dg.AssetsDefinition] | None = None,
+) -> list[RangeRun]:
     """The raw layer over a date range: one run for date x symbol assets, one for date assets."""
     market_assets = RAW_MARKET_ASSETS if market_assets is None else market_assets
     date_assets = RAW_DATE_ASSETS if date_assets is None else date_assets

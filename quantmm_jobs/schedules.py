@@ -13,11 +13,13 @@ RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
 raw_market_job = dg.define_asset_job(
-    "raw_market_job", selection=dg.AssetSelection.assets(*RAW_MARKET_ASSETS),
+    "raw_market_job",
+    selection=dg.AssetSelection.assets(*RAW_MARKET_ASSETS),
     description="Market and derivatives raw assets (date x symbol).",
 )
 raw_date_job = dg.define_asset_job(
-    "raw_date_job", selection=dg.AssetSelection.assets(*RAW_DATE_ASSETS),
+    "raw_date_job",
+    selection=dg.AssetSelection.assets(*RAW_DATE_ASSETS),
     description="Macro and social raw assets (date).",
 )
 
@@ -42,14 +44,24 @@ def today_date_request(now: datetime) -> dg.RunRequest:
 SCHEDULE_DOC = "Re-materialize today's partial partitions every 10 minutes (idempotent overwrite)."
 
 
-@dg.schedule(cron_schedule="*/10 * * * *", job=raw_market_job, execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.STOPPED, description=SCHEDULE_DOC)
+@dg.schedule(
+    cron_schedule="*/10 * * * *",
+    job=raw_market_job,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=SCHEDULE_DOC,
+)
 def refresh_today_market(context: dg.ScheduleEvaluationContext):
     return today_market_request(context.scheduled_execution_time or datetime.now(UTC))
 
 
-@dg.schedule(cron_schedule="*/10 * * * *", job=raw_date_job, execution_timezone="UTC",
-             default_status=dg.DefaultScheduleStatus.STOPPED, description=SCHEDULE_DOC)
+@dg.schedule(
+    cron_schedule="*/10 * * * *",
+    job=raw_date_job,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=SCHEDULE_DOC,
+)
 def refresh_today_date(context: dg.ScheduleEvaluationContext):
     return today_date_request(context.scheduled_execution_time or datetime.now(UTC))
 

@@ -64,8 +64,9 @@ def _write_jsonl(frame: pl.DataFrame, path: Path) -> None:
 def _chunks(frame: pl.DataFrame, by: list[str], fmt: str) -> list[tuple[tuple, pl.DataFrame]]:
     """Split by ``by`` columns and the ``ts_event`` period formatted with ``fmt``."""
     keyed = frame.with_columns(pl.col("ts_event").dt.strftime(fmt).fill_null("undated").alias("_period"))
-    parts = keyed.sort("ts_event", nulls_last=True, maintain_order=True) \
-        .partition_by([*by, "_period"], as_dict=True, maintain_order=True)
+    parts = keyed.sort("ts_event", nulls_last=True, maintain_order=True).partition_by(
+        [*by, "_period"], as_dict=True, maintain_order=True
+    )
     return [(k, v.drop("_period")) for k, v in sorted(parts.items(), key=lambda kv: str(kv[0]))]
 
 
@@ -95,9 +96,12 @@ def export_bundle(lake_dir: Path, out_dir: Path) -> dict:
                 _write_jsonl(part, path)
                 files.append(path.relative_to(out_dir).as_posix())
         summary[asset] = {"rows": frame.height, "files": files}
-    manifest = ["# quantmm offline bundle (generic canonical formats; see docs/bundle.md)",
-                f"exported_at = {json.dumps(datetime.now(UTC).isoformat())}",
-                f"lake_dir = {json.dumps(str(lake_dir.resolve()))}", ""]
+    manifest = [
+        "# quantmm offline bundle (generic canonical formats; see docs/bundle.md)",
+        f"exported_at = {json.dumps(datetime.now(UTC).isoformat())}",
+        f"lake_dir = {json.dumps(str(lake_dir.resolve()))}",
+        "",
+    ]
     for asset, info in summary.items():
         manifest += [f"[assets.{asset}]", f"rows = {info['rows']}", f"files = {len(info['files'])}", ""]
     (out_dir / "bundle.toml").write_text("\n".join(manifest))

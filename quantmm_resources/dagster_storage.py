@@ -24,7 +24,7 @@ MAX_OPEN_SHARDS = 8
 BUSY_TIMEOUT_S = 30
 
 
-def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+def _pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
@@ -46,8 +46,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         if engine is not None:
             self._engines.move_to_end(shard)
             return engine
-        engine = create_engine(self.conn_string_for_shard(shard), pool_size=2, max_overflow=4,
-                               connect_args={"timeout": BUSY_TIMEOUT_S})
+        engine = create_engine(
+            self.conn_string_for_shard(shard), pool_size=2, max_overflow=4, connect_args={"timeout": BUSY_TIMEOUT_S}
+        )
         event.listen(engine, "connect", _pragmas)
         if shard not in self._initialized_dbs:
             self._initdb(engine)
@@ -62,9 +63,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def _connect(self, shard: str) -> Iterator[Connection]:
         with self._db_lock:
             engine = self._engine(shard)
-            with engine.connect() as conn:
-                with conn.begin():
-                    yield conn
+            with engine.connect() as conn, conn.begin():
+                yield conn
 
     def _dispose(self, shard: str | None = None) -> None:
         for key in [shard] if shard else list(self._engines):

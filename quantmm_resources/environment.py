@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
-
 from quantmm_resources.io_manager import PolarsParquetIOManager
 from quantmm_resources.lake_views import LakeResource
 from quantmm_resources.opstore import OperationalStore
@@ -20,7 +18,7 @@ def source_resources(settings: QuantmmSettings, source: str, bundle_dir: Path | 
         from quantmm_resources.sources.synthetic import SyntheticExchange, SyntheticMacro, SyntheticSocial
 
         symbols = settings.universe().symbols
-        common = dict(seed=settings.synthetic_seed, symbols=symbols)
+        common = {"seed": settings.synthetic_seed, "symbols": symbols}
         return {
             "exchange": SyntheticExchange(**common),
             "macro": SyntheticMacro(seed=settings.synthetic_seed),
@@ -31,9 +29,15 @@ def source_resources(settings: QuantmmSettings, source: str, bundle_dir: Path | 
 
         path = bundle_dir or settings.bundle_dir
         if path is None:
-            raise ValueError("source 'bundle' needs a bundle directory (QUANTMM_BUNDLE_DIR or `quantmm bundle import DIR`)")
+            raise ValueError(
+                "source 'bundle' needs a bundle directory (QUANTMM_BUNDLE_DIR or `quantmm bundle import DIR`)"
+            )
         path = str(Path(path).resolve())
-        return {"exchange": BundleExchange(path=path), "macro": BundleMacro(path=path), "social": BundleSocial(path=path)}
+        return {
+            "exchange": BundleExchange(path=path),
+            "macro": BundleMacro(path=path),
+            "social": BundleSocial(path=path),
+        }
     if source == "live":
         from quantmm_resources.sources.binance_rest import BinanceRestExchange
         from quantmm_resources.sources.fred import FredMacro

@@ -72,16 +72,18 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
             parts = {k[0]: v for k, v in obj.partition_by("_pk", as_dict=True, include_key=False).items()}
         stray = sorted(set(parts) - set(keys))
         if stray:
-            raise ValueError(
-                f"{context.asset_key.to_user_string()}: rows for partitions outside this run: {stray[:5]}"
-            )
+            raise ValueError(f"{context.asset_key.to_user_string()}: rows for partitions outside this run: {stray[:5]}")
         empty = obj.drop("_pk", strict=False).clear()
         t0 = time.perf_counter()
         for key in keys:
             write_atomic(parts.get(key, empty), partition_dir(asset_dir, key) / FILE_NAME)
-        context.add_output_metadata({"lake_path": dg.MetadataValue.path(str(asset_dir)),
-                                     "partition_files_written": len(keys),
-                                     "write_seconds": round(time.perf_counter() - t0, 3)})
+        context.add_output_metadata(
+            {
+                "lake_path": dg.MetadataValue.path(str(asset_dir)),
+                "partition_files_written": len(keys),
+                "write_seconds": round(time.perf_counter() - t0, 3),
+            }
+        )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         asset_dir = self._asset_dir(context.asset_key)
@@ -91,6 +93,7 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             raise FileNotFoundError(
-                f"{context.asset_key.to_user_string()}: {len(missing)} partition(s) not materialized, e.g. {missing[:3]}"
+                f"{context.asset_key.to_user_string()}: {len(missing)} partition(s) not materialized, "
+                f"e.g. {missing[:3]}"
             )
         return pl.concat([pl.read_parquet(p) for p in paths], how="vertical_relaxed") if paths else pl.DataFrame()

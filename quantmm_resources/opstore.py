@@ -59,7 +59,7 @@ def engine_for(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
-        def _wal(dbapi_conn, _record) -> None:  # noqa: ANN001
+        def _wal(dbapi_conn, _record) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=10000")
@@ -114,6 +114,13 @@ class OperationalStore(dg.ConfigurableResource):
             query = query.where(ingest_rejects.c.asset == asset)
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
-        schema = {"id": pl.Int64, "asset": pl.Utf8, "partition": pl.Utf8, "reason": pl.Utf8, "raw": pl.Utf8,
-                  "run_id": pl.Utf8, "recorded_at": pl.Datetime("us", "UTC")}
+        schema = {
+            "id": pl.Int64,
+            "asset": pl.Utf8,
+            "partition": pl.Utf8,
+            "reason": pl.Utf8,
+            "raw": pl.Utf8,
+            "run_id": pl.Utf8,
+            "recorded_at": pl.Datetime("us", "UTC"),
+        }
         return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)

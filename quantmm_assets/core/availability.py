@@ -50,18 +50,31 @@ MACRO_SERIES_SPECS: dict[str, MacroSeriesSpec] = {
     s.series_id: s
     for s in (
         # FRED downloads (the HTTP client's series); FRED posts the previous day's values.
-        MacroSeriesSpec("vix", "FRED:VIXCLS", "CBOE VIX close, as distributed by FRED; posted next morning",
-                        at_hour_utc=14.0, business_days_lag=1),
-        MacroSeriesSpec("us10y", "FRED:DGS10", "10y Treasury constant maturity (H.15), next business day 16:15 ET",
-                        at_hour_utc=22.0, business_days_lag=1),
-        MacroSeriesSpec("dollar_index", "FRED:DTWEXBGS",
-                        "Nominal broad USD index (H.10), released weekly on Monday for the prior week",
-                        at_hour_utc=22.0, weekday_release=0),
+        MacroSeriesSpec(
+            "vix",
+            "FRED:VIXCLS",
+            "CBOE VIX close, as distributed by FRED; posted next morning",
+            at_hour_utc=14.0,
+            business_days_lag=1,
+        ),
+        MacroSeriesSpec(
+            "us10y",
+            "FRED:DGS10",
+            "10y Treasury constant maturity (H.15), next business day 16:15 ET",
+            at_hour_utc=22.0,
+            business_days_lag=1,
+        ),
+        MacroSeriesSpec(
+            "dollar_index",
+            "FRED:DTWEXBGS",
+            "Nominal broad USD index (H.10), released weekly on Monday for the prior week",
+            at_hour_utc=22.0,
+            weekday_release=0,
+        ),
         # Exchange closes shipped in offline bundles (no free HTTP API): known at the close.
         MacroSeriesSpec("dxy_ice", "ICE:DXY", "ICE US Dollar Index close, 17:00 ET", at_hour_utc=23.0),
         MacroSeriesSpec("vix_cboe", "CBOE:VIX", "CBOE VIX close, 16:15 ET", at_hour_utc=21.5),
-        MacroSeriesSpec("tnx_cboe", "CBOE:TNX", "CBOE 10y yield index close (percent), 15:00 ET",
-                        at_hour_utc=20.5),
+        MacroSeriesSpec("tnx_cboe", "CBOE:TNX", "CBOE 10y yield index close (percent), 15:00 ET", at_hour_utc=20.5),
     )
 }
 
@@ -73,8 +86,9 @@ def bar_available(ts_event: pl.Expr) -> pl.Expr:
 
 def period_available(ts_event: pl.Expr, period: pl.Expr) -> pl.Expr:
     """A snapshot/statistic over ``period`` starting at ``ts_event`` is known at the period's end."""
-    micros = period.replace_strict({k: int(v.total_seconds() * 1e6) for k, v in PERIODS.items()},
-                                   default=None, return_dtype=pl.Int64)
+    micros = period.replace_strict(
+        {k: int(v.total_seconds() * 1e6) for k, v in PERIODS.items()}, default=None, return_dtype=pl.Int64
+    )
     return ts_event + pl.duration(microseconds=micros)
 
 
@@ -98,7 +112,9 @@ def macro_available(ts_event: pl.Expr, series_id: pl.Expr) -> pl.Expr:
             ahead = ((spec.weekday_release - wd - 1) % 7) + 1  # strictly after the observation
             release_day = day + pl.duration(days=ahead)
         else:
-            release_day = day.dt.add_business_days(spec.business_days_lag, roll="forward") if spec.business_days_lag else day
+            release_day = (
+                day.dt.add_business_days(spec.business_days_lag, roll="forward") if spec.business_days_lag else day
+            )
         at = release_day + pl.duration(microseconds=int(spec.at_hour_utc * 3600 * 1e6))
         out = pl.when(series_id == spec.series_id).then(at).otherwise(out)
     return out

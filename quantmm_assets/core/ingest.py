@@ -63,7 +63,11 @@ def _to_timestamp(col: str, dtype: pl.DataType) -> pl.Expr:
         return c.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     text = c.cast(pl.Utf8).str.strip_chars()
     parsed = text.str.to_datetime(time_unit="us", time_zone="UTC", strict=False, ambiguous="earliest")
-    return pl.when(text.str.contains(r"^\d{11,17}$")).then(_from_epoch(text.cast(pl.Int64, strict=False))).otherwise(parsed)
+    return (
+        pl.when(text.str.contains(r"^\d{11,17}$"))
+        .then(_from_epoch(text.cast(pl.Int64, strict=False)))
+        .otherwise(parsed)
+    )
 
 
 def _from_epoch(n: pl.Expr) -> pl.Expr:
@@ -80,8 +84,11 @@ def _convert(col: str, source_dtype: pl.DataType, target: pl.DataType) -> pl.Exp
     if source_dtype == pl.Utf8 and target.is_numeric():
         # FRED writes "." and many feeds "" for missing: those are nulls, not parse errors.
         text = pl.col(col).str.strip_chars()
-        return pl.when(text.is_in(["", ".", "NaN", "nan", "null", "None"])).then(None).otherwise(text).cast(
-            target, strict=False
+        return (
+            pl.when(text.is_in(["", ".", "NaN", "nan", "null", "None"]))
+            .then(None)
+            .otherwise(text)
+            .cast(target, strict=False)
         )
     return pl.col(col).cast(target, strict=False)
 
@@ -128,8 +135,13 @@ def _sanity_reasons(schema: RawSchema, p: IngestParams) -> list[tuple[pl.Expr, p
             (c("open_interest").is_null() & c("open_interest_value").is_null(), pl.lit("missing open interest")),
         ]
     elif schema.name == "derivatives_metrics":
-        ratios = ["long_short_account_ratio", "top_long_short_account_ratio", "top_long_short_position_ratio",
-                  "taker_buy_sell_ratio", "mark_price"]
+        ratios = [
+            "long_short_account_ratio",
+            "top_long_short_account_ratio",
+            "top_long_short_position_ratio",
+            "taker_buy_sell_ratio",
+            "mark_price",
+        ]
         rules += [
             (~c("period").is_in(list(av.PERIODS)), pl.lit("unknown period: ") + c("period")),
             (pl.any_horizontal([c(x) <= 0 for x in ratios]), pl.lit("metrics: non-positive ratio or price")),
@@ -186,11 +198,16 @@ def normalize(asset: str, source: pl.DataFrame, params: IngestParams) -> Normali
         new = _convert(col, src_dtypes[col], target)
         converted.append(new.alias(col))
         if col in schema.required:
-            reason = pl.when(new.is_null() & _missing_as_null(col, src_dtypes[col])).then(
-                pl.lit(f"missing {col}")).otherwise(reason)
-        reason = pl.when(new.is_null() & ~_missing_as_null(col, src_dtypes[col])).then(
-            pl.lit(f"unparseable {col}: ") + pl.col(col).cast(pl.Utf8, strict=False).str.slice(0, 40)
-        ).otherwise(reason)
+            reason = (
+                pl.when(new.is_null() & _missing_as_null(col, src_dtypes[col]))
+                .then(pl.lit(f"missing {col}"))
+                .otherwise(reason)
+            )
+        reason = (
+            pl.when(new.is_null() & ~_missing_as_null(col, src_dtypes[col]))
+            .then(pl.lit(f"unparseable {col}: ") + pl.col(col).cast(pl.Utf8, strict=False).str.slice(0, 40))
+            .otherwise(reason)
+        )
     df = df.with_columns(raw_json.alias("_raw"), reason.alias("_reason")).with_columns(converted)
 
     rules = _sanity_reasons(schema, params)
@@ -208,14 +225,15 @@ def normalize(asset: str, source: pl.DataFrame, params: IngestParams) -> Normali
         pl.when(good & ~last).then(pl.lit("duplicate key")).otherwise(pl.col("_reason")).alias("_reason")
     )
     rejects = _reject_frame(schema, df.filter(pl.col("_reason").is_not_null()), params)
-    clean = df.filter(pl.col("_reason").is_null()).with_columns(
-        _stamp_available(schema, params).alias("ts_available")
-    )
+    clean = df.filter(pl.col("_reason").is_null()).with_columns(_stamp_available(schema, params).alias("ts_available"))
     if "symbols" in schema.columns:
         if params.universe is None:
             raise ValueError(f"{asset}: symbol linking needs IngestParams.universe")
-        text = pl.concat_str([pl.col("title").fill_null(""), pl.col("text")], separator=" ") if "title" in \
-            schema.columns else pl.col("text")
+        text = (
+            pl.concat_str([pl.col("title").fill_null(""), pl.col("text")], separator=" ")
+            if "title" in schema.columns
+            else pl.col("text")
+        )
         clean = clean.with_columns(link_symbols(text, params.universe).alias("symbols"))
     clean = clean.select([pl.col(c).cast(t) for c, t in schema.columns.items()]).sort(list(schema.key))
     return Normalized(clean=clean, rejects=rejects)
@@ -237,5 +255,6 @@ def _reject_frame(schema: RawSchema, bad: pl.DataFrame, p: IngestParams) -> pl.D
 
 def available_at(asset: str, frame: pl.DataFrame) -> pl.Series:
     """``ts_available`` of each row of a converted frame of ``asset`` (the same rule ``normalize`` stamps)."""
-    return frame.select(_stamp_available(RAW_SCHEMAS[asset], IngestParams(start=datetime.min, end=datetime.max))
-                        .alias("ts_available")).to_series()
+    return frame.select(
+        _stamp_available(RAW_SCHEMAS[asset], IngestParams(start=datetime.min, end=datetime.max)).alias("ts_available")
+    ).to_series()

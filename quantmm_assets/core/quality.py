@@ -17,8 +17,17 @@ from quantmm_assets.core.universe import Universe
 
 # Reject reasons (the text before ":") grouped by the check that reports them.
 REASON_FAMILIES: dict[str, tuple[str, ...]] = {
-    "schema": ("unparseable", "missing", "unknown market", "unknown period", "unknown macro series", "non-finite",
-               "ts_event not on the 5m grid", "outside requested window", "symbol not requested"),
+    "schema": (
+        "unparseable",
+        "missing",
+        "unknown market",
+        "unknown period",
+        "unknown macro series",
+        "non-finite",
+        "ts_event not on the 5m grid",
+        "outside requested window",
+        "symbol not requested",
+    ),
     "key_unique": ("duplicate key",),
     "sanity": ("ohlc", "funding", "open interest", "metrics", "empty text", "oversized text"),
 }
@@ -63,16 +72,28 @@ def _family_rejects(rejects: pl.DataFrame, family: str) -> int:
     return int(rejects.select(hit.sum()).item())
 
 
-def _reject_outcome(asset: str, family: str, violations: int, clean: pl.DataFrame, rejects: pl.DataFrame,
-                    what: str) -> CheckOutcome:
+def _reject_outcome(
+    asset: str, family: str, violations: int, clean: pl.DataFrame, rejects: pl.DataFrame, what: str
+) -> CheckOutcome:
     rejected = _family_rejects(rejects, family)
     delivered = len(clean) + len(rejects)
     share = rejected / delivered if delivered else 0.0
     tolerance = TOLERANCE_OVERRIDES.get((asset, family), DEFAULT_TOLERANCE)
     passed = violations == 0 and share <= tolerance
-    desc = f"{what}: {violations} violation(s) written, {rejected} row(s) quarantined ({share:.4%}, tolerance {tolerance:.2%})"
-    return CheckOutcome(passed, desc, {"violations_in_lake": violations, "quarantined_rows": rejected,
-                                       "quarantined_share": share, "tolerance": tolerance})
+    desc = (
+        f"{what}: {violations} violation(s) written, {rejected} row(s) quarantined "
+        f"({share:.4%}, tolerance {tolerance:.2%})"
+    )
+    return CheckOutcome(
+        passed,
+        desc,
+        {
+            "violations_in_lake": violations,
+            "quarantined_rows": rejected,
+            "quarantined_share": share,
+            "tolerance": tolerance,
+        },
+    )
 
 
 def check_schema(asset: str, clean: pl.DataFrame, rejects: pl.DataFrame) -> CheckOutcome:
@@ -82,8 +103,11 @@ def check_schema(asset: str, clean: pl.DataFrame, rejects: pl.DataFrame) -> Chec
     extra = [c for c in clean.columns if c not in schema.columns]
     nulls = sum(int(clean[c].null_count()) for c in schema.required if c in clean.columns)
     out = _reject_outcome(asset, "schema", len(wrong) + len(extra) + nulls, clean, rejects, "schema")
-    return CheckOutcome(out.passed, out.description, {**out.metadata, "wrong_dtypes": wrong, "extra_columns": extra,
-                                                      "nulls_in_required": nulls})
+    return CheckOutcome(
+        out.passed,
+        out.description,
+        {**out.metadata, "wrong_dtypes": wrong, "extra_columns": extra, "nulls_in_required": nulls},
+    )
 
 
 def check_key_unique(asset: str, clean: pl.DataFrame, rejects: pl.DataFrame) -> CheckOutcome:
@@ -97,16 +121,29 @@ def check_sanity(asset: str, clean: pl.DataFrame, rejects: pl.DataFrame, max_tex
     """Value sanity: OHLC ordering and volume >= 0, finite rates, non-negative OI, positive ratios, text size."""
     c = pl.col
     if asset == "market_bars_5m":
-        bad = ((c("low") > pl.min_horizontal("open", "close")) | (c("high") < pl.max_horizontal("open", "close"))
-               | (c("volume") < 0) | (c("low") <= 0))
+        bad = (
+            (c("low") > pl.min_horizontal("open", "close"))
+            | (c("high") < pl.max_horizontal("open", "close"))
+            | (c("volume") < 0)
+            | (c("low") <= 0)
+        )
     elif asset == "funding_rates":
         bad = ~c("funding_rate").is_finite() | (c("funding_rate").abs() > 0.05)
     elif asset == "open_interest":
         bad = (c("open_interest") < 0) | (c("open_interest_value") < 0)
     elif asset == "derivatives_metrics":
-        bad = pl.any_horizontal([c(x) <= 0 for x in ("long_short_account_ratio", "top_long_short_account_ratio",
-                                                    "top_long_short_position_ratio", "taker_buy_sell_ratio",
-                                                    "mark_price")])
+        bad = pl.any_horizontal(
+            [
+                c(x) <= 0
+                for x in (
+                    "long_short_account_ratio",
+                    "top_long_short_account_ratio",
+                    "top_long_short_position_ratio",
+                    "taker_buy_sell_ratio",
+                    "mark_price",
+                )
+            ]
+        )
     elif asset == "macro_series":
         bad = ~c("value").is_finite()
     else:
@@ -142,25 +179,39 @@ def check_bar_coverage(clean: pl.DataFrame, w: CheckWindow, max_missing_share: f
     worst.sort(key=lambda x: -x[1])
     failing = [x for x in worst if x[1] > max_missing_share]
     passed = not failing and early == 0
-    desc = (f"{len(failing)} of {len(worst)} partition-markets miss more than {max_missing_share:.0%} of 5m bars; "
-            f"{early} bar(s) before a listing date")
-    return CheckOutcome(passed, desc, {"partition_markets": len(worst), "failing": len(failing),
-                                       "worst": {k: round(v, 4) for k, v in worst[:10]},
-                                       "bars_before_listing": early,
-                                       "mean_missing_share": sum(v for _, v in worst) / len(worst) if worst else 0.0})
+    desc = (
+        f"{len(failing)} of {len(worst)} partition-markets miss more than {max_missing_share:.0%} of 5m bars; "
+        f"{early} bar(s) before a listing date"
+    )
+    return CheckOutcome(
+        passed,
+        desc,
+        {
+            "partition_markets": len(worst),
+            "failing": len(failing),
+            "worst": {k: round(v, 4) for k, v in worst[:10]},
+            "bars_before_listing": early,
+            "mean_missing_share": sum(v for _, v in worst) / len(worst) if worst else 0.0,
+        },
+    )
 
 
 def _macro_published(d: date, clean: pl.DataFrame, now: datetime) -> bool:
     """Whether the observation of day ``d`` of any series in ``clean`` (else any known series) is out by now."""
     series = clean["series_id"].unique().to_list() if len(clean) else list(MACRO_SERIES_SPECS)
-    probe = pl.DataFrame({"ts_event": [datetime(d.year, d.month, d.day, tzinfo=now.tzinfo)] * len(series),
-                          "series_id": series})
+    probe = pl.DataFrame(
+        {"ts_event": [datetime(d.year, d.month, d.day, tzinfo=now.tzinfo)] * len(series), "series_id": series}
+    )
     first = probe.select(macro_available(pl.col("ts_event"), pl.col("series_id")).min()).item()
     return first is not None and first <= now
 
 
-def check_daily_coverage(asset: str, clean: pl.DataFrame, w: CheckWindow, max_missing_share: float = 0.0,
-                         ) -> CheckOutcome:
+def check_daily_coverage(
+    asset: str,
+    clean: pl.DataFrame,
+    w: CheckWindow,
+    max_missing_share: float = 0.0,
+) -> CheckOutcome:
     """Every complete, listed partition has rows (funding, OI, metrics, macro business days)."""
     if asset == "macro_series":
         days = [d for d in _complete_dates(w) if d.weekday() < 5 and _macro_published(d, clean, w.now)]
@@ -170,15 +221,23 @@ def check_daily_coverage(asset: str, clean: pl.DataFrame, w: CheckWindow, max_mi
         max_missing_share = max(max_missing_share, 0.1)  # market holidays
     else:
         present = set(clean.select(pl.col("ts_event").dt.date(), "symbol").unique().iter_rows())
-        keys = [(d, s) for d in _complete_dates(w) for s in w.symbols or ()
-                if not w.universe or w.universe.is_listed(s, d)]
+        keys = [
+            (d, s) for d in _complete_dates(w) for s in w.symbols or () if not w.universe or w.universe.is_listed(s, d)
+        ]
         missing = [f"{d}|{s}" for d, s in keys if (d, s) not in present]
         expected = len(keys)
     share = len(missing) / expected if expected else 0.0
     passed = share <= max_missing_share
-    return CheckOutcome(passed, f"{len(missing)} of {expected} complete partitions have no rows ({share:.1%})",
-                        {"expected_partitions": expected, "missing_partitions": len(missing),
-                         "missing_examples": missing[:10], "missing_share": share})
+    return CheckOutcome(
+        passed,
+        f"{len(missing)} of {expected} complete partitions have no rows ({share:.1%})",
+        {
+            "expected_partitions": expected,
+            "missing_partitions": len(missing),
+            "missing_examples": missing[:10],
+            "missing_share": share,
+        },
+    )
 
 
 def check_freshness(asset: str, clean: pl.DataFrame, w: CheckWindow) -> CheckOutcome:
@@ -191,6 +250,13 @@ def check_freshness(asset: str, clean: pl.DataFrame, w: CheckWindow) -> CheckOut
     lag = (deadline - newest) if newest is not None else None
     passed = lag is not None and lag <= max_lag
     desc = f"newest row available {newest} ({lag} before deadline {deadline}; allowed {max_lag})"
-    return CheckOutcome(passed, desc, {"newest_ts_available": str(newest), "deadline": str(deadline),
-                                       "lag_seconds": lag.total_seconds() if lag is not None else None,
-                                       "max_lag_seconds": max_lag.total_seconds()})
+    return CheckOutcome(
+        passed,
+        desc,
+        {
+            "newest_ts_available": str(newest),
+            "deadline": str(deadline),
+            "lag_seconds": lag.total_seconds() if lag is not None else None,
+            "max_lag_seconds": max_lag.total_seconds(),
+        },
+    )

@@ -57,8 +57,13 @@ def audit(counts: pl.DataFrame, universe: Universe, window: ReadinessWindow) -> 
     Returns {mode, window, kinds: {kind: {coverage, per_symbol, missing_ranges}}, missing_kinds, backfills}.
     """
     days = [window.start + timedelta(days=i) for i in range((window.end - window.start).days + 1)]
-    report: dict = {"mode": window.mode, "window": [str(window.start), str(window.end)], "kinds": {},
-                    "missing_kinds": [], "backfills": []}
+    report: dict = {
+        "mode": window.mode,
+        "window": [str(window.start), str(window.end)],
+        "kinds": {},
+        "missing_kinds": [],
+        "backfills": [],
+    }
     for kind, asset, flt, by_symbol in DATA_KINDS:
         sub = counts.filter((pl.col("asset") == asset) & (pl.col("rows") > 0))
         if flt is not None:
@@ -68,8 +73,9 @@ def audit(counts: pl.DataFrame, universe: Universe, window: ReadinessWindow) -> 
         targets = universe.symbols if by_symbol else [None]
         expected_total = covered_total = 0
         for sym in targets:
-            expected = [d for d in days if (sym is None or universe.is_listed(sym, d))
-                        and (kind != "macro" or d.weekday() < 5)]  # macro: US business days
+            expected = [
+                d for d in days if (sym is None or universe.is_listed(sym, d)) and (kind != "macro" or d.weekday() < 5)
+            ]  # macro: US business days
             missing = [d for d in expected if (sym, d) not in have]
             expected_total += len(expected)
             covered_total += len(expected) - len(missing)
@@ -81,15 +87,25 @@ def audit(counts: pl.DataFrame, universe: Universe, window: ReadinessWindow) -> 
             }
             for a, b in ranges:
                 suffix = f"|{sym}" if sym else ""
-                report["backfills"].append({
-                    "asset": asset, "kind": kind, "symbol": sym, "from": str(a), "to": str(b),
-                    "partition_range": f"{a}{suffix}...{b}{suffix}",
-                    "command": f"dagster asset materialize -m quantmm_jobs.definitions --select {asset} "
-                               f"--partition-range '{a}{suffix}...{b}{suffix}'",
-                })
+                report["backfills"].append(
+                    {
+                        "asset": asset,
+                        "kind": kind,
+                        "symbol": sym,
+                        "from": str(a),
+                        "to": str(b),
+                        "partition_range": f"{a}{suffix}...{b}{suffix}",
+                        "command": f"dagster asset materialize -m quantmm_jobs.definitions --select {asset} "
+                        f"--partition-range '{a}{suffix}...{b}{suffix}'",
+                    }
+                )
         coverage = covered_total / expected_total if expected_total else 0.0
-        report["kinds"][kind] = {"asset": asset, "coverage": round(coverage, 4), "ready": coverage >= READY_SHARE,
-                                 "per_symbol": entries}
+        report["kinds"][kind] = {
+            "asset": asset,
+            "coverage": round(coverage, 4),
+            "ready": coverage >= READY_SHARE,
+            "per_symbol": entries,
+        }
         if coverage < READY_SHARE:
             report["missing_kinds"].append(kind)
     report["ready"] = not report["missing_kinds"]
@@ -98,12 +114,19 @@ def audit(counts: pl.DataFrame, universe: Universe, window: ReadinessWindow) -> 
 
 def to_markdown(report: dict) -> str:
     """A short table a person reads in the Dagster UI or a terminal."""
-    lines = [f"# Readiness ({report['mode']}, {report['window'][0]} .. {report['window'][1]})", "",
-             "| data kind | coverage | ready |", "|---|---:|:---:|"]
+    lines = [
+        f"# Readiness ({report['mode']}, {report['window'][0]} .. {report['window'][1]})",
+        "",
+        "| data kind | coverage | ready |",
+        "|---|---:|:---:|",
+    ]
     for kind, v in report["kinds"].items():
         lines.append(f"| {kind} | {v['coverage']:.1%} | {'yes' if v['ready'] else 'NO'} |")
-    lines += ["", f"Missing data kinds: {', '.join(report['missing_kinds']) or 'none'}",
-              f"Backfill ranges to run: {len(report['backfills'])}"]
+    lines += [
+        "",
+        f"Missing data kinds: {', '.join(report['missing_kinds']) or 'none'}",
+        f"Backfill ranges to run: {len(report['backfills'])}",
+    ]
     for b in report["backfills"][:10]:
         lines.append(f"- `{b['command']}`")
     return "\n".join(lines)

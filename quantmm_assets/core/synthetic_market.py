@@ -335,9 +335,27 @@ def _build_symbol(seed: int, symbol: str, n_days: int, origin: datetime) -> Symb
     top_ls_account = np.round(0.85 * p.long_short * np.exp(0.7 * mood - 1.0 * r4h + 0.03 * z[9]), 4)
     top_ls_position = np.round(1.1 * np.exp(0.5 * mood + 1.0 * r4h + 0.05 * z[10]), 4)
     taker_ratio = np.round(np.exp(0.25 * np.clip(zstd, -6, 6) + 0.12 * z[11]), 4)
-    return SymbolPath(r, spot_open, spot_high, spot_low, spot_close, spot_volume, spot_trades,
-                      perp_open, perp_high, perp_low, perp_close, perp_volume, perp_trades, mark,
-                      open_interest, ls_account, top_ls_account, top_ls_position, taker_ratio)
+    return SymbolPath(
+        r,
+        spot_open,
+        spot_high,
+        spot_low,
+        spot_close,
+        spot_volume,
+        spot_trades,
+        perp_open,
+        perp_high,
+        perp_low,
+        perp_close,
+        perp_volume,
+        perp_trades,
+        mark,
+        open_interest,
+        ls_account,
+        top_ls_account,
+        top_ls_position,
+        taker_ratio,
+    )
 
 
 def bar_range(origin: datetime, start: datetime, end: datetime) -> tuple[int, int]:
@@ -357,20 +375,28 @@ def _path(seed: int, symbol: str, origin: datetime, i1: int) -> SymbolPath:
     return symbol_path(seed, symbol, -(-i1 // BARS_PER_DAY), origin)
 
 
-def bars_frame(seed: int, symbol: str, market: str, origin: datetime, start: datetime,
-               end: datetime) -> pl.DataFrame:
+def bars_frame(seed: int, symbol: str, market: str, origin: datetime, start: datetime, end: datetime) -> pl.DataFrame:
     """Return the 5m ``market`` ("spot" | "perp") bars of ``symbol`` opening in [start, end)."""
     i0, i1 = bar_range(origin, start, end)
     path = _path(seed, symbol, origin, i1)
     pre = "spot_" if market == "spot" else "perp_"
     cols = {c: getattr(path, pre + c)[i0:i1] for c in ("open", "high", "low", "close", "volume", "trades")}
     vwap = (cols["open"] + cols["high"] + cols["low"] + cols["close"]) / 4
-    return pl.DataFrame({
-        "symbol": symbol, "market": market, "ts_event": _ts(origin, np.arange(i0, i1), BAR),
-        "open": cols["open"], "high": cols["high"], "low": cols["low"], "close": cols["close"],
-        "volume": cols["volume"], "quote_volume": np.round(cols["volume"] * vwap, 4),
-        "trades": cols["trades"], "source": SOURCE,
-    }).with_columns(pl.col("symbol", "market", "source").cast(pl.Utf8))
+    return pl.DataFrame(
+        {
+            "symbol": symbol,
+            "market": market,
+            "ts_event": _ts(origin, np.arange(i0, i1), BAR),
+            "open": cols["open"],
+            "high": cols["high"],
+            "low": cols["low"],
+            "close": cols["close"],
+            "volume": cols["volume"],
+            "quote_volume": np.round(cols["volume"] * vwap, 4),
+            "trades": cols["trades"],
+            "source": SOURCE,
+        }
+    ).with_columns(pl.col("symbol", "market", "source").cast(pl.Utf8))
 
 
 def funding_frame(seed: int, symbol: str, origin: datetime, start: datetime, end: datetime) -> pl.DataFrame:
@@ -383,42 +409,57 @@ def funding_frame(seed: int, symbol: str, origin: datetime, start: datetime, end
     premium = (path.perp_close[: k1 * per] / path.spot_close[: k1 * per] - 1.0).reshape(-1, per).mean(axis=1)
     k = np.arange(k0, k1)
     rate = np.round(np.clip(premium[k - 1] + FUNDING_INTEREST, -FUNDING_CAP, FUNDING_CAP), 8)
-    return pl.DataFrame({
-        "symbol": symbol, "ts_event": _ts(origin, k, step), "funding_rate": rate,
-        "mark_price": path.mark[k * per - 1], "source": SOURCE,
-    }).with_columns(pl.col("symbol", "source").cast(pl.Utf8))
+    return pl.DataFrame(
+        {
+            "symbol": symbol,
+            "ts_event": _ts(origin, k, step),
+            "funding_rate": rate,
+            "mark_price": path.mark[k * per - 1],
+            "source": SOURCE,
+        }
+    ).with_columns(pl.col("symbol", "source").cast(pl.Utf8))
 
 
-def open_interest_frame(seed: int, symbol: str, origin: datetime, start: datetime,
-                        end: datetime) -> pl.DataFrame:
+def open_interest_frame(seed: int, symbol: str, origin: datetime, start: datetime, end: datetime) -> pl.DataFrame:
     """Return 5m open-interest snapshots (taken at each bar's close) for bars opening in [start, end)."""
     i0, i1 = bar_range(origin, start, end)
     path = _path(seed, symbol, origin, i1)
     oi = path.open_interest[i0:i1]
-    return pl.DataFrame({
-        "symbol": symbol, "period": PERIOD, "ts_event": _ts(origin, np.arange(i0, i1), BAR),
-        "open_interest": oi, "open_interest_value": np.round(oi * path.perp_close[i0:i1], 2),
-        "source": SOURCE,
-    }).with_columns(pl.col("symbol", "period", "source").cast(pl.Utf8))
+    return pl.DataFrame(
+        {
+            "symbol": symbol,
+            "period": PERIOD,
+            "ts_event": _ts(origin, np.arange(i0, i1), BAR),
+            "open_interest": oi,
+            "open_interest_value": np.round(oi * path.perp_close[i0:i1], 2),
+            "source": SOURCE,
+        }
+    ).with_columns(pl.col("symbol", "period", "source").cast(pl.Utf8))
 
 
-def derivatives_metrics_frame(seed: int, symbol: str, origin: datetime, start: datetime,
-                              end: datetime) -> pl.DataFrame:
+def derivatives_metrics_frame(seed: int, symbol: str, origin: datetime, start: datetime, end: datetime) -> pl.DataFrame:
     """Return 5m ratios, basis (perp - spot index) and mark price for periods starting in [start, end)."""
     i0, i1 = bar_range(origin, start, end)
     path = _path(seed, symbol, origin, i1)
     index, perp = path.spot_close[i0:i1], path.perp_close[i0:i1]
     basis = np.round(perp - index, 8)
     rate = np.round(basis / index, 8)
-    return pl.DataFrame({
-        "symbol": symbol, "period": PERIOD, "ts_event": _ts(origin, np.arange(i0, i1), BAR),
-        "long_short_account_ratio": path.ls_account[i0:i1],
-        "top_long_short_account_ratio": path.top_ls_account[i0:i1],
-        "top_long_short_position_ratio": path.top_ls_position[i0:i1],
-        "taker_buy_sell_ratio": path.taker_ratio[i0:i1],
-        "basis": basis, "basis_rate": rate, "annualized_basis_rate": np.round(rate * 3 * 365, 6),
-        "mark_price": path.mark[i0:i1], "source": SOURCE,
-    }).with_columns(pl.col("symbol", "period", "source").cast(pl.Utf8))
+    return pl.DataFrame(
+        {
+            "symbol": symbol,
+            "period": PERIOD,
+            "ts_event": _ts(origin, np.arange(i0, i1), BAR),
+            "long_short_account_ratio": path.ls_account[i0:i1],
+            "top_long_short_account_ratio": path.top_ls_account[i0:i1],
+            "top_long_short_position_ratio": path.top_ls_position[i0:i1],
+            "taker_buy_sell_ratio": path.taker_ratio[i0:i1],
+            "basis": basis,
+            "basis_rate": rate,
+            "annualized_basis_rate": np.round(rate * 3 * 365, 6),
+            "mark_price": path.mark[i0:i1],
+            "source": SOURCE,
+        }
+    ).with_columns(pl.col("symbol", "period", "source").cast(pl.Utf8))
 
 
 # Macro: (source start level, daily step sd, mean-reversion per day, long-run level, decimals, log scale).
@@ -429,8 +470,9 @@ MACRO_MODELS: dict[str, tuple[float, float, float, float, int, bool]] = {
 }
 
 
-def macro_frame(seed: int, origin: datetime, start: datetime, end: datetime,
-                source_series: dict[str, str]) -> pl.DataFrame:
+def macro_frame(
+    seed: int, origin: datetime, start: datetime, end: datetime, source_series: dict[str, str]
+) -> pl.DataFrame:
     """Return daily macro observations on weekdays in [start, end): independent random walks."""
     d0 = max(0, int(np.ceil((start - origin) / timedelta(days=1))))
     d1 = max(d0, int(np.ceil((end - origin) / timedelta(days=1))))
@@ -449,11 +491,17 @@ def macro_frame(seed: int, origin: datetime, start: datetime, end: datetime,
             prev = phi[d] * prev + sd * eps[d]
             x[d] = prev
         values = np.exp(x + target) if log_scale else x + target
-        frames.append(pl.DataFrame({
-            "series_id": series_id, "ts_event": _ts(origin, keep, timedelta(days=1)),
-            "value": np.round(values[keep], decimals), "source_series": source_series[series_id],
-            "source": SOURCE,
-        }))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "series_id": series_id,
+                    "ts_event": _ts(origin, keep, timedelta(days=1)),
+                    "value": np.round(values[keep], decimals),
+                    "source_series": source_series[series_id],
+                    "source": SOURCE,
+                }
+            )
+        )
     if not frames:
         return pl.DataFrame()
     return pl.concat(frames).with_columns(pl.col("series_id", "source_series", "source").cast(pl.Utf8))

@@ -39,50 +39,139 @@ POST_SENTIMENT_WORDS = 1.6  # mean sentiment words per post (Poisson)
 COMMENT_SENTIMENT_WORDS = 1.2
 
 BULLISH_WORDS = (
-    "bullish", "moon", "breakout", "pump", "rally", "undervalued", "accumulate", "rocket",
-    "surge", "strong", "gains", "uptrend", "optimistic", "great", "love", "winning",
+    "bullish",
+    "moon",
+    "breakout",
+    "pump",
+    "rally",
+    "undervalued",
+    "accumulate",
+    "rocket",
+    "surge",
+    "strong",
+    "gains",
+    "uptrend",
+    "optimistic",
+    "great",
+    "love",
+    "winning",
 )
 BEARISH_WORDS = (
-    "bearish", "dump", "crash", "rug", "plunge", "overvalued", "capitulation", "rekt",
-    "weak", "losses", "downtrend", "scam", "fear", "panic", "terrible", "worried",
+    "bearish",
+    "dump",
+    "crash",
+    "rug",
+    "plunge",
+    "overvalued",
+    "capitulation",
+    "rekt",
+    "weak",
+    "losses",
+    "downtrend",
+    "scam",
+    "fear",
+    "panic",
+    "terrible",
+    "worried",
 )
 # Names used in text; they mirror the aliases of quantmm_resources/config/universe.toml.
 NAMES: dict[str, str] = {
-    "BTC": "bitcoin", "ETH": "ethereum", "BNB": "binance coin", "SOL": "solana", "XRP": "ripple",
-    "DOGE": "dogecoin", "ADA": "cardano", "TRX": "tron", "LINK": "chainlink", "AVAX": "avalanche",
+    "BTC": "bitcoin",
+    "ETH": "ethereum",
+    "BNB": "binance coin",
+    "SOL": "solana",
+    "XRP": "ripple",
+    "DOGE": "dogecoin",
+    "ADA": "cardano",
+    "TRX": "tron",
+    "LINK": "chainlink",
+    "AVAX": "avalanche",
 }
 TOPIC_WEIGHTS: dict[str, float] = {
-    "BTCUSDT": 0.30, "ETHUSDT": 0.20, "SOLUSDT": 0.13, "XRPUSDT": 0.11, "DOGEUSDT": 0.06,
-    "BNBUSDT": 0.05, "ADAUSDT": 0.04, "LINKUSDT": 0.03, "AVAXUSDT": 0.03, "TRXUSDT": 0.02,
+    "BTCUSDT": 0.30,
+    "ETHUSDT": 0.20,
+    "SOLUSDT": 0.13,
+    "XRPUSDT": 0.11,
+    "DOGEUSDT": 0.06,
+    "BNBUSDT": 0.05,
+    "ADAUSDT": 0.04,
+    "LINKUSDT": 0.03,
+    "AVAXUSDT": 0.03,
+    "TRXUSDT": 0.02,
 }
 COMMUNITIES: dict[str, str] = {
-    "BTC": "Bitcoin", "ETH": "ethtrader", "BNB": "bnbchainofficial", "SOL": "solana", "XRP": "XRP",
-    "DOGE": "dogecoin", "ADA": "cardano", "TRX": "Tronix", "LINK": "Chainlink", "AVAX": "Avax",
+    "BTC": "Bitcoin",
+    "ETH": "ethtrader",
+    "BNB": "bnbchainofficial",
+    "SOL": "solana",
+    "XRP": "XRP",
+    "DOGE": "dogecoin",
+    "ADA": "cardano",
+    "TRX": "Tronix",
+    "LINK": "Chainlink",
+    "AVAX": "Avax",
 }
 GENERAL_COMMUNITIES = ("CryptoCurrency", "CryptoMarkets", "altcoin", "SatoshiStreetBets")
 TITLE_PHRASES = (
-    "daily discussion", "price check", "what next?", "thoughts?", "chart update", "weekly outlook",
-    "market update", "question about fees", "today's move", "levels to watch",
+    "daily discussion",
+    "price check",
+    "what next?",
+    "thoughts?",
+    "chart update",
+    "weekly outlook",
+    "market update",
+    "question about fees",
+    "today's move",
+    "levels to watch",
 )
 NEUTRAL_PHRASES = (
-    "just looked at the chart", "what do you all think", "volume is picking up", "anyone else watching this",
-    "funding looks unusual", "read the news this morning", "the order book is thin",
-    "waiting for the weekly close", "not financial advice", "daily candle just closed",
-    "been holding since last year", "open interest keeps moving", "my plan for the week",
-    "the range is getting tight", "zooming out on the weekly", "keeping an eye on the levels",
-    "what are your targets", "spot flows matter more", "this cycle feels different",
+    "just looked at the chart",
+    "what do you all think",
+    "volume is picking up",
+    "anyone else watching this",
+    "funding looks unusual",
+    "read the news this morning",
+    "the order book is thin",
+    "waiting for the weekly close",
+    "not financial advice",
+    "daily candle just closed",
+    "been holding since last year",
+    "open interest keeps moving",
+    "my plan for the week",
+    "the range is getting tight",
+    "zooming out on the weekly",
+    "keeping an eye on the levels",
+    "what are your targets",
+    "spot flows matter more",
+    "this cycle feels different",
     "checking the four hour chart",
 )
 REPLY_PHRASES = (
-    "same here", "source?", "we will see", "remind me in a week", "depends on the macro",
-    "check the funding", "no idea", "following this", "ok but why", "zoom out", "mods?", "how so",
+    "same here",
+    "source?",
+    "we will see",
+    "remind me in a week",
+    "depends on the macro",
+    "check the funding",
+    "no idea",
+    "following this",
+    "ok but why",
+    "zoom out",
+    "mods?",
+    "how so",
 )
-SENTIMENT_TEMPLATES = ("{w}", "{w}!", "so {w} right now", "{w} vibes", "looks {w} to me", "calling it {w}",
-                       "honestly {w}", "{w} setup")
-_ADJ = ("quiet", "rapid", "lunar", "stoic", "blue", "silent", "lazy", "crypto", "degen", "based", "chill",
-        "hodl")
-_NOUN = ("whale", "otter", "falcon", "miner", "trader", "panda", "wizard", "hamster", "viking", "sloth",
-         "node")
+SENTIMENT_TEMPLATES = (
+    "{w}",
+    "{w}!",
+    "so {w} right now",
+    "{w} vibes",
+    "looks {w} to me",
+    "calling it {w}",
+    "honestly {w}",
+    "{w} setup",
+)
+_ADJ = ("quiet", "rapid", "lunar", "stoic", "blue", "silent", "lazy", "crypto", "degen", "based", "chill", "hodl")
+_NOUN = ("whale", "otter", "falcon", "miner", "trader", "panda", "wizard", "hamster", "viking", "sloth", "node")
 N_AUTHORS = 4000
 
 
@@ -94,9 +183,15 @@ def sigmoid(x: np.ndarray | float) -> np.ndarray:
 @lru_cache(maxsize=16)
 def _author_pool(seed: int) -> tuple[list[str], np.ndarray]:
     rng = day_rng(seed, "authors", "pool", 0)
-    names = [f"{_ADJ[a]}_{_NOUN[b]}{n}" for a, b, n in zip(rng.integers(len(_ADJ), size=N_AUTHORS),
-                                                         rng.integers(len(_NOUN), size=N_AUTHORS),
-                                                         rng.integers(1, 9999, size=N_AUTHORS), strict=True)]
+    names = [
+        f"{_ADJ[a]}_{_NOUN[b]}{n}"
+        for a, b, n in zip(
+            rng.integers(len(_ADJ), size=N_AUTHORS),
+            rng.integers(len(_NOUN), size=N_AUTHORS),
+            rng.integers(1, 9999, size=N_AUTHORS),
+            strict=True,
+        )
+    ]
     weights = 1.0 / (np.arange(N_AUTHORS) + 3.0) ** 1.1
     return names, weights / weights.sum()
 
@@ -105,12 +200,19 @@ def _bursts(seed: int, day: int, topic_p: np.ndarray, rate: float) -> np.ndarray
     """Return the bursts of ``day`` as rows (start minute, amplitude, decay minutes, focus symbol)."""
     rng = day_rng(seed, "bursts", "all", day)
     n = rng.poisson(3.0)
-    return np.column_stack([rng.uniform(0, 1440, n), rate * np.exp(rng.normal(0.8, 0.5, n)),
-                            rng.uniform(15, 90, n), rng.choice(len(topic_p), size=n, p=topic_p)])
+    return np.column_stack(
+        [
+            rng.uniform(0, 1440, n),
+            rate * np.exp(rng.normal(0.8, 0.5, n)),
+            rng.uniform(15, 90, n),
+            rng.choice(len(topic_p), size=n, p=topic_p),
+        ]
+    )
 
 
-def _intensity(seed: int, day: int, weekday: int, posts_per_day: float,
-               topic_p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _intensity(
+    seed: int, day: int, weekday: int, posts_per_day: float, topic_p: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return per-minute total intensity, burst intensity and the dominant burst's focus symbol."""
     rate = posts_per_day / 1440.0
     minute = np.arange(1440) + 0.5
@@ -140,8 +242,10 @@ def _mention(base: str, form: int) -> str:
     return base if form == 2 else f"${base}"
 
 
-_PHRASES = np.array([[[t.format(w=w) for t in SENTIMENT_TEMPLATES] for w in words]
-                     for words in (BEARISH_WORDS, BULLISH_WORDS)], dtype=object)
+_PHRASES = np.array(
+    [[[t.format(w=w) for t in SENTIMENT_TEMPLATES] for w in words] for words in (BEARISH_WORDS, BULLISH_WORDS)],
+    dtype=object,
+)
 
 
 def _sentiment_words(rng: np.random.Generator, owner_s: np.ndarray, text_signal: bool) -> list[str]:
@@ -153,8 +257,15 @@ def _sentiment_words(rng: np.random.Generator, owner_s: np.ndarray, text_signal:
     return _PHRASES[bull.astype(np.int64), pick, tmpl].tolist()
 
 
-def _words_per_item(rng: np.random.Generator, n_items: int, mean: float, sym: np.ndarray,
-                    hour: np.ndarray, s: np.ndarray, text_signal: bool) -> list[list[str]]:
+def _words_per_item(
+    rng: np.random.Generator,
+    n_items: int,
+    mean: float,
+    sym: np.ndarray,
+    hour: np.ndarray,
+    s: np.ndarray,
+    text_signal: bool,
+) -> list[list[str]]:
     """Draw each item's sentiment phrases, tilted by the sentiment of its symbols at its hour."""
     counts = rng.poisson(mean, n_items)
     item = np.repeat(np.arange(n_items), counts)
@@ -172,8 +283,9 @@ def _ts(origin: datetime, seconds: np.ndarray) -> pl.Series:
 
 
 @lru_cache(maxsize=512)
-def social_day(seed: int, origin: str, day: int, symbols: tuple[str, ...], posts_per_day: float,
-               text_signal: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+def social_day(
+    seed: int, origin: str, day: int, symbols: tuple[str, ...], posts_per_day: float, text_signal: bool
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return (posts, comments) generated on ``day`` (comments may fall up to two days later)."""
     o = parse_origin(origin)
     n_sym = len(symbols)
@@ -221,8 +333,17 @@ def social_day(seed: int, origin: str, day: int, symbols: tuple[str, ...], posts
     stamp = (o + timedelta(days=day)).strftime("%Y%m%d")
     ids = [f"p{stamp}{i:05d}" for i in range(n)]
     titles, texts, communities = [], [], []
-    rows = zip(sym.tolist(), forms.tolist(), title_pick.tolist(), n_neutral.tolist(), neutral.tolist(),
-               own_community.tolist(), general.tolist(), post_words, strict=True)
+    rows = zip(
+        sym.tolist(),
+        forms.tolist(),
+        title_pick.tolist(),
+        n_neutral.tolist(),
+        neutral.tolist(),
+        own_community.tolist(),
+        general.tolist(),
+        post_words,
+        strict=True,
+    )
     for (a, b), form, tp, nn, neu, own, gen, words in rows:
         m = [_mention(bases[x], f) for x, f in ((a, form[0]), (b, form[1])) if x >= 0]
         titles.append(f"{' vs '.join(m)}: {TITLE_PHRASES[tp]}" if m else TITLE_PHRASES[tp].capitalize())
@@ -230,22 +351,49 @@ def social_day(seed: int, origin: str, day: int, symbols: tuple[str, ...], posts
         texts.append(". ".join(parts + [NEUTRAL_PHRASES[k] for k in neu[:nn]] + words))
         own = own and a >= 0 and bases[a] in COMMUNITIES
         communities.append(COMMUNITIES[bases[a]] if own else GENERAL_COMMUNITIES[gen])
-    posts = pl.DataFrame({
-        "platform": [PLATFORM] * n, "id": ids, "ts_event": _ts(o, sec),
-        "author": [authors[k] for k in post_author.tolist()],
-        "community": communities, "title": titles, "text": texts,
-        "url": [f"{URL_ROOT}/r/{c}/comments/{i}" for c, i in zip(communities, ids, strict=True)],
-        "engagement_score": score, "num_comments": n_comments, "source": [SOURCE] * n,
-    }, schema_overrides={"platform": pl.Utf8, "id": pl.Utf8, "community": pl.Utf8, "title": pl.Utf8,
-                         "text": pl.Utf8, "author": pl.Utf8, "url": pl.Utf8, "source": pl.Utf8})
-    comments = _comments(rng, o, sec, ids, sym, communities, n_comments, bases, s, text_signal,
-                         authors, author_p)
+    posts = pl.DataFrame(
+        {
+            "platform": [PLATFORM] * n,
+            "id": ids,
+            "ts_event": _ts(o, sec),
+            "author": [authors[k] for k in post_author.tolist()],
+            "community": communities,
+            "title": titles,
+            "text": texts,
+            "url": [f"{URL_ROOT}/r/{c}/comments/{i}" for c, i in zip(communities, ids, strict=True)],
+            "engagement_score": score,
+            "num_comments": n_comments,
+            "source": [SOURCE] * n,
+        },
+        schema_overrides={
+            "platform": pl.Utf8,
+            "id": pl.Utf8,
+            "community": pl.Utf8,
+            "title": pl.Utf8,
+            "text": pl.Utf8,
+            "author": pl.Utf8,
+            "url": pl.Utf8,
+            "source": pl.Utf8,
+        },
+    )
+    comments = _comments(rng, o, sec, ids, sym, communities, n_comments, bases, s, text_signal, authors, author_p)
     return posts, comments
 
 
-def _comments(rng: np.random.Generator, origin: datetime, post_sec: np.ndarray, post_ids: list[str],
-              post_sym: np.ndarray, communities: list[str], n_comments: np.ndarray, bases: list[str],
-              s: np.ndarray, text_signal: bool, authors: list[str], author_p: np.ndarray) -> pl.DataFrame:
+def _comments(
+    rng: np.random.Generator,
+    origin: datetime,
+    post_sec: np.ndarray,
+    post_ids: list[str],
+    post_sym: np.ndarray,
+    communities: list[str],
+    n_comments: np.ndarray,
+    bases: list[str],
+    s: np.ndarray,
+    text_signal: bool,
+    authors: list[str],
+    author_p: np.ndarray,
+) -> pl.DataFrame:
     """Return the comments on the given posts (each after its parent, parent = post or earlier comment)."""
     post = np.repeat(np.arange(len(post_ids)), n_comments)
     c = len(post)
@@ -265,8 +413,18 @@ def _comments(rng: np.random.Generator, origin: datetime, post_sec: np.ndarray, 
     author = rng.choice(len(authors), size=c, p=author_p)
     score = np.floor(np.exp(rng.normal(0.3, 1.1, c))).astype(np.int64)
     ids, parents, texts = [], [], []
-    rows = zip(post.tolist(), rank.tolist(), to_post.tolist(), parent_rank.tolist(), sym[:, 0].tolist(),
-               mention.tolist(), forms.tolist(), reply.tolist(), words, strict=True)
+    rows = zip(
+        post.tolist(),
+        rank.tolist(),
+        to_post.tolist(),
+        parent_rank.tolist(),
+        sym[:, 0].tolist(),
+        mention.tolist(),
+        forms.tolist(),
+        reply.tolist(),
+        words,
+        strict=True,
+    )
     for k, r, top, pr, a, men, form, rep, w in rows:
         pid = post_ids[k]
         ids.append(f"{pid}c{r:03d}")
@@ -274,20 +432,44 @@ def _comments(rng: np.random.Generator, origin: datetime, post_sec: np.ndarray, 
         head = f"{_mention(bases[a], form)} " if men and a >= 0 else ""
         texts.append(". ".join([head + REPLY_PHRASES[rep], *w]))
     post_list = post.tolist()
-    return pl.DataFrame({
-        "platform": [PLATFORM] * c, "id": ids, "post_id": [post_ids[k] for k in post_list],
-        "parent_id": parents,
-        "ts_event": _ts(origin, sec),
-        "author": [authors[k] for k in author.tolist()], "community": [communities[k] for k in post_list],
-        "text": texts, "engagement_score": score, "source": [SOURCE] * c,
-    }, schema={"platform": pl.Utf8, "id": pl.Utf8, "post_id": pl.Utf8, "parent_id": pl.Utf8,
-               "ts_event": pl.Datetime("us", "UTC"),
-               "author": pl.Utf8, "community": pl.Utf8, "text": pl.Utf8, "engagement_score": pl.Int64,
-               "source": pl.Utf8})
+    return pl.DataFrame(
+        {
+            "platform": [PLATFORM] * c,
+            "id": ids,
+            "post_id": [post_ids[k] for k in post_list],
+            "parent_id": parents,
+            "ts_event": _ts(origin, sec),
+            "author": [authors[k] for k in author.tolist()],
+            "community": [communities[k] for k in post_list],
+            "text": texts,
+            "engagement_score": score,
+            "source": [SOURCE] * c,
+        },
+        schema={
+            "platform": pl.Utf8,
+            "id": pl.Utf8,
+            "post_id": pl.Utf8,
+            "parent_id": pl.Utf8,
+            "ts_event": pl.Datetime("us", "UTC"),
+            "author": pl.Utf8,
+            "community": pl.Utf8,
+            "text": pl.Utf8,
+            "engagement_score": pl.Int64,
+            "source": pl.Utf8,
+        },
+    )
 
 
-def social_window(seed: int, origin: str, symbols: tuple[str, ...], posts_per_day: float, text_signal: bool,
-                  start: datetime, end: datetime, kind: str) -> pl.DataFrame:
+def social_window(
+    seed: int,
+    origin: str,
+    symbols: tuple[str, ...],
+    posts_per_day: float,
+    text_signal: bool,
+    start: datetime,
+    end: datetime,
+    kind: str,
+) -> pl.DataFrame:
     """Return the posts (``kind="posts"``) or comments published in [start, end)."""
     o = parse_origin(origin)
     d0 = max(0, (start - o).days - (MAX_COMMENT_DELAY.days + 1 if kind == "comments" else 0))

@@ -21,8 +21,9 @@ from quantmm_resources.sources.base import empty_source_frame
 Fetch = Callable[[str | None, datetime, datetime], pl.DataFrame]
 
 
-def _fetch_all(context: dg.AssetExecutionContext, asset: str, fetch: Fetch, dates, symbols) -> tuple[
-        pl.DataFrame, list[tuple[str, str, str]], int]:
+def _fetch_all(
+    context: dg.AssetExecutionContext, asset: str, fetch: Fetch, dates, symbols
+) -> tuple[pl.DataFrame, list[tuple[str, str, str]], int]:
     """Source frames for every (symbol, contiguous date run); listed days only. Returns frame, windows, unlisted."""
     frames, windows, unlisted = [], [], 0
     for sym in symbols or [None]:
@@ -32,13 +33,16 @@ def _fetch_all(context: dg.AssetExecutionContext, asset: str, fetch: Fetch, date
             frame = fetch(sym, start, end)
             frames.append(frame)
             windows.append((sym or "*", start.date().isoformat(), end.date().isoformat()))
-            context.log.info(f"{asset}: fetched {len(frame):,} source rows for {sym or 'all'} {start:%Y-%m-%d}..{end:%Y-%m-%d}")
+            context.log.info(
+                f"{asset}: fetched {len(frame):,} source rows for {sym or 'all'} {start:%Y-%m-%d}..{end:%Y-%m-%d}"
+            )
     frames = [f for f in frames if len(f)]
     return (pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()), windows, unlisted
 
 
-def ingest_raw(context: dg.AssetExecutionContext, asset: str, fetch: Fetch, opstore: OperationalStore,
-               source_name: str) -> Iterator[dg.Output | dg.AssetCheckResult]:
+def ingest_raw(
+    context: dg.AssetExecutionContext, asset: str, fetch: Fetch, opstore: OperationalStore, source_name: str
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Materialize the run's partitions of a raw asset (one partition or a single-run range)."""
     schema = RAW_SCHEMAS[asset]
     keys = [str(k) for k in context.partition_keys]
@@ -46,27 +50,45 @@ def ingest_raw(context: dg.AssetExecutionContext, asset: str, fetch: Fetch, opst
     t0 = time.perf_counter()
     source, windows, unlisted = _fetch_all(context, asset, fetch, dates, symbols)
     t_fetch = time.perf_counter() - t0
-    params = IngestParams(start=day_start(dates[0]), end=day_start(dates[-1]) + timedelta(days=1),
-                          symbols=tuple(symbols) if symbols else None, universe=UNIVERSE, now=datetime.now(UTC))
+    params = IngestParams(
+        start=day_start(dates[0]),
+        end=day_start(dates[-1]) + timedelta(days=1),
+        symbols=tuple(symbols) if symbols else None,
+        universe=UNIVERSE,
+        now=datetime.now(UTC),
+    )
     if source.is_empty():
         source = empty_source_frame(asset)
     result = normalize(asset, source, params)
     # Rows between the run's windows (a non-contiguous selection) are outside what was asked: quarantine them.
-    requested = pl.concat_str([pl.col("ts_event").dt.strftime("%Y-%m-%d"), pl.lit("|"), pl.col("symbol")]) \
-        if schema.partitioned_by_symbol else pl.col("ts_event").dt.strftime("%Y-%m-%d")
+    requested = (
+        pl.concat_str([pl.col("ts_event").dt.strftime("%Y-%m-%d"), pl.lit("|"), pl.col("symbol")])
+        if schema.partitioned_by_symbol
+        else pl.col("ts_event").dt.strftime("%Y-%m-%d")
+    )
     clean = result.clean
     stray = clean.filter(~requested.is_in(keys))
     rejects = result.rejects
     if len(stray):
-        rejects = pl.concat([rejects, stray.select(pl.lit(asset).alias("asset"), requested.alias("partition"),
-                                                   pl.lit("outside requested window").alias("reason"),
-                                                   pl.struct(pl.all()).struct.json_encode().alias("raw"))])
+        rejects = pl.concat(
+            [
+                rejects,
+                stray.select(
+                    pl.lit(asset).alias("asset"),
+                    requested.alias("partition"),
+                    pl.lit("outside requested window").alias("reason"),
+                    pl.struct(pl.all()).struct.json_encode().alias("raw"),
+                ),
+            ]
+        )
         clean = clean.filter(requested.is_in(keys))
     t_norm = time.perf_counter() - t0 - t_fetch
     stored = opstore.replace_rejects(asset, keys, rejects, run_id=context.run.run_id)
     now = datetime.now(UTC)
     complete = all(day_start(d).timestamp() + 86400 <= now.timestamp() for d in dates)
-    counts = dict(sorted(rejects["reason"].str.split(":").list.first().value_counts().iter_rows())) if len(rejects) else {}
+    counts = (
+        dict(sorted(rejects["reason"].str.split(":").list.first().value_counts().iter_rows())) if len(rejects) else {}
+    )
     context.log.info(f"{asset}: {len(clean):,} rows to the lake, {stored:,} quarantined over {len(keys)} partition(s)")
     yield dg.Output(
         clean,

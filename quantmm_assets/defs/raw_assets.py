@@ -9,15 +9,20 @@ from quantmm_assets.defs.partitions import daily, date_x_symbol
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.sources.base import ExchangeSource, MacroSource, SocialSource
 
-COMMON = dict(backfill_policy=dg.BackfillPolicy.single_run(), io_manager_key="lake_io_manager", kinds={"polars"})
+COMMON = {"backfill_policy": dg.BackfillPolicy.single_run(), "io_manager_key": "lake_io_manager", "kinds": {"polars"}}
 
 
 def _name(resource: dg.ConfigurableResource) -> str:
     return type(resource).__name__
 
 
-@dg.asset(partitions_def=date_x_symbol, group_name="raw_market", check_specs=raw_check_specs("market_bars_5m"),
-          description="5m OHLCV bars of the spot market and the USDT-M perpetual (`market` column).", **COMMON)
+@dg.asset(
+    partitions_def=date_x_symbol,
+    group_name="raw_market",
+    check_specs=raw_check_specs("market_bars_5m"),
+    description="5m OHLCV bars of the spot market and the USDT-M perpetual (`market` column).",
+    **COMMON,
+)
 def market_bars_5m(context: dg.AssetExecutionContext, exchange: ExchangeSource, opstore: OperationalStore):
     def fetch(sym, start, end):
         return pl.concat([exchange.fetch_bars(sym, m, start, end) for m in ("perp", "spot")], how="diagonal_relaxed")
@@ -25,44 +30,74 @@ def market_bars_5m(context: dg.AssetExecutionContext, exchange: ExchangeSource, 
     yield from ingest_raw(context, "market_bars_5m", fetch, opstore, _name(exchange))
 
 
-@dg.asset(partitions_def=date_x_symbol, group_name="raw_market", check_specs=raw_check_specs("funding_rates"),
-          description="Perpetual funding settlements (rate per interval; ts_available = settlement).", **COMMON)
+@dg.asset(
+    partitions_def=date_x_symbol,
+    group_name="raw_market",
+    check_specs=raw_check_specs("funding_rates"),
+    description="Perpetual funding settlements (rate per interval; ts_available = settlement).",
+    **COMMON,
+)
 def funding_rates(context: dg.AssetExecutionContext, exchange: ExchangeSource, opstore: OperationalStore):
     yield from ingest_raw(context, "funding_rates", exchange.fetch_funding, opstore, _name(exchange))
 
 
-@dg.asset(partitions_def=date_x_symbol, group_name="raw_market", check_specs=raw_check_specs("open_interest"),
-          description="Open interest snapshots (contracts and USD value) per period.", **COMMON)
+@dg.asset(
+    partitions_def=date_x_symbol,
+    group_name="raw_market",
+    check_specs=raw_check_specs("open_interest"),
+    description="Open interest snapshots (contracts and USD value) per period.",
+    **COMMON,
+)
 def open_interest(context: dg.AssetExecutionContext, exchange: ExchangeSource, opstore: OperationalStore):
     yield from ingest_raw(context, "open_interest", exchange.fetch_open_interest, opstore, _name(exchange))
 
 
-@dg.asset(partitions_def=date_x_symbol, group_name="raw_market", check_specs=raw_check_specs("derivatives_metrics"),
-          description="Long/short account and position ratios, taker buy/sell ratio, basis, mark price.", **COMMON)
+@dg.asset(
+    partitions_def=date_x_symbol,
+    group_name="raw_market",
+    check_specs=raw_check_specs("derivatives_metrics"),
+    description="Long/short account and position ratios, taker buy/sell ratio, basis, mark price.",
+    **COMMON,
+)
 def derivatives_metrics(context: dg.AssetExecutionContext, exchange: ExchangeSource, opstore: OperationalStore):
-    yield from ingest_raw(context, "derivatives_metrics", exchange.fetch_derivatives_metrics, opstore,
-                          _name(exchange))
+    yield from ingest_raw(context, "derivatives_metrics", exchange.fetch_derivatives_metrics, opstore, _name(exchange))
 
 
-@dg.asset(partitions_def=daily, group_name="raw_macro", check_specs=raw_check_specs("macro_series"),
-          description="Daily macro series (vix, us10y, dollar_index, ...) stamped with their publication time.",
-          **COMMON)
+@dg.asset(
+    partitions_def=daily,
+    group_name="raw_macro",
+    check_specs=raw_check_specs("macro_series"),
+    description="Daily macro series (vix, us10y, dollar_index, ...) stamped with their publication time.",
+    **COMMON,
+)
 def macro_series(context: dg.AssetExecutionContext, macro: MacroSource, opstore: OperationalStore):
     yield from ingest_raw(context, "macro_series", lambda _s, a, b: macro.fetch_macro(a, b), opstore, _name(macro))
 
 
-@dg.asset(partitions_def=daily, group_name="raw_social", check_specs=raw_check_specs("social_posts_raw"),
-          description="Social posts with the symbols they name (core.symbols.link_symbols).", **COMMON)
+@dg.asset(
+    partitions_def=daily,
+    group_name="raw_social",
+    check_specs=raw_check_specs("social_posts_raw"),
+    description="Social posts with the symbols they name (core.symbols.link_symbols).",
+    **COMMON,
+)
 def social_posts_raw(context: dg.AssetExecutionContext, social: SocialSource, opstore: OperationalStore):
-    yield from ingest_raw(context, "social_posts_raw", lambda _s, a, b: social.fetch_posts(a, b), opstore,
-                          _name(social))
+    yield from ingest_raw(
+        context, "social_posts_raw", lambda _s, a, b: social.fetch_posts(a, b), opstore, _name(social)
+    )
 
 
-@dg.asset(partitions_def=daily, group_name="raw_social", check_specs=raw_check_specs("social_comments_raw"),
-          description="Social comments with post/parent ids and linked symbols.", **COMMON)
+@dg.asset(
+    partitions_def=daily,
+    group_name="raw_social",
+    check_specs=raw_check_specs("social_comments_raw"),
+    description="Social comments with post/parent ids and linked symbols.",
+    **COMMON,
+)
 def social_comments_raw(context: dg.AssetExecutionContext, social: SocialSource, opstore: OperationalStore):
-    yield from ingest_raw(context, "social_comments_raw", lambda _s, a, b: social.fetch_comments(a, b), opstore,
-                          _name(social))
+    yield from ingest_raw(
+        context, "social_comments_raw", lambda _s, a, b: social.fetch_comments(a, b), opstore, _name(social)
+    )
 
 
 RAW_MARKET_ASSETS = [market_bars_5m, funding_rates, open_interest, derivatives_metrics]

@@ -1,6 +1,5 @@
 """``readiness_audit``: coverage of each data kind over the production (420 d) or research window."""
 
-
 import json
 from datetime import UTC, date, datetime
 
@@ -27,16 +26,30 @@ def readiness_report(lake: LakeResource, mode: str, lookback_days: int, today: d
     return audit(counts, UNIVERSE, window)
 
 
-@dg.asset(group_name="readiness", deps=RAW_ASSETS, io_manager_key="lake_io_manager", kinds={"duckdb"},
-          description="Coverage of each modality over a window, missing data kinds and the backfills that fill them.")
+@dg.asset(
+    group_name="readiness",
+    deps=RAW_ASSETS,
+    io_manager_key="lake_io_manager",
+    kinds={"duckdb"},
+    description="Coverage of each modality over a window, missing data kinds and the backfills that fill them.",
+)
 def readiness_audit(context: dg.AssetExecutionContext, config: ReadinessConfig, lake: LakeResource) -> dg.Output:
     report = readiness_report(lake, config.mode, config.lookback_days)
-    table = pl.DataFrame([{"kind": k, "asset": v["asset"], "coverage": v["coverage"], "ready": v["ready"]}
-                          for k, v in report["kinds"].items()])
+    table = pl.DataFrame(
+        [
+            {"kind": k, "asset": v["asset"], "coverage": v["coverage"], "ready": v["ready"]}
+            for k, v in report["kinds"].items()
+        ]
+    )
     context.log.info(to_markdown(report))
-    return dg.Output(table, metadata={
-        "mode": report["mode"], "window": " .. ".join(report["window"]), "ready": report["ready"],
-        "missing_kinds": ", ".join(report["missing_kinds"]) or "none",
-        "report": dg.MetadataValue.md(to_markdown(report)),
-        "backfills": dg.MetadataValue.json(json.loads(json.dumps(report["backfills"][:50]))),
-    })
+    return dg.Output(
+        table,
+        metadata={
+            "mode": report["mode"],
+            "window": " .. ".join(report["window"]),
+            "ready": report["ready"],
+            "missing_kinds": ", ".join(report["missing_kinds"]) or "none",
+            "report": dg.MetadataValue.md(to_markdown(report)),
+            "backfills": dg.MetadataValue.json(json.loads(json.dumps(report["backfills"][:50]))),
+        },
+    )

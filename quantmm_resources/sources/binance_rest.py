@@ -85,13 +85,9 @@ def _funding_time(row: Any) -> Any:
 class BinanceRestExchange(ExchangeSource, HttpSourceResource):
     """Bars, funding, open interest and derivatives metrics from Binance's public REST APIs."""
 
-    futures_base_url: str = Field(
-        default="https://fapi.binance.com", description="USDT-M futures REST base URL."
-    )
+    futures_base_url: str = Field(default="https://fapi.binance.com", description="USDT-M futures REST base URL.")
     spot_base_url: str = Field(default="https://api.binance.com", description="Spot REST base URL.")
-    metrics_period: str = Field(
-        default="5m", description="Period of open interest, ratios, basis, mark price."
-    )
+    metrics_period: str = Field(default="5m", description="Period of open interest, ratios, basis, mark price.")
     perp_kline_limit: int = Field(default=1500, description="Rows per /fapi/v1/klines page (max 1500).")
     spot_kline_limit: int = Field(default=1000, description="Rows per /api/v3/klines page (max 1000).")
     funding_limit: int = Field(default=1000, description="Rows per /fapi/v1/fundingRate page (max 1000).")
@@ -155,16 +151,12 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
         parts: list[pl.DataFrame] = []
         for path, fields in RATIO_ENDPOINTS.items():
             pages = self._stats_pages(path, {"symbol": symbol}, start, end)
-            parts.append(
-                self._stack([parse_rest_period_stats(p, fields, symbol, period) for p in pages], fields)
-            )
+            parts.append(self._stack([parse_rest_period_stats(p, fields, symbol, period) for p in pages], fields))
         basis_pages = self._stats_pages(
             "/futures/data/basis", {"pair": symbol, "contractType": "PERPETUAL"}, start, end
         )
         parts.append(
-            self._stack(
-                [parse_rest_period_stats(p, BASIS_FIELDS, symbol, period) for p in basis_pages], BASIS_FIELDS
-            )
+            self._stack([parse_rest_period_stats(p, BASIS_FIELDS, symbol, period) for p in basis_pages], BASIS_FIELDS)
         )
         mark_pages = self._paginate(
             self.futures_base_url,
@@ -177,9 +169,7 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
             stamp=_open_time,
         )
         parts.append(
-            self._stack(
-                [parse_rest_mark_price_klines(p, symbol, period) for p in mark_pages], {"close": "mark_price"}
-            )
+            self._stack([parse_rest_mark_price_klines(p, symbol, period) for p in mark_pages], {"close": "mark_price"})
         )
         merged = parts[0]
         for part in parts[1:]:
@@ -242,9 +232,7 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
                 return
             cursor = max(stamps) + 1
 
-    def _stats_pages(
-        self, path: str, params: dict[str, Any], start: datetime, end: datetime
-    ) -> Iterator[list]:
+    def _stats_pages(self, path: str, params: dict[str, Any], start: datetime, end: datetime) -> Iterator[list]:
         """Pages of a ``/futures/data`` endpoint, one per chunk of ``stats_limit`` periods."""
         period = PERIODS[self.metrics_period]
         oldest = self.now() - timedelta(days=self.futures_data_max_age_days) + period

@@ -67,9 +67,7 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
     """Bars, funding, open interest and metrics from the Binance Vision archives."""
 
     base_url: str = Field(default="https://data.binance.vision", description="Binance Vision base URL.")
-    cache_files: int = Field(
-        default=16, description="Downloaded files kept in memory (metrics feed two assets)."
-    )
+    cache_files: int = Field(default=16, description="Downloaded files kept in memory (metrics feed two assets).")
 
     _cache: OrderedDict[str, bytes | None] = PrivateAttr(default_factory=OrderedDict)
     _missing: list[str] = PrivateAttr(default_factory=list)
@@ -145,23 +143,17 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
             plan.append((month, []) if whole and _next_month(month) <= today else (None, in_window))
         skipped = [d for d in _days(start, end) if d >= today]
         if skipped:
-            logger.info(
-                "Binance Vision: days %s .. %s not finished, no daily file yet", skipped[0], skipped[-1]
-            )
+            logger.info("Binance Vision: days %s .. %s not finished, no daily file yet", skipped[0], skipped[-1])
         return plan
 
-    def _metrics(
-        self, symbol: str, start: datetime, end: datetime
-    ) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
+    def _metrics(self, symbol: str, start: datetime, end: datetime) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
         """Parsed daily metrics files whose rows can fall in ``[start, end)`` (stamps run 5 min late)."""
         out = []
         for day in _days(start + METRICS_SHIFT, end + METRICS_SHIFT):
             if day >= self._today():
                 logger.info("Binance Vision: metrics for %s %s not published yet", symbol, day)
                 continue
-            url = (
-                f"{self.base_url}/data/futures/um/daily/metrics/{symbol}/{symbol}-metrics-{day:%Y-%m-%d}.zip"
-            )
+            url = f"{self.base_url}/data/futures/um/daily/metrics/{symbol}/{symbol}-metrics-{day:%Y-%m-%d}.zip"
             data = self._download(url)
             if data is not None:
                 out.append(parse_vision_metrics_csv(data, symbol, SOURCE))

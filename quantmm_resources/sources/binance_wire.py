@@ -198,9 +198,7 @@ def _object_frame(payload: list, fields: Mapping[str, str]) -> pl.DataFrame:
 
 def parse_rest_funding(payload: list, symbol: str, source: str) -> pl.DataFrame:
     """``/fapi/v1/fundingRate`` objects ``{symbol, fundingRate, fundingTime, markPrice}``."""
-    raw = _object_frame(
-        payload, {"fundingTime": "time", "fundingRate": "funding_rate", "markPrice": "mark_price"}
-    )
+    raw = _object_frame(payload, {"fundingTime": "time", "fundingRate": "funding_rate", "markPrice": "mark_price"})
     return to_source_frame(
         raw.select(
             pl.lit(symbol).alias("symbol"),
@@ -213,9 +211,7 @@ def parse_rest_funding(payload: list, symbol: str, source: str) -> pl.DataFrame:
     )
 
 
-def parse_rest_period_stats(
-    payload: list, fields: Mapping[str, str], symbol: str, period: str
-) -> pl.DataFrame:
+def parse_rest_period_stats(payload: list, fields: Mapping[str, str], symbol: str, period: str) -> pl.DataFrame:
     """``/futures/data/*`` objects stamped ``timestamp`` (period end) -> (symbol, period, ts_event, ...)."""
     raw = _object_frame(payload, {"timestamp": "stamp", **fields})
     return raw.select(

@@ -33,8 +33,10 @@ SOCIAL_ASSETS = ("social_posts_raw", "social_comments_raw")
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 
 _FT_SPOT = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-5m\.feather$")
-_FT_FUT = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)_[A-Z0-9]+-"
-                     r"(?:(?P<bars>5m-futures)|\d+[mhd]-(?P<funding>funding_rate)|(?P<mark>1h-mark))\.feather$")
+_FT_FUT = re.compile(
+    r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)_[A-Z0-9]+-"
+    r"(?:(?P<bars>5m-futures)|\d+[mhd]-(?P<funding>funding_rate)|(?P<mark>1h-mark))\.feather$"
+)
 _VISION = re.compile(r"^(?P<sym>[A-Z0-9]+)-(?P<kind>5m|fundingRate|metrics)-\d{4}-\d{2}(?:-\d{2})?\.(?:csv|zip)$")
 _VISION_KIND = {"5m": "klines", "fundingRate": "funding", "metrics": "metrics"}
 _SPOT_DIRS = {"spot"}
@@ -42,8 +44,17 @@ _PERP_DIRS = {"futures", "um", "perp", "usdm"}
 _MACRO_PREFIX = (("US10Y_TNX", "tnx_cboe"), ("TNX", "tnx_cboe"), ("DXY_", "dxy_ice"), ("VIX_", "vix_cboe"))
 _FRED_IDS = {s.split(":", 1)[1] for s in rd.SERIES_BY_SOURCE if s.startswith("FRED:")}
 # When two formats carry the same key, the lowest priority number wins (the other copies are dropped).
-PRIORITY = {"canonical": 0, "vision": 1, "reddit_posts": 1, "reddit_comments": 1, "fred": 1,
-            "macro_close": 1, "freqtrade": 2, "oi_wide": 2, "reddit_text": 2}
+PRIORITY = {
+    "canonical": 0,
+    "vision": 1,
+    "reddit_posts": 1,
+    "reddit_comments": 1,
+    "fred": 1,
+    "macro_close": 1,
+    "freqtrade": 2,
+    "oi_wide": 2,
+    "reddit_text": 2,
+}
 
 
 @dataclass(frozen=True)
@@ -108,11 +119,17 @@ def classify(path: Path, root: Path) -> BundleFile | None:
     """Recognise one file by name (and header for CSV/JSONL); None when it is not a bundle file."""
     name = path.name
     if m := _FT_SPOT.match(name):
-        return BundleFile(str(path), "freqtrade", ("market_bars_5m",),
-                          (("kind", "spot"), ("symbol", m["base"] + m["quote"])))
+        return BundleFile(
+            str(path), "freqtrade", ("market_bars_5m",), (("kind", "spot"), ("symbol", m["base"] + m["quote"]))
+        )
     if m := _FT_FUT.match(name):
-        kind, asset = ("perp", "market_bars_5m") if m["bars"] else ("funding", "funding_rates") \
-            if m["funding"] else ("mark", "derivatives_metrics")
+        kind, asset = (
+            ("perp", "market_bars_5m")
+            if m["bars"]
+            else ("funding", "funding_rates")
+            if m["funding"]
+            else ("mark", "derivatives_metrics")
+        )
         return BundleFile(str(path), "freqtrade", (asset,), (("kind", kind), ("symbol", m["base"] + m["quote"])))
     if m := _VISION.match(name):
         kind = _VISION_KIND[m["kind"]]
@@ -214,8 +231,13 @@ def _read_file(bf: BundleFile) -> dict[str, pl.DataFrame]:
         return rd.read_freqtrade(p, params["kind"], params["symbol"])
     if bf.fmt == "vision":
         return rd.read_vision(p, params["kind"], params["symbol"], params.get("market", "perp"))
-    readers = {"oi_wide": rd.read_oi_wide, "fred": rd.read_fred, "reddit_text": rd.read_reddit_text,
-               "reddit_posts": rd.read_reddit_scored_posts, "reddit_comments": rd.read_reddit_scored_comments}
+    readers = {
+        "oi_wide": rd.read_oi_wide,
+        "fred": rd.read_fred,
+        "reddit_text": rd.read_reddit_text,
+        "reddit_posts": rd.read_reddit_scored_posts,
+        "reddit_comments": rd.read_reddit_scored_comments,
+    }
     if bf.fmt in readers:
         return readers[bf.fmt](p)
     if bf.fmt == "macro_close":
@@ -232,8 +254,7 @@ def _group_cols(asset: str) -> list[str]:
 @lru_cache(maxsize=32)
 def _asset_index(files: tuple[BundleFile, ...], asset: str) -> dict[tuple, pl.DataFrame]:
     """All rows of ``asset`` from ``files``, split per symbol (and market), sorted by ts_event."""
-    parts = [_read_file(bf)[asset].with_columns(pl.lit(PRIORITY[bf.fmt], pl.Int8).alias("_prio"))
-             for bf in files]
+    parts = [_read_file(bf)[asset].with_columns(pl.lit(PRIORITY[bf.fmt], pl.Int8).alias("_prio")) for bf in files]
     parts = [p for p in parts if p.height]
     if not parts:
         return {}
@@ -299,17 +320,30 @@ def bundle_coverage(path: str | Path) -> dict[str, dict]:
         if not index:
             continue
         name = {"macro_series": "series_id", **dict.fromkeys(SOCIAL_ASSETS, "platform")}.get(asset, "symbol")
-        frame = pl.concat([f.select(name, "ts_event", *(["market"] if asset == "market_bars_5m" else []))
-                           for f in index.values()], how="diagonal_relaxed")
-        stats = frame.group_by(pl.col(name).cast(pl.Utf8).fill_null("")).agg(
-            pl.col("ts_event").min().dt.date().alias("start"), pl.col("ts_event").max().dt.date().alias("end"),
-            pl.len().alias("rows"),
-            (pl.col("market").unique().sort() if asset == "market_bars_5m" else pl.lit([], pl.List(pl.Utf8)))
-            .alias("markets"),
-        ).sort(name)
+        frame = pl.concat(
+            [f.select(name, "ts_event", *(["market"] if asset == "market_bars_5m" else [])) for f in index.values()],
+            how="diagonal_relaxed",
+        )
+        stats = (
+            frame.group_by(pl.col(name).cast(pl.Utf8).fill_null(""))
+            .agg(
+                pl.col("ts_event").min().dt.date().alias("start"),
+                pl.col("ts_event").max().dt.date().alias("end"),
+                pl.len().alias("rows"),
+                (pl.col("market").unique().sort() if asset == "market_bars_5m" else pl.lit([], pl.List(pl.Utf8))).alias(
+                    "markets"
+                ),
+            )
+            .sort(name)
+        )
         per: dict[str, dict] = {r.pop(name): r for r in stats.iter_rows(named=True)}
-        out[asset] = {"symbols": [k for k in per if k], "start": stats["start"].min(), "end": stats["end"].max(),
-                      "rows": frame.height, "per_symbol": per}
+        out[asset] = {
+            "symbols": [k for k in per if k],
+            "start": stats["start"].min(),
+            "end": stats["end"].max(),
+            "rows": frame.height,
+            "per_symbol": per,
+        }
     return out
 
 

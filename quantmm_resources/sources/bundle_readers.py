@@ -73,17 +73,24 @@ def read_jsonl(data: bytes) -> pl.DataFrame:
         return pl.DataFrame()
     try:
         return pl.read_ndjson(data, infer_schema_length=None)
-    except Exception:  # noqa: BLE001 - mixed types: keep every value as its JSON text
+    except Exception:
         rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
         keys = list(dict.fromkeys(k for r in rows for k in r))
-        cols = {k: [None if r.get(k) is None else (r[k] if isinstance(r[k], str) else json.dumps(r[k]))
-                    for r in rows] for k in keys}
-        return pl.DataFrame(cols, schema={k: pl.Utf8 for k in keys})
+        cols = {
+            k: [None if r.get(k) is None else (r[k] if isinstance(r[k], str) else json.dumps(r[k])) for r in rows]
+            for k in keys
+        }
+        return pl.DataFrame(cols, schema=dict.fromkeys(keys, pl.Utf8))
 
 
 _EXPORT_TS = "%Y-%m-%dT%H:%M:%S%.fZ"
-_TS_FORMATS = (("%Y-%m-%d %H:%M:%S%.f%#z", True), ("%Y-%m-%d %H:%M:%S%.f", False), ("%Y-%m-%d", False),
-               ("%Y-%m-%d %H:%M%#z", True), ("%Y-%m-%d %H:%M", False))
+_TS_FORMATS = (
+    ("%Y-%m-%d %H:%M:%S%.f%#z", True),
+    ("%Y-%m-%d %H:%M:%S%.f", False),
+    ("%Y-%m-%d", False),
+    ("%Y-%m-%d %H:%M%#z", True),
+    ("%Y-%m-%d %H:%M", False),
+)
 
 
 def parse_utc(s: pl.Series) -> pl.Series:
@@ -104,9 +111,12 @@ def parse_utc(s: pl.Series) -> pl.Series:
     s = s.cast(pl.Utf8).str.strip_chars()
     norm = s.str.replace(r"^(\d{4}-\d{2}-\d{2})T", "$1 ").str.replace(r"Z$", "+00:00")
     digits = s.str.contains(r"^\d{9,}$").fill_null(False)
-    out = pl.select(pl.when(digits).then(
-        pl.from_epoch(s.str.to_integer(strict=False), time_unit="ms").dt.replace_time_zone("UTC"))
-        .otherwise(None).cast(UTC_TS)).to_series()
+    out = pl.select(
+        pl.when(digits)
+        .then(pl.from_epoch(s.str.to_integer(strict=False), time_unit="ms").dt.replace_time_zone("UTC"))
+        .otherwise(None)
+        .cast(UTC_TS)
+    ).to_series()
     for fmt, has_tz in _TS_FORMATS:  # first format that parses a value wins; stop when all parsed
         if out.null_count() == s.null_count():
             break
@@ -167,8 +177,7 @@ def read_freqtrade(path: Path, kind: str, symbol: str) -> Frames:
         return {"funding_rates": conform(frame, "funding_rates", source=SOURCE_FREQTRADE)}
     if kind == "mark":
         frame = frame.select("symbol", "ts_event", pl.col("close").alias("mark_price"))
-        return {"derivatives_metrics": conform(frame, "derivatives_metrics", period="1h",
-                                               source=SOURCE_FREQTRADE)}
+        return {"derivatives_metrics": conform(frame, "derivatives_metrics", period="1h", source=SOURCE_FREQTRADE)}
     raise ValueError(f"unknown freqtrade kind {kind!r}")
 
 
@@ -208,8 +217,7 @@ def read_oi_wide(path: Path) -> Frames:
 def read_canonical(path: Path, asset: str) -> Frames:
     """Read a generic canonical CSV/JSONL of one raw asset (``date`` is accepted for ``ts_event``)."""
     data = read_bytes(path)
-    frame = read_jsonl(data) if ".jsonl" in Path(path).name or ".ndjson" in Path(path).name \
-        else read_csv_strings(data)
+    frame = read_jsonl(data) if ".jsonl" in Path(path).name or ".ndjson" in Path(path).name else read_csv_strings(data)
     if "ts_event" not in frame.columns and "date" in frame.columns:
         frame = frame.rename({"date": "ts_event"})
     if "source" not in frame.columns:
@@ -239,8 +247,11 @@ def read_macro_close(path: Path, series_id: str) -> Frames:
     raw = read_csv_strings(read_bytes(path))
     frame = raw.select(pl.col("date").alias("ts_event"), pl.col("close").alias("value"))
     spec = MACRO_SERIES_SPECS[series_id]
-    return {"macro_series": conform(frame, "macro_series", series_id=series_id,
-                                    source_series=spec.source_series, source=SOURCE_MACRO_CLOSE)}
+    return {
+        "macro_series": conform(
+            frame, "macro_series", series_id=series_id, source_series=spec.source_series, source=SOURCE_MACRO_CLOSE
+        )
+    }
 
 
 # --------------------------------------------------------------------------------------------- social
@@ -251,23 +262,35 @@ def _plain_id(col: str) -> pl.Expr:
 
 def utc_plus_one_check(frame: pl.DataFrame) -> pl.DataFrame:
     """Add ``ts_local_utc`` (local - 1h) and ``ts_inferred`` to a Reddit text frame."""
-    local = parse_utc(frame["created_date_local_as_published"]) - REDDIT_LOCAL_OFFSET \
-        if "created_date_local_as_published" in frame.columns else pl.Series([None] * frame.height, dtype=UTC_TS)
-    inferred = parse_utc(frame["created_at_utc_inferred"]) if "created_at_utc_inferred" in frame.columns \
+    local = (
+        parse_utc(frame["created_date_local_as_published"]) - REDDIT_LOCAL_OFFSET
+        if "created_date_local_as_published" in frame.columns
         else pl.Series([None] * frame.height, dtype=UTC_TS)
+    )
+    inferred = (
+        parse_utc(frame["created_at_utc_inferred"])
+        if "created_at_utc_inferred" in frame.columns
+        else pl.Series([None] * frame.height, dtype=UTC_TS)
+    )
     return frame.with_columns(local.alias("ts_local_utc"), inferred.alias("ts_inferred"))
 
 
 def read_reddit_text(path: Path) -> Frames:
     """Read the unified Reddit text CSV (``p_``/``c_`` ids, UTC+1 local times, no engagement)."""
     raw = utc_plus_one_check(read_csv_strings(read_bytes(path)))
-    bad = raw.filter(pl.col("ts_inferred").is_not_null() & pl.col("ts_local_utc").is_not_null()
-                     & (pl.col("ts_inferred") != pl.col("ts_local_utc"))).height
+    bad = raw.filter(
+        pl.col("ts_inferred").is_not_null()
+        & pl.col("ts_local_utc").is_not_null()
+        & (pl.col("ts_inferred") != pl.col("ts_local_utc"))
+    ).height
     if bad:
         log.warning("%s: %d rows where created_at_utc_inferred != local - 1h (inferred kept)", path, bad)
     uid = pl.col("unified_id").cast(pl.Utf8)
-    stype = pl.col("source_type").cast(pl.Utf8).str.to_lowercase() if "source_type" in raw.columns \
+    stype = (
+        pl.col("source_type").cast(pl.Utf8).str.to_lowercase()
+        if "source_type" in raw.columns
         else pl.lit(None, pl.Utf8)
+    )
     is_comment = uid.str.starts_with("c_") | (~uid.str.contains(r"^[pc]_") & (stype == "comment"))
     frame = raw.with_columns(
         pl.when(uid.str.contains(r"^[pc]_")).then(uid.str.slice(2)).otherwise(uid).alias("id"),
@@ -285,8 +308,11 @@ def read_reddit_text(path: Path) -> Frames:
 
 def _epoch_seconds_or(frame: pl.DataFrame, epoch: str, text: str) -> pl.Series:
     """``ts_event`` from epoch seconds (float text), falling back to an ISO column."""
-    secs = frame[epoch].cast(pl.Float64, strict=False) if epoch in frame.columns \
+    secs = (
+        frame[epoch].cast(pl.Float64, strict=False)
+        if epoch in frame.columns
         else pl.Series([None] * frame.height, dtype=pl.Float64)
+    )
     ts = pl.from_epoch((secs * 1e6).round(0).cast(pl.Int64), time_unit="us").dt.replace_time_zone("UTC")
     if text in frame.columns:
         ts = pl.select(pl.coalesce(ts, parse_utc(frame[text]))).to_series()
@@ -300,13 +326,14 @@ def read_reddit_scored_posts(path: Path) -> Frames:
     frame = raw.with_columns(
         _epoch_seconds_or(raw, "created_utc", "created_at_utc"),
         _plain_id("submission_id").alias("id"),
-        pl.when(body.is_null() | (body == "")).then(pl.col("title"))
-        .otherwise(pl.concat_str([pl.col("title").fill_null(""), pl.col("text")], separator="\n\n")).alias("text"),
+        pl.when(body.is_null() | (body == ""))
+        .then(pl.col("title"))
+        .otherwise(pl.concat_str([pl.col("title").fill_null(""), pl.col("text")], separator="\n\n"))
+        .alias("text"),
         pl.col("score").alias("engagement_score"),
         pl.col("subreddit").alias("community"),
     )
-    return {"social_posts_raw": conform(frame, "social_posts_raw", platform="reddit",
-                                        source=SOURCE_REDDIT_SCORED)}
+    return {"social_posts_raw": conform(frame, "social_posts_raw", platform="reddit", source=SOURCE_REDDIT_SCORED)}
 
 
 def read_reddit_scored_comments(path: Path) -> Frames:
@@ -321,5 +348,6 @@ def read_reddit_scored_comments(path: Path) -> Frames:
         pl.col("score").alias("engagement_score"),
         pl.col("subreddit").alias("community"),
     )
-    return {"social_comments_raw": conform(frame, "social_comments_raw", platform="reddit",
-                                           source=SOURCE_REDDIT_SCORED)}
+    return {
+        "social_comments_raw": conform(frame, "social_comments_raw", platform="reddit", source=SOURCE_REDDIT_SCORED)
+    }

@@ -80,15 +80,11 @@ class FredMacro(MacroSource, HttpSourceResource):
         start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
         first = start_utc.date() + timedelta(days=0 if start_utc.time() == datetime.min.time() else 1)
         last = (end_utc - timedelta(microseconds=1)).date()
-        frames = [
-            to_source_frame(pl.DataFrame(schema={"ts_event": pl.Datetime("us", "UTC")}), "macro_series")
-        ]
+        frames = [to_source_frame(pl.DataFrame(schema={"ts_event": pl.Datetime("us", "UTC")}), "macro_series")]
         if first <= last:
             for series_id in self.series_ids:
                 params = {"id": codes[series_id], "cosd": first.isoformat(), "coed": last.isoformat()}
                 response = self.http_get(f"{self.base_url}/graph/fredgraph.csv", params)
                 frames.append(parse_fred_csv(response.content, series_id, codes[series_id]))
         df = dedupe_keep_nulls(pl.concat(frames, how="vertical"), ["series_id", "ts_event"])
-        return window_filter(df, start, end).sort(
-            ["series_id", "ts_event"], nulls_last=True, maintain_order=True
-        )
+        return window_filter(df, start, end).sort(["series_id", "ts_event"], nulls_last=True, maintain_order=True)

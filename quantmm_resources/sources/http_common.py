@@ -128,9 +128,7 @@ class HttpFetcher:
                 reason=f"gave up after {self.max_attempts} attempts",
             ) from None
         except httpx.TransportError as exc:
-            raise SourceHTTPError(
-                url, None, repr(exc), reason=f"gave up after {self.max_attempts} attempts"
-            ) from exc
+            raise SourceHTTPError(url, None, repr(exc), reason=f"gave up after {self.max_attempts} attempts") from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def close(self) -> None:
@@ -143,11 +141,7 @@ class HttpFetcher:
         status = response.status_code
         if status in RETRY_AFTER_STATUSES or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if (
-                status in RETRY_AFTER_STATUSES
-                and retry_after is not None
-                and retry_after > self.max_retry_after_s
-            ):
+            if status in RETRY_AFTER_STATUSES and retry_after is not None and retry_after > self.max_retry_after_s:
                 raise SourceHTTPError(
                     str(response.request.url),
                     status,
@@ -176,12 +170,8 @@ class HttpSourceResource(dg.ConfigurableResource):
     """Config and test seams shared by the HTTP sources; mix in after the abstract source class."""
 
     timeout_s: float = Field(default=30.0, description="Per-request timeout in seconds.")
-    user_agent: str = Field(
-        default=DEFAULT_USER_AGENT, description="User-Agent header sent with every request."
-    )
-    max_attempts: int = Field(
-        default=5, description="Attempts per request (transport errors, 5xx, 429, 418)."
-    )
+    user_agent: str = Field(default=DEFAULT_USER_AGENT, description="User-Agent header sent with every request.")
+    max_attempts: int = Field(default=5, description="Attempts per request (transport errors, 5xx, 429, 418).")
     backoff_s: float = Field(default=1.0, description="Base of the exponential backoff, seconds.")
     backoff_max_s: float = Field(default=60.0, description="Cap of one backoff wait, seconds.")
     max_retry_after_s: float = Field(

@@ -105,9 +105,7 @@ class RedditSocial(SocialSource, HttpSourceResource):
     comment_lookback_hours: float = Field(
         default=48.0, description="Read comments of posts published up to this long before the window."
     )
-    max_posts_for_comments: int = Field(
-        default=100, description="Comment trees fetched per subreddit and call."
-    )
+    max_posts_for_comments: int = Field(default=100, description="Comment trees fetched per subreddit and call.")
     comment_limit: int = Field(default=500, description="``limit`` of a comments request.")
 
     _more_stubs: int = PrivateAttr(default=0)
@@ -119,20 +117,14 @@ class RedditSocial(SocialSource, HttpSourceResource):
 
     def fetch_posts(self, start: datetime, end: datetime) -> pl.DataFrame:
         rows = [self._post_row(d) for sub in self.subreddits for d in self._listing(sub, start)]
-        df = (
-            pl.DataFrame(rows, schema=POST_SCHEMA, orient="row") if rows else pl.DataFrame(schema=POST_SCHEMA)
-        )
+        df = pl.DataFrame(rows, schema=POST_SCHEMA, orient="row") if rows else pl.DataFrame(schema=POST_SCHEMA)
         return dedupe_keep_nulls(window_filter(df, start, end), ["platform", "id"])
 
     def fetch_comments(self, start: datetime, end: datetime) -> pl.DataFrame:
         oldest = start - timedelta(hours=self.comment_lookback_hours)
         rows: list[dict[str, Any]] = []
         for sub in self.subreddits:
-            posts = [
-                p
-                for p in self._listing(sub, oldest)
-                if (t := _utc(p.get("created_utc"))) and oldest <= t < end
-            ]
+            posts = [p for p in self._listing(sub, oldest) if (t := _utc(p.get("created_utc"))) and oldest <= t < end]
             for post in posts[: self.max_posts_for_comments]:
                 rows.extend(self._comment_rows(sub, post))
         df = pl.DataFrame(rows, schema=COMMENT_SCHEMA) if rows else pl.DataFrame(schema=COMMENT_SCHEMA)
@@ -161,11 +153,7 @@ class RedditSocial(SocialSource, HttpSourceResource):
         for page_number in range(self.max_pages):
             params: dict[str, Any] = {"limit": self.page_limit} | ({"after": after} if after else {})
             listing = self._get_json(f"/r/{sub}/new.json", params)
-            page = [
-                c["data"]
-                for c in _children(listing)
-                if c.get("kind") == "t3" and isinstance(c.get("data"), dict)
-            ]
+            page = [c["data"] for c in _children(listing) if c.get("kind") == "t3" and isinstance(c.get("data"), dict)]
             posts.extend(page)
             after = listing.get("data", {}).get("after") if isinstance(listing, dict) else None
             times = [t for p in page if (t := _utc(p.get("created_utc"))) is not None]

@@ -111,9 +111,7 @@ class RssNewsSocial(SocialSource, HttpSourceResource):
         frames = []
         for url in self.feed_urls:
             response = self.http_get(url)
-            frame = parse_feed(
-                response.content, self.feed_names.get(url), response.headers.get("content-type")
-            )
+            frame = parse_feed(response.content, self.feed_names.get(url), response.headers.get("content-type"))
             logger.info("feed %s: %d entries", url, len(frame))
             frames.append(frame)
         df = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=POST_SCHEMA)

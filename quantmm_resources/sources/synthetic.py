@@ -56,8 +56,10 @@ def _window(origin: str, start: datetime, end: datetime) -> tuple[datetime, date
 
 _SEED = Field(default=7, description="Seed of every random draw; same seed + config = same frames.")
 _ORIGIN = Field(default=sm.DEFAULT_ORIGIN, description="First day (YYYY-MM-DD) of the path; before is empty.")
-_SYMBOLS = Field(default_factory=lambda: list(sm.DEFAULT_SYMBOLS),
-                 description="Symbols the sample covers; any other symbol returns an empty frame.")
+_SYMBOLS = Field(
+    default_factory=lambda: list(sm.DEFAULT_SYMBOLS),
+    description="Symbols the sample covers; any other symbol returns an empty frame.",
+)
 
 
 class SyntheticExchange(ExchangeSource):
@@ -130,7 +132,8 @@ class SyntheticSocial(SocialSource):
     symbols: list[str] = _SYMBOLS
     text_signal: bool = Field(default=True, description="False: word choice ignores the latent sentiment.")
     posts_per_day: float | None = Field(
-        default=None, gt=0,
+        default=None,
+        gt=0,
         description=f"Posts per day (~1.8 comments each); default {POSTS_PER_SYMBOL_DAY:g} per symbol.",
     )
 
@@ -139,8 +142,9 @@ class SyntheticSocial(SocialSource):
         if window is None:
             return empty_source_frame(asset)
         intensity = self.posts_per_day or POSTS_PER_SYMBOL_DAY * len(self.symbols)
-        frame = text.social_window(self.seed, self.origin, tuple(self.symbols), float(intensity),
-                                   bool(self.text_signal), *window, kind=kind)
+        frame = text.social_window(
+            self.seed, self.origin, tuple(self.symbols), float(intensity), bool(self.text_signal), *window, kind=kind
+        )
         return _finish(frame, asset)
 
     def fetch_posts(self, start: datetime, end: datetime) -> pl.DataFrame:

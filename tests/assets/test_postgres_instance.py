@@ -43,13 +43,18 @@ def test_materialize_a_partition_on_a_postgres_instance(quantmm_home, pg_databas
     key = "2025-03-04|ETHUSDT"
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        res = dg.materialize([market_bars_5m, funding_rates], partition_key=key, instance=instance,
-                             resources=build_resources(settings, source="synthetic"))
+        res = dg.materialize(
+            [market_bars_5m, funding_rates],
+            partition_key=key,
+            instance=instance,
+            resources=build_resources(settings, source="synthetic"),
+        )
         assert res.success
     with dg.DagsterInstance.from_config(str(home)) as reopened:  # a new process would see the same
         assert reopened.get_materialized_partitions(dg.AssetKey("market_bars_5m")) == {key}
         checks = reopened.event_log_storage.get_latest_asset_check_execution_by_key(
-            [dg.AssetCheckKey(dg.AssetKey("market_bars_5m"), "ohlc_sanity")])
+            [dg.AssetCheckKey(dg.AssetKey("market_bars_5m"), "ohlc_sanity")]
+        )
         assert len(checks) == 1
     store = OperationalStore(url=os.environ["QUANTMM_OPS_URL"])
     assert store.engine.dialect.name == "postgresql"

@@ -26,8 +26,11 @@ def test_one_partition_of_each_raw_asset_on_the_synthetic_sample(quantmm_home, i
     res = dg.materialize(RAW_MARKET_ASSETS, partition_key=f"{DAY}|BTCUSDT", resources=resources, instance=instance)
     res2 = dg.materialize(RAW_DATE_ASSETS, partition_key=str(DAY), resources=resources, instance=instance)
     assert res.success and res2.success
-    checks = {(e.asset_key.to_user_string(), e.check_name): e.passed
-              for r in (res, res2) for e in r.get_asset_check_evaluations()}
+    checks = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for r in (res, res2)
+        for e in r.get_asset_check_evaluations()
+    }
     assert len(checks) == 33 and all(checks.values()), [k for k, v in checks.items() if not v]
     bars = pl.read_parquet(quantmm_home / "lake/market_bars_5m/date=2025-03-04/symbol=BTCUSDT/data.parquet")
     assert bars.group_by("market").len().sort("market")["len"].to_list() == [288, 288]
@@ -50,21 +53,41 @@ def test_range_run_is_one_run_with_a_materialization_per_partition_and_idempoten
     again = run_range(RAW_MARKET_ASSETS, DAY, DAY + timedelta(days=2), symbols, resources, instance)
     assert again.success
     assert {a: lake_rows(quantmm_home, a) for a in before} == before
-    dupes = connect_lake(quantmm_home / "lake").execute(
-        "select count(*) - count(distinct (symbol, market, ts_event)) from market_bars_5m").fetchone()[0]
+    dupes = (
+        connect_lake(quantmm_home / "lake")
+        .execute("select count(*) - count(distinct (symbol, market, ts_event)) from market_bars_5m")
+        .fetchone()[0]
+    )
     assert dupes == 0
 
 
 def write_bad_bundle(path):
     """Canonical bars for one day with planted bad rows; returns the number of source rows."""
     ts = [datetime(2025, 3, 4, tzinfo=UTC) + timedelta(minutes=5 * i) for i in range(288)]
-    good = pl.DataFrame({"symbol": "BTCUSDT", "market": "perp", "ts_event": ts, "open": "100", "high": "101",
-                         "low": "99", "close": "100.5", "volume": "3"})
-    bad = pl.DataFrame({
-        "symbol": ["BTCUSDT"] * 4, "market": ["perp"] * 4, "ts_event": ts[:3] + [ts[3] + timedelta(minutes=1)],
-        "open": ["100", "abc", "100", "100"], "high": ["101", "101", "98", "101"],
-        "low": ["99", "99", "99", "99"], "close": ["100.5", "100", "100", "100"], "volume": ["3", "3", "3", "3"],
-    })
+    good = pl.DataFrame(
+        {
+            "symbol": "BTCUSDT",
+            "market": "perp",
+            "ts_event": ts,
+            "open": "100",
+            "high": "101",
+            "low": "99",
+            "close": "100.5",
+            "volume": "3",
+        }
+    )
+    bad = pl.DataFrame(
+        {
+            "symbol": ["BTCUSDT"] * 4,
+            "market": ["perp"] * 4,
+            "ts_event": ts[:3] + [ts[3] + timedelta(minutes=1)],
+            "open": ["100", "abc", "100", "100"],
+            "high": ["101", "101", "98", "101"],
+            "low": ["99", "99", "99", "99"],
+            "close": ["100.5", "100", "100", "100"],
+            "volume": ["3", "3", "3", "3"],
+        }
+    )
     src = pl.concat([good, bad]).with_columns(pl.col("ts_event").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
     path.mkdir()
     src.write_csv(path / "market_bars_5m.csv")
@@ -99,8 +122,9 @@ def test_todays_partition_is_partial_and_the_schedule_refreshes_it(quantmm_home,
     assert res.success
     md = res.asset_materializations_for_node("market_bars_5m")[0].metadata
     assert md["complete"].value is False and md["partitions"].value == len(get_settings().universe().symbols)
-    latest = pl.read_parquet(quantmm_home / f"lake/market_bars_5m/date={datetime.now(UTC).date()}/symbol=BTCUSDT"
-                             "/data.parquet")["ts_available"].max()
+    latest = pl.read_parquet(
+        quantmm_home / f"lake/market_bars_5m/date={datetime.now(UTC).date()}/symbol=BTCUSDT/data.parquet"
+    )["ts_available"].max()
     assert latest <= datetime.now(UTC)  # nothing from the future, even on the partial day
 
 

@@ -22,11 +22,27 @@ def full_day_bars(symbol="BTCUSDT", n=288, day_start=START) -> pl.DataFrame:
     ts = [day_start + timedelta(minutes=5 * i) for i in range(n)]
     frames = []
     for market in ("perp", "spot"):
-        frames.append(pl.DataFrame({"symbol": symbol, "market": market, "ts_event": ts, "open": 100.0,
-                                    "high": 101.0, "low": 99.0, "close": 100.5, "volume": 1.0, "source": "t"}))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "symbol": symbol,
+                    "market": market,
+                    "ts_event": ts,
+                    "open": 100.0,
+                    "high": 101.0,
+                    "low": 99.0,
+                    "close": 100.5,
+                    "volume": 1.0,
+                    "source": "t",
+                }
+            )
+        )
     src = pl.concat(frames)
-    return normalize("market_bars_5m", src, IngestParams(start=day_start, end=day_start + timedelta(days=1),
-                                                          symbols=(symbol,), universe=UNIVERSE)).clean
+    return normalize(
+        "market_bars_5m",
+        src,
+        IngestParams(start=day_start, end=day_start + timedelta(days=1), symbols=(symbol,), universe=UNIVERSE),
+    ).clean
 
 
 def window(symbols=("BTCUSDT",), now=NOW, dates=(DAY,)) -> CheckWindow:
@@ -34,8 +50,10 @@ def window(symbols=("BTCUSDT",), now=NOW, dates=(DAY,)) -> CheckWindow:
 
 
 def rejects(asset: str, reason: str, n: int) -> pl.DataFrame:
-    return pl.DataFrame({"asset": [asset] * n, "partition": ["2025-01-01|BTCUSDT"] * n, "reason": [reason] * n,
-                         "raw": ["{}"] * n}, schema=REJECT_COLUMNS)
+    return pl.DataFrame(
+        {"asset": [asset] * n, "partition": ["2025-01-01|BTCUSDT"] * n, "reason": [reason] * n, "raw": ["{}"] * n},
+        schema=REJECT_COLUMNS,
+    )
 
 
 def test_clean_day_passes_every_bar_check():
@@ -47,10 +65,12 @@ def test_clean_day_passes_every_bar_check():
 
 def test_schema_fails_on_wrong_dtype_and_nulls():
     clean = full_day_bars()
-    assert not quality.check_schema("market_bars_5m", clean.with_columns(pl.col("close").cast(pl.Utf8)),
-                                    NO_REJECTS).passed
-    assert not quality.check_schema("market_bars_5m", clean.with_columns(pl.lit(None, pl.Float64).alias("close")),
-                                    NO_REJECTS).passed
+    assert not quality.check_schema(
+        "market_bars_5m", clean.with_columns(pl.col("close").cast(pl.Utf8)), NO_REJECTS
+    ).passed
+    assert not quality.check_schema(
+        "market_bars_5m", clean.with_columns(pl.lit(None, pl.Float64).alias("close")), NO_REJECTS
+    ).passed
 
 
 def test_schema_fails_when_too_many_rows_were_unparseable():
@@ -95,8 +115,9 @@ def test_bar_coverage_expects_only_closed_bars_on_the_partial_day():
 
 
 def test_daily_coverage_fails_on_a_missing_symbol_day():
-    funding = pl.DataFrame({"symbol": ["BTCUSDT"], "ts_event": [START], "ts_available": [START],
-                            "funding_rate": [0.0001]})
+    funding = pl.DataFrame(
+        {"symbol": ["BTCUSDT"], "ts_event": [START], "ts_available": [START], "funding_rate": [0.0001]}
+    )
     assert quality.check_daily_coverage("funding_rates", funding, window()).passed
     assert not quality.check_daily_coverage("funding_rates", funding, window(symbols=("BTCUSDT", "ETHUSDT"))).passed
 
@@ -105,12 +126,14 @@ def test_macro_coverage_counts_business_days_only():
     days = tuple(date(2025, 1, d) for d in range(1, 8))  # Wed 1 .. Tue 7
     obs = [datetime(2025, 1, d, tzinfo=UTC) for d in (1, 2, 3, 6)]  # missing Tue 7
     macro = pl.DataFrame({"series_id": "vix", "ts_event": obs, "value": 15.0})
-    out = quality.check_daily_coverage("macro_series", macro, window(symbols=None, dates=days,
-                                                                     now=datetime(2025, 1, 9, tzinfo=UTC)))
+    out = quality.check_daily_coverage(
+        "macro_series", macro, window(symbols=None, dates=days, now=datetime(2025, 1, 9, tzinfo=UTC))
+    )
     assert not out.passed and out.metadata["missing_examples"] == ["2025-01-07"]
     full = pl.concat([macro, macro.head(1).with_columns(ts_event=pl.lit(datetime(2025, 1, 7, tzinfo=UTC)))])
-    assert quality.check_daily_coverage("macro_series", full, window(symbols=None, dates=days,
-                                                                     now=datetime(2025, 1, 9, tzinfo=UTC))).passed
+    assert quality.check_daily_coverage(
+        "macro_series", full, window(symbols=None, dates=days, now=datetime(2025, 1, 9, tzinfo=UTC))
+    ).passed
 
 
 def test_freshness_fails_when_partition_stops_early():
@@ -127,22 +150,37 @@ def test_freshness_on_today_measures_against_now():
     assert not quality.check_freshness("market_bars_5m", recent, window(now=now + timedelta(minutes=30))).passed
 
 
-@pytest.mark.parametrize("asset, column, bad", [
-    ("funding_rates", "funding_rate", 0.2),
-    ("open_interest", "open_interest", -5.0),
-    ("derivatives_metrics", "taker_buy_sell_ratio", 0.0),
-    ("macro_series", "value", float("inf")),
-    ("social_posts_raw", "text", "   "),
-])
+@pytest.mark.parametrize(
+    "asset, column, bad",
+    [
+        ("funding_rates", "funding_rate", 0.2),
+        ("open_interest", "open_interest", -5.0),
+        ("derivatives_metrics", "taker_buy_sell_ratio", 0.0),
+        ("macro_series", "value", float("inf")),
+        ("social_posts_raw", "text", "   "),
+    ],
+)
 def test_sanity_fails_on_bad_values(asset, column, bad):
     frame = pl.DataFrame({column: [bad]})
-    for col in ("open_interest", "open_interest_value", "long_short_account_ratio", "top_long_short_account_ratio",
-                "top_long_short_position_ratio", "taker_buy_sell_ratio", "mark_price"):
+    for col in (
+        "open_interest",
+        "open_interest_value",
+        "long_short_account_ratio",
+        "top_long_short_account_ratio",
+        "top_long_short_position_ratio",
+        "taker_buy_sell_ratio",
+        "mark_price",
+    ):
         if col != column and asset in ("open_interest", "derivatives_metrics"):
             frame = frame.with_columns(pl.lit(1.0).alias(col))
     assert not quality.check_sanity(asset, frame, NO_REJECTS).passed
-    good = {"funding_rates": 0.0001, "open_interest": 5.0, "derivatives_metrics": 1.1, "macro_series": 4.2,
-            "social_posts_raw": "hello"}[asset]
+    good = {
+        "funding_rates": 0.0001,
+        "open_interest": 5.0,
+        "derivatives_metrics": 1.1,
+        "macro_series": 4.2,
+        "social_posts_raw": "hello",
+    }[asset]
     assert quality.check_sanity(asset, frame.with_columns(pl.lit(good).alias(column)), NO_REJECTS).passed
 
 

@@ -24,7 +24,8 @@ FILES = {
 
 def in_window(col: pl.Expr) -> pl.Expr:
     return (col >= datetime(START.year, START.month, START.day, tzinfo=UTC)) & (
-        col < datetime(END.year, END.month, END.day + 1, tzinfo=UTC))
+        col < datetime(END.year, END.month, END.day + 1, tzinfo=UTC)
+    )
 
 
 def source_counts(data) -> dict[str, int]:
@@ -68,5 +69,6 @@ def test_real_slice_through_bundle_import(shared_data, quantmm_home, tmp_path, c
     assert instance.get_materialized_partitions(dg.AssetKey("market_bars_5m")) == {f"{d}|BTCUSDT" for d in days}
     assert instance.get_materialized_partitions(dg.AssetKey("social_posts_raw")) == set(days)
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(dg.AssetKey("market_bars_5m"), "ohlc_sanity")])
+        [dg.AssetCheckKey(dg.AssetKey("market_bars_5m"), "ohlc_sanity")]
+    )
     assert len(check) == 1

@@ -39,9 +39,7 @@ ARCHIVE = {
     f"{UM}/daily/klines/BTCUSDT/5m/BTCUSDT-5m-2024-01-01.zip": "futures-um-BTCUSDT-5m-2024-01-01.csv",
     f"{SPOT}/daily/klines/BTCUSDT/5m/BTCUSDT-5m-2024-12-31.zip": "spot-BTCUSDT-5m-2024-12-31.csv",
     f"{SPOT}/daily/klines/BTCUSDT/5m/BTCUSDT-5m-2025-01-01.zip": "spot-BTCUSDT-5m-2025-01-01.csv",
-    f"{UM}/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2024-01.zip": (
-        "futures-um-BTCUSDT-fundingRate-2024-01.csv"
-    ),
+    f"{UM}/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2024-01.zip": ("futures-um-BTCUSDT-fundingRate-2024-01.csv"),
     f"{UM}/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-01-01.zip": "futures-um-BTCUSDT-metrics-2024-01-01.csv",
     f"{UM}/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-01-02.zip": "futures-um-BTCUSDT-metrics-2024-01-02.csv",
 }
@@ -62,9 +60,7 @@ class FakeVision:
             return httpx.Response(self.status[path], text="<Error><Code>InternalError</Code></Error>")
         if path not in self.files:
             return httpx.Response(404, text="<Error><Code>NoSuchKey</Code></Error>")
-        return httpx.Response(
-            200, content=zipped(self.files[path]), headers={"Content-Type": "application/zip"}
-        )
+        return httpx.Response(200, content=zipped(self.files[path]), headers={"Content-Type": "application/zip"})
 
 
 def make(fake: FakeVision, now: datetime = NOW, **config: Any) -> BinanceVisionExchange:
@@ -185,11 +181,7 @@ def test_bad_rows_in_a_file_are_kept() -> None:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("BTCUSDT-5m-2024-01-01.csv", content)
-        return (
-            httpx.Response(200, content=buffer.getvalue())
-            if request.url.path == path
-            else httpx.Response(404)
-        )
+        return httpx.Response(200, content=buffer.getvalue()) if request.url.path == path else httpx.Response(404)
 
     source = BinanceVisionExchange(base_url=BASE).with_http(
         transport=httpx.MockTransport(handler), clock=lambda: utc(2024, 2, 1)

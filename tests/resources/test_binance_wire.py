@@ -68,9 +68,7 @@ def test_parse_rest_klines_keeps_malformed_rows() -> None:
 
 
 def test_vision_futures_csv_with_header() -> None:
-    df = parse_vision_klines_csv(
-        (VISION / "futures-um-BTCUSDT-5m-2024-01-01.csv").read_bytes(), "BTCUSDT", "perp", "v"
-    )
+    df = parse_vision_klines_csv((VISION / "futures-um-BTCUSDT-5m-2024-01-01.csv").read_bytes(), "BTCUSDT", "perp", "v")
     assert df.columns == columns_of("market_bars_5m")
     assert df["ts_event"].to_list() == [utc(2024, 1, 1, 0, 0), utc(2024, 1, 1, 0, 5), utc(2024, 1, 1, 0, 10)]
     assert df["close"].to_list() == ["42310.00", "42295.10", "42350.40"]
@@ -78,12 +76,8 @@ def test_vision_futures_csv_with_header() -> None:
 
 
 def test_vision_spot_csv_without_header_ms_and_us() -> None:
-    ms = parse_vision_klines_csv(
-        (VISION / "spot-BTCUSDT-5m-2024-12-31.csv").read_bytes(), "BTCUSDT", "spot", "v"
-    )
-    us = parse_vision_klines_csv(
-        (VISION / "spot-BTCUSDT-5m-2025-01-01.csv").read_bytes(), "BTCUSDT", "spot", "v"
-    )
+    ms = parse_vision_klines_csv((VISION / "spot-BTCUSDT-5m-2024-12-31.csv").read_bytes(), "BTCUSDT", "spot", "v")
+    us = parse_vision_klines_csv((VISION / "spot-BTCUSDT-5m-2025-01-01.csv").read_bytes(), "BTCUSDT", "spot", "v")
     assert ms["ts_event"].to_list() == [utc(2024, 12, 31, 23, 50), utc(2024, 12, 31, 23, 55)]
     assert us["ts_event"].to_list() == [utc(2025, 1, 1, 0, 0), utc(2025, 1, 1, 0, 5)]
     assert ms["open"][0] == "93512.01000000" and us["open"][0] == "93576.01000000"
@@ -109,9 +103,7 @@ def test_vision_klines_units_detected_per_value_and_bad_rows_kept() -> None:
 
 
 def test_vision_funding_csv() -> None:
-    df = parse_vision_funding_csv(
-        (VISION / "futures-um-BTCUSDT-fundingRate-2024-01.csv").read_bytes(), "BTCUSDT", "v"
-    )
+    df = parse_vision_funding_csv((VISION / "futures-um-BTCUSDT-fundingRate-2024-01.csv").read_bytes(), "BTCUSDT", "v")
     assert df.columns == columns_of("funding_rates")
     assert df["ts_event"].to_list() == [
         utc(2024, 1, 1, 0),
@@ -155,18 +147,12 @@ def test_vision_metrics_bad_time_kept() -> None:
 def test_rest_funding_open_interest_and_mark_price() -> None:
     funding = parse_rest_funding(json.loads((REST / "funding_rate.json").read_text()), "BTCUSDT", "r")
     assert funding.columns == columns_of("funding_rates")
-    assert funding["ts_event"][2] == datetime(
-        2024, 1, 1, 8, 0, 0, 1000, tzinfo=UTC
-    )  # 1 ms late, kept as sent
+    assert funding["ts_event"][2] == datetime(2024, 1, 1, 8, 0, 0, 1000, tzinfo=UTC)  # 1 ms late, kept as sent
     assert funding["mark_price"][3] is None  # "" on the wire
-    oi = parse_rest_open_interest(
-        json.loads((REST / "open_interest_hist.json").read_text()), "BTCUSDT", "5m", "r"
-    )
+    oi = parse_rest_open_interest(json.loads((REST / "open_interest_hist.json").read_text()), "BTCUSDT", "5m", "r")
     assert oi["ts_event"][0] == utc(2023, 12, 31, 23, 55)  # stamped 00:00 = end of the period
     assert oi["open_interest"][1] == "74225.31200000"
-    mark = parse_rest_mark_price_klines(
-        json.loads((REST / "mark_price_klines.json").read_text()), "BTCUSDT", "5m"
-    )
+    mark = parse_rest_mark_price_klines(json.loads((REST / "mark_price_klines.json").read_text()), "BTCUSDT", "5m")
     assert mark["ts_event"][1] == utc(2024, 1, 1) and mark["mark_price"][1] == "42308.75000000"
 
 

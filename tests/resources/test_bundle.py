@@ -46,8 +46,13 @@ def _write(path: Path, text: str) -> Path:
 def freqtrade(tmp_path: Path) -> Path:
     _feather(tmp_path / "x/spot/BTC_USDT-5m.feather", 12, timedelta(minutes=5))
     _feather(tmp_path / "x/futures/BTC_USDT_USDT-5m-futures.feather", 10, timedelta(minutes=5))
-    _feather(tmp_path / "futures/BTC_USDT_USDT-1h-funding_rate.feather", 4, timedelta(hours=8),
-             open=[1e-4, -2e-4, 3e-4, 0.0], close=[0.0] * 4)
+    _feather(
+        tmp_path / "futures/BTC_USDT_USDT-1h-funding_rate.feather",
+        4,
+        timedelta(hours=8),
+        open=[1e-4, -2e-4, 3e-4, 0.0],
+        close=[0.0] * 4,
+    )
     _feather(tmp_path / "BTC_USDT_USDT-1h-mark.feather", 5, timedelta(hours=1), close=[10.0, 11, 12, 13, 14])
     _write(tmp_path / "notes.csv", "a,b\n1,2\n")  # unrecognised: ignored
     return tmp_path
@@ -71,8 +76,15 @@ def test_freqtrade_files_anywhere_in_the_tree(freqtrade: Path) -> None:
 
     dm = ex.fetch_derivatives_metrics("BTCUSDT", *FAR)
     assert dm["mark_price"].to_list() == [10.0, 11, 12, 13, 14] and set(dm["period"]) == {"1h"}
-    ratios = ["long_short_account_ratio", "top_long_short_account_ratio", "top_long_short_position_ratio",
-              "taker_buy_sell_ratio", "basis", "basis_rate", "annualized_basis_rate"]
+    ratios = [
+        "long_short_account_ratio",
+        "top_long_short_account_ratio",
+        "top_long_short_position_ratio",
+        "taker_buy_sell_ratio",
+        "basis",
+        "basis_rate",
+        "annualized_basis_rate",
+    ]
     assert all(dm[c].null_count() == 5 for c in ratios)
     assert ex.fetch_open_interest("BTCUSDT", *FAR).is_empty()
     assert ex.available_kinds() == {"market_bars_5m", "funding_rates", "derivatives_metrics"}
@@ -101,8 +113,7 @@ def test_macro_fred_and_single_series_keep_blank_rows(tmp_path: Path) -> None:
     _write(tmp_path / "m/DXY_ICE_daily.csv.gz", "date,open,close,volume\n2025-01-01,,,0\n2025-01-02,108.1,108.5,0\n")
     _write(tmp_path / "VIX_daily.csv.gz", "date,open,high,low,close\n2025-01-02,17,18,16,17.5\n")
     _write(tmp_path / "US10Y_TNX_daily.csv", "date,open,close,volume\n2025-01-02,4.5,4.55,0\n")
-    _write(tmp_path / "macro_series_extra.csv",
-           "series_id,date,value,source_series\nvix,2025-01-06,20.5,FRED:VIXCLS\n")
+    _write(tmp_path / "macro_series_extra.csv", "series_id,date,value,source_series\nvix,2025-01-06,20.5,FRED:VIXCLS\n")
     macro = BundleMacro(path=str(tmp_path))
     got = macro.fetch_macro(*FAR)
     assert got.columns == RAW_SCHEMAS["macro_series"].source_columns
@@ -124,8 +135,10 @@ def test_macro_fred_and_single_series_keep_blank_rows(tmp_path: Path) -> None:
 
 
 def test_open_interest_wide_csv(tmp_path: Path) -> None:
-    _write(tmp_path / "open_interest/binance_um_oi_daily_BTC_ETH.csv",
-           "date,BTCUSDT_oi_value_usd,ETHUSDT_oi_value_usd\n2025-11-08,8.9e9,5.9e9\n2025-11-09,8.6e9,\n")
+    _write(
+        tmp_path / "open_interest/binance_um_oi_daily_BTC_ETH.csv",
+        "date,BTCUSDT_oi_value_usd,ETHUSDT_oi_value_usd\n2025-11-08,8.9e9,5.9e9\n2025-11-09,8.6e9,\n",
+    )
     ex = BundleExchange(path=str(tmp_path))
     btc = ex.fetch_open_interest("BTCUSDT", *FAR)
     assert btc["open_interest_value"].to_list() == [8.9e9, 8.6e9]
@@ -139,13 +152,20 @@ TEXT_HEADER = "unified_id,text_content,created_date_local_as_published,author,so
 
 
 def test_reddit_text_csv_utc_plus_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    rows = ["p_abc,Post one,2025-10-01 10:00:00,alice,post,bitcoin",
-            "c_def,\"A comment, with comma\",2025-10-01 10:30:00,bob,comment,bitcoin"]
+    rows = [
+        "p_abc,Post one,2025-10-01 10:00:00,alice,post,bitcoin",
+        'c_def,"A comment, with comma",2025-10-01 10:30:00,bob,comment,bitcoin',
+    ]
     _write(tmp_path / "a/reddit_crypto_posts_comments_text.csv.gz", "\n".join([TEXT_HEADER, *rows]) + "\n")
     # same kind of file with the inferred column present, one row disagreeing with local - 1h
-    inferred = [r + "," + ts for r, ts in zip(
-        ["p_ghi,Post two,2025-10-02 01:00:00,carol,post,solana", "c_jkl,C2,2025-10-02 02:00:00,dan,comment,solana"],
-        ["2025-10-02 00:00:00+00:00", "2025-10-02 05:00:00+00:00"], strict=True)]
+    inferred = [
+        r + "," + ts
+        for r, ts in zip(
+            ["p_ghi,Post two,2025-10-02 01:00:00,carol,post,solana", "c_jkl,C2,2025-10-02 02:00:00,dan,comment,solana"],
+            ["2025-10-02 00:00:00+00:00", "2025-10-02 05:00:00+00:00"],
+            strict=True,
+        )
+    ]
     _write(tmp_path / "b/reddit_text_part2.csv", "\n".join([TEXT_HEADER + ",created_at_utc_inferred", *inferred]))
     social = BundleSocial(path=str(tmp_path))
     with caplog.at_level(logging.WARNING):
@@ -166,14 +186,18 @@ def test_reddit_text_csv_utc_plus_one(tmp_path: Path, caplog: pytest.LogCaptureF
 
 
 def _scored(tmp_path: Path) -> None:
-    _write(tmp_path / "reddit_rcryptocurrency_posts_scored.csv.gz",
-           "submission_id,title,text,url,author,score,num_comments,upvote_ratio,subreddit,created_utc\n"
-           "1oatxz8,BTC up,,https://x.y,al,153.0,10.0,0.9,CryptoCurrency,1760891120.0\n"
-           "1oaviwo,Buy?,\"body\nline 2\",,bo,0.0,,0.3,CryptoCurrency,1760894851.0\n")
-    _write(tmp_path / "reddit_rcryptocurrency_comments_scored.csv.gz",
-           "comment_id,submission_id,author,body,score,parent_id,created_utc,subreddit\n"
-           "nkbvf8u,1oatxz8,cc,hello,3.0,t3_1oatxz8,1760891178.0,CryptoCurrency\n"
-           "nkbvf9a,1oatxz8,dd,reply,,t1_nkbvf8u,1760891200.0,CryptoCurrency\n")
+    _write(
+        tmp_path / "reddit_rcryptocurrency_posts_scored.csv.gz",
+        "submission_id,title,text,url,author,score,num_comments,upvote_ratio,subreddit,created_utc\n"
+        "1oatxz8,BTC up,,https://x.y,al,153.0,10.0,0.9,CryptoCurrency,1760891120.0\n"
+        '1oaviwo,Buy?,"body\nline 2",,bo,0.0,,0.3,CryptoCurrency,1760894851.0\n',
+    )
+    _write(
+        tmp_path / "reddit_rcryptocurrency_comments_scored.csv.gz",
+        "comment_id,submission_id,author,body,score,parent_id,created_utc,subreddit\n"
+        "nkbvf8u,1oatxz8,cc,hello,3.0,t3_1oatxz8,1760891178.0,CryptoCurrency\n"
+        "nkbvf9a,1oatxz8,dd,reply,,t1_nkbvf8u,1760891200.0,CryptoCurrency\n",
+    )
 
 
 def test_reddit_scored_files_ids_and_engagement(tmp_path: Path) -> None:
@@ -193,20 +217,34 @@ def test_reddit_scored_files_ids_and_engagement(tmp_path: Path) -> None:
 
 def test_same_item_in_two_files_keeps_the_scored_copy(tmp_path: Path) -> None:
     _scored(tmp_path)
-    _write(tmp_path / "t.csv", TEXT_HEADER + "\np_1oatxz8,BTC up,2025-10-19 17:25:20,al,post,cryptocurrency\n"
-           "p_other,Other,2025-10-19 18:00:00,zz,post,cryptocurrency\n")
+    _write(
+        tmp_path / "t.csv",
+        TEXT_HEADER + "\np_1oatxz8,BTC up,2025-10-19 17:25:20,al,post,cryptocurrency\n"
+        "p_other,Other,2025-10-19 18:00:00,zz,post,cryptocurrency\n",
+    )
     posts = BundleSocial(path=str(tmp_path)).fetch_posts(*FAR)
     assert sorted(posts["id"]) == ["1oatxz8", "1oaviwo", "other"]
     assert posts.filter(pl.col("id") == "1oatxz8")["source"].to_list() == ["bundle:reddit_scored_csv"]
 
 
 def test_canonical_social_and_bad_values_are_kept(tmp_path: Path) -> None:
-    post = {"platform": "rss", "id": "n1", "ts_event": "2025-01-01T10:00:00Z", "author": None,
-            "community": "feed", "title": "T", "text": "x", "url": None, "engagement_score": None}
+    post = {
+        "platform": "rss",
+        "id": "n1",
+        "ts_event": "2025-01-01T10:00:00Z",
+        "author": None,
+        "community": "feed",
+        "title": "T",
+        "text": "x",
+        "url": None,
+        "engagement_score": None,
+    }
     _write(tmp_path / "feeds_posts.jsonl", json.dumps(post) + "\n")
     _write(tmp_path / "feeds_comments.csv.gz", "platform,id,post_id,ts_event,text\nrss,k1,n1,1735725600000,hi\n")
-    _write(tmp_path / "market_bars_5m_extra.csv",
-           "symbol,market,ts_event,open,high,low,close,volume\nSOLUSDT,perp,2025-01-01 00:00:00,1,2,0.5,abc,3\n")
+    _write(
+        tmp_path / "market_bars_5m_extra.csv",
+        "symbol,market,ts_event,open,high,low,close,volume\nSOLUSDT,perp,2025-01-01 00:00:00,1,2,0.5,abc,3\n",
+    )
     posts = BundleSocial(path=str(tmp_path)).fetch_posts(*FAR)
     assert posts.row(0, named=True)["author"] is None and posts["num_comments"].null_count() == 1
     assert posts["source"].to_list() == ["bundle:canonical"]
@@ -228,18 +266,27 @@ def _vision_zip(path: Path, name: str, csv: str) -> None:
 def test_binance_vision_files_and_market_rule(tmp_path: Path) -> None:
     t0 = int(T0.timestamp() * 1000)
     kl = "".join(f"{t0 + i * 300_000},1,2,0.5,1.5,10,{t0 + i * 300_000 + 299_999},15,7,5,7.5,0\n" for i in range(3))
-    header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume," \
-             "taker_buy_quote_volume,ignore\n"
-    _vision_zip(tmp_path / "data/futures/um/monthly/klines/BTCUSDT/5m/BTCUSDT-5m-2025-01.zip",
-                "BTCUSDT-5m-2025-01.csv", header + kl)
+    header = (
+        "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
+        "taker_buy_quote_volume,ignore\n"
+    )
+    _vision_zip(
+        tmp_path / "data/futures/um/monthly/klines/BTCUSDT/5m/BTCUSDT-5m-2025-01.zip",
+        "BTCUSDT-5m-2025-01.csv",
+        header + kl,
+    )
     _write(tmp_path / "data/spot/daily/klines/BTCUSDT/5m/BTCUSDT-5m-2025-01-01.csv", kl)
     _write(tmp_path / "elsewhere/BTCUSDT-5m-2025-02.csv", kl)  # no spot/futures dir: ignored
-    _write(tmp_path / "v/BTCUSDT-fundingRate-2025-01.csv",
-           f"calc_time,funding_interval_hours,last_funding_rate\n{t0},8,0.0001\n")
-    _write(tmp_path / "v/BTCUSDT-metrics-2025-01-01.csv",
-           "create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,"
-           "sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio\n"
-           "2025-01-01 00:05:00,BTCUSDT,100.5,9000000.0,1.1,1.2,1.3,0.9\n")
+    _write(
+        tmp_path / "v/BTCUSDT-fundingRate-2025-01.csv",
+        f"calc_time,funding_interval_hours,last_funding_rate\n{t0},8,0.0001\n",
+    )
+    _write(
+        tmp_path / "v/BTCUSDT-metrics-2025-01-01.csv",
+        "create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,"
+        "sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio\n"
+        "2025-01-01 00:05:00,BTCUSDT,100.5,9000000.0,1.1,1.2,1.3,0.9\n",
+    )
     ex = BundleExchange(path=str(tmp_path))
     oi, dm = ex.fetch_open_interest("BTCUSDT", *FAR), ex.fetch_derivatives_metrics("BTCUSDT", *FAR)
     assert oi["open_interest"].to_list() == [100.5] and oi["ts_event"].to_list() == [T0]
@@ -258,8 +305,13 @@ def test_available_kinds_and_coverage(freqtrade: Path) -> None:
     assert BundleSocial(path=str(freqtrade)).available_kinds() == {"social_posts_raw", "social_comments_raw"}
     assert BundleMacro(path=str(freqtrade)).available_kinds() == set()
     cov = bundle_coverage(freqtrade)
-    assert set(cov) == {"market_bars_5m", "funding_rates", "derivatives_metrics", "social_posts_raw",
-                        "social_comments_raw"}
+    assert set(cov) == {
+        "market_bars_5m",
+        "funding_rates",
+        "derivatives_metrics",
+        "social_posts_raw",
+        "social_comments_raw",
+    }
     bars = cov["market_bars_5m"]
     assert bars["symbols"] == ["BTCUSDT"] and bars["rows"] == 22
     assert bars["per_symbol"]["BTCUSDT"]["markets"] == ["perp", "spot"]

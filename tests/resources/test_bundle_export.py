@@ -43,34 +43,120 @@ def _put(lake: Path, asset: str, frame: pl.DataFrame) -> None:
 def lake(tmp_path: Path) -> dict[str, pl.DataFrame]:
     ts = [T0 + i * timedelta(minutes=5) for i in range(4)]
     frames = {
-        "market_bars_5m": _frame("market_bars_5m", [
-            {"symbol": s, "market": m, "ts_event": t, "open": 1.1 + i, "high": 2.0, "low": 0.1 + 0.2, "close": 1.5,
-             "volume": 10.0 * i, "quote_volume": None if m == "spot" else 15.25, "trades": i or None,
-             "source": "binance_rest"}
-            for s in ("BTCUSDT", "ETHUSDT") for m in ("spot", "perp") for i, t in enumerate(ts)]),
-        "funding_rates": _frame("funding_rates", [
-            {"symbol": "BTCUSDT", "ts_event": ts[0], "funding_rate": -1.234e-5, "mark_price": None,
-             "source": "binance_vision"}]),
-        "open_interest": _frame("open_interest", [
-            {"symbol": "BTCUSDT", "period": "5m", "ts_event": t, "open_interest": 1e5 / 3,
-             "open_interest_value": None, "source": "binance_rest"} for t in ts]),
-        "derivatives_metrics": _frame("derivatives_metrics", [
-            {"symbol": "ETHUSDT", "period": "1h", "ts_event": ts[1], "mark_price": 3000.5,
-             "taker_buy_sell_ratio": 0.97, "source": "binance_rest"}]),
-        "macro_series": _frame("macro_series", [
-            {"series_id": "vix", "ts_event": datetime(2024, 12, 31, tzinfo=UTC), "value": None,
-             "source_series": "FRED:VIXCLS", "source": "fred"},
-            {"series_id": "dxy_ice", "ts_event": datetime(2025, 2, 3, tzinfo=UTC), "value": 108.25,
-             "source_series": "ICE:DXY", "source": "bundle:macro_close_csv"}]),
-        "social_posts_raw": _frame("social_posts_raw", [
-            {"platform": "reddit", "id": "abc", "ts_event": ts[0] + timedelta(seconds=1, microseconds=7),
-             "author": None, "community": "Bitcoin", "title": 'He said "hi", then',
-             "text": "multi\nline, text ✓", "url": "", "engagement_score": 5, "num_comments": None,
-             "source": "reddit"}]),
-        "social_comments_raw": _frame("social_comments_raw", [
-            {"platform": "reddit", "id": "c1", "post_id": "abc", "parent_id": "abc", "ts_event": ts[3],
-             "author": "x", "community": "Bitcoin", "text": "  padded  ", "engagement_score": None,
-             "source": "reddit"}]),
+        "market_bars_5m": _frame(
+            "market_bars_5m",
+            [
+                {
+                    "symbol": s,
+                    "market": m,
+                    "ts_event": t,
+                    "open": 1.1 + i,
+                    "high": 2.0,
+                    "low": 0.1 + 0.2,
+                    "close": 1.5,
+                    "volume": 10.0 * i,
+                    "quote_volume": None if m == "spot" else 15.25,
+                    "trades": i or None,
+                    "source": "binance_rest",
+                }
+                for s in ("BTCUSDT", "ETHUSDT")
+                for m in ("spot", "perp")
+                for i, t in enumerate(ts)
+            ],
+        ),
+        "funding_rates": _frame(
+            "funding_rates",
+            [
+                {
+                    "symbol": "BTCUSDT",
+                    "ts_event": ts[0],
+                    "funding_rate": -1.234e-5,
+                    "mark_price": None,
+                    "source": "binance_vision",
+                }
+            ],
+        ),
+        "open_interest": _frame(
+            "open_interest",
+            [
+                {
+                    "symbol": "BTCUSDT",
+                    "period": "5m",
+                    "ts_event": t,
+                    "open_interest": 1e5 / 3,
+                    "open_interest_value": None,
+                    "source": "binance_rest",
+                }
+                for t in ts
+            ],
+        ),
+        "derivatives_metrics": _frame(
+            "derivatives_metrics",
+            [
+                {
+                    "symbol": "ETHUSDT",
+                    "period": "1h",
+                    "ts_event": ts[1],
+                    "mark_price": 3000.5,
+                    "taker_buy_sell_ratio": 0.97,
+                    "source": "binance_rest",
+                }
+            ],
+        ),
+        "macro_series": _frame(
+            "macro_series",
+            [
+                {
+                    "series_id": "vix",
+                    "ts_event": datetime(2024, 12, 31, tzinfo=UTC),
+                    "value": None,
+                    "source_series": "FRED:VIXCLS",
+                    "source": "fred",
+                },
+                {
+                    "series_id": "dxy_ice",
+                    "ts_event": datetime(2025, 2, 3, tzinfo=UTC),
+                    "value": 108.25,
+                    "source_series": "ICE:DXY",
+                    "source": "bundle:macro_close_csv",
+                },
+            ],
+        ),
+        "social_posts_raw": _frame(
+            "social_posts_raw",
+            [
+                {
+                    "platform": "reddit",
+                    "id": "abc",
+                    "ts_event": ts[0] + timedelta(seconds=1, microseconds=7),
+                    "author": None,
+                    "community": "Bitcoin",
+                    "title": 'He said "hi", then',
+                    "text": "multi\nline, text ✓",
+                    "url": "",
+                    "engagement_score": 5,
+                    "num_comments": None,
+                    "source": "reddit",
+                }
+            ],
+        ),
+        "social_comments_raw": _frame(
+            "social_comments_raw",
+            [
+                {
+                    "platform": "reddit",
+                    "id": "c1",
+                    "post_id": "abc",
+                    "parent_id": "abc",
+                    "ts_event": ts[3],
+                    "author": "x",
+                    "community": "Bitcoin",
+                    "text": "  padded  ",
+                    "engagement_score": None,
+                    "source": "reddit",
+                }
+            ],
+        ),
     }
     lake_dir = tmp_path / "lake"
     for asset, frame in frames.items():
@@ -88,8 +174,9 @@ def test_export_then_read_back_gives_the_same_rows(tmp_path: Path, lake: dict[st
     ex, macro, social = BundleExchange(path=str(out)), BundleMacro(path=str(out)), BundleSocial(path=str(out))
     assert ex.available_kinds() == {"market_bars_5m", "funding_rates", "open_interest", "derivatives_metrics"}
     got = {
-        "market_bars_5m": pl.concat([ex.fetch_bars(s, m, *FAR) for s in ("BTCUSDT", "ETHUSDT")
-                                     for m in ("spot", "perp")]),
+        "market_bars_5m": pl.concat(
+            [ex.fetch_bars(s, m, *FAR) for s in ("BTCUSDT", "ETHUSDT") for m in ("spot", "perp")]
+        ),
         "funding_rates": ex.fetch_funding("BTCUSDT", *FAR),
         "open_interest": ex.fetch_open_interest("BTCUSDT", *FAR),
         "derivatives_metrics": ex.fetch_derivatives_metrics("ETHUSDT", *FAR),
@@ -104,8 +191,10 @@ def test_export_then_read_back_gives_the_same_rows(tmp_path: Path, lake: dict[st
 
     cov = bundle_coverage(out)
     assert cov["market_bars_5m"]["symbols"] == ["BTCUSDT", "ETHUSDT"]
-    assert (cov["market_bars_5m"]["start"].isoformat(), cov["market_bars_5m"]["end"].isoformat()) == \
-        ("2025-01-31", "2025-02-01")
+    assert (cov["market_bars_5m"]["start"].isoformat(), cov["market_bars_5m"]["end"].isoformat()) == (
+        "2025-01-31",
+        "2025-02-01",
+    )
     assert cov["macro_series"]["symbols"] == ["dxy_ice", "vix"]
 
 

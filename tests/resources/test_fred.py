@@ -37,9 +37,7 @@ class FakeFred:
 
 
 def make(fake: FakeFred, **config: object) -> FredMacro:
-    return FredMacro(base_url=BASE, **config).with_http(
-        transport=httpx.MockTransport(fake), sleep=lambda s: None
-    )
+    return FredMacro(base_url=BASE, **config).with_http(transport=httpx.MockTransport(fake), sleep=lambda s: None)
 
 
 def utc(*args: int) -> datetime:
@@ -56,7 +54,7 @@ def test_fetch_macro_requests_window_and_keeps_missing_values() -> None:
     fake = FakeFred()
     macro = make(fake).fetch_macro(utc(2024, 1, 1), utc(2024, 1, 6))
     params = {r.url.params["id"]: (r.url.params["cosd"], r.url.params["coed"]) for r in fake.requests}
-    assert params == {s: ("2024-01-01", "2024-01-05") for s in ("DGS10", "VIXCLS", "DTWEXBGS")}
+    assert params == dict.fromkeys(("DGS10", "VIXCLS", "DTWEXBGS"), ("2024-01-01", "2024-01-05"))
     assert macro.columns == RAW_SCHEMAS["macro_series"].source_columns
     assert macro.height == 5 + 4 + 5
     us10y = macro.filter(macro["series_id"] == "us10y")

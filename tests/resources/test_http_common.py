@@ -72,15 +72,11 @@ def test_429_honours_retry_after_seconds() -> None:
 
 def test_418_honours_retry_after_and_too_long_a_ban_fails_fast() -> None:
     body = (BINANCE / "error_418_ip_banned.json").read_text()
-    f, _, sleeps = fetcher(
-        [httpx.Response(418, text=body, headers={"Retry-After": "3"}), httpx.Response(200, json=[])]
-    )
+    f, _, sleeps = fetcher([httpx.Response(418, text=body, headers={"Retry-After": "3"}), httpx.Response(200, json=[])])
     f.get(URL)
     assert sleeps == [3.0]
 
-    f, seen, sleeps = fetcher(
-        [httpx.Response(418, text=body, headers={"Retry-After": "86400"})], max_retry_after_s=300
-    )
+    f, seen, sleeps = fetcher([httpx.Response(418, text=body, headers={"Retry-After": "86400"})], max_retry_after_s=300)
     with pytest.raises(SourceHTTPError, match="Retry-After 86400s exceeds") as info:
         f.get(URL)
     assert info.value.status == 418 and "banned until" in str(info.value)
@@ -100,9 +96,7 @@ def test_5xx_backs_off_exponentially_then_succeeds() -> None:
 
 def test_5xx_ignores_retry_after_and_gives_up_after_budget() -> None:
     html = (BINANCE / "error_502_bad_gateway.html").read_text()
-    f, seen, sleeps = fetcher(
-        [httpx.Response(502, text=html, headers={"Retry-After": "99"})] * 3, max_attempts=3
-    )
+    f, seen, sleeps = fetcher([httpx.Response(502, text=html, headers={"Retry-After": "99"})] * 3, max_attempts=3)
     with pytest.raises(SourceHTTPError) as info:
         f.get(URL, {"q": "x"})
     message = str(info.value)
@@ -154,9 +148,7 @@ def test_parse_retry_after_forms() -> None:
 
 def test_window_filter_keeps_unparsed_timestamps() -> None:
     ts = [datetime(2024, 1, 1, h, tzinfo=UTC) for h in (0, 1, 2)] + [None]
-    df = pl.DataFrame(
-        {"ts_event": ts, "v": [1, 2, 3, 4]}, schema={"ts_event": pl.Datetime("us", "UTC"), "v": pl.Int64}
-    )
+    df = pl.DataFrame({"ts_event": ts, "v": [1, 2, 3, 4]}, schema={"ts_event": pl.Datetime("us", "UTC"), "v": pl.Int64})
     out = window_filter(df, datetime(2024, 1, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, 2, tzinfo=UTC))
     assert out["v"].to_list() == [2, 4]
 

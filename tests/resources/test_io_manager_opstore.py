@@ -12,8 +12,12 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def frame(days: int, symbols=("BTCUSDT", "ETHUSDT")) -> pl.DataFrame:
-    rows = [{"symbol": s, "ts_event": T0 + timedelta(days=d, hours=h), "v": float(d * 10 + h)}
-            for s in symbols for d in range(days) for h in (0, 12)]
+    rows = [
+        {"symbol": s, "ts_event": T0 + timedelta(days=d, hours=h), "v": float(d * 10 + h)}
+        for s in symbols
+        for d in range(days)
+        for h in (0, 12)
+    ]
     return pl.DataFrame(rows)
 
 
@@ -49,8 +53,9 @@ def _ctx(keys):
 
 def test_opstore_replaces_rejects_idempotently(tmp_path):
     store = OperationalStore(url=f"sqlite:///{tmp_path / 'ops.db'}")
-    rej = pl.DataFrame({"asset": ["a"] * 2, "partition": ["2025-01-01|BTCUSDT"] * 2, "reason": ["x", "y"],
-                        "raw": ["{}", "{}"]})
+    rej = pl.DataFrame(
+        {"asset": ["a"] * 2, "partition": ["2025-01-01|BTCUSDT"] * 2, "reason": ["x", "y"], "raw": ["{}", "{}"]}
+    )
     for _ in range(3):
         store.replace_rejects("a", ["2025-01-01|BTCUSDT"], rej, run_id="r")
     assert store.count_rejects("a") == 2

@@ -23,9 +23,7 @@ START, END = datetime(2024, 1, 1, 12, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=U
 class FakeReddit:
     """``new.json`` pages by ``after``; comments by post id; optional scripted first responses."""
 
-    def __init__(
-        self, scripted: list[httpx.Response] | None = None, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, scripted: list[httpx.Response] | None = None, headers: dict[str, str] | None = None) -> None:
         self.requests: list[httpx.Request] = []
         self.scripted = scripted or []
         self.headers = headers or {}
@@ -122,9 +120,7 @@ def test_429_retry_after_is_honoured() -> None:
 
 
 def test_exhausted_rate_limit_headers_pause() -> None:
-    fake = FakeReddit(
-        headers={"x-ratelimit-remaining": "0.0", "x-ratelimit-reset": "42", "x-ratelimit-used": "100"}
-    )
+    fake = FakeReddit(headers={"x-ratelimit-remaining": "0.0", "x-ratelimit-reset": "42", "x-ratelimit-used": "100"})
     source, sleeps = make(fake)
     source.fetch_posts(START, END)
     assert sleeps == [42.0, 42.0]  # after each of the two listing pages
@@ -137,8 +133,6 @@ def test_empty_window() -> None:
 
 
 def test_unknown_subreddit_fails_clearly() -> None:
-    source = RedditSocial(subreddits=["nope"], base_url=BASE).with_http(
-        transport=httpx.MockTransport(FakeReddit())
-    )
+    source = RedditSocial(subreddits=["nope"], base_url=BASE).with_http(transport=httpx.MockTransport(FakeReddit()))
     with pytest.raises(SourceHTTPError, match="status 404"):
         source.fetch_posts(START, END)

@@ -72,9 +72,7 @@ def test_atom_entries_use_feed_title_and_updated_fallback() -> None:
 def test_several_feeds_and_window() -> None:
     source = make(RSS_URL, ATOM_URL)
     assert source.fetch_posts(START, END).height == 4
-    assert source.fetch_posts(datetime(2023, 12, 31, tzinfo=UTC), START)["title"].to_list() == [
-        "Year in review: 2023"
-    ]
+    assert source.fetch_posts(datetime(2023, 12, 31, tzinfo=UTC), START)["title"].to_list() == ["Year in review: 2023"]
 
 
 def test_comments_are_empty() -> None:

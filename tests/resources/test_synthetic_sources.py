@@ -170,8 +170,11 @@ def test_frames_normalize_without_rejects(asset: str) -> None:
         universe = Universe.from_dict(tomllib.load(fh))
     start, end = DAY - 2 * ONE, DAY + ONE
     symbols = None if asset == "macro_series" or asset.startswith("social") else ("ETHUSDT",)
-    out = normalize(asset, FETCHES[asset](_resource(asset), start, end),
-                    IngestParams(start=start, end=end, symbols=symbols, universe=universe))
+    out = normalize(
+        asset,
+        FETCHES[asset](_resource(asset), start, end),
+        IngestParams(start=start, end=end, symbols=symbols, universe=universe),
+    )
     assert out.rejects.is_empty(), out.reject_counts
     assert len(out.clean) > 0
     if asset == "social_posts_raw":

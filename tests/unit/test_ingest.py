@@ -13,9 +13,17 @@ MS = 1735689600000  # 2025-01-01 00:00 UTC in epoch ms
 
 
 def bars(**over) -> pl.DataFrame:
-    base = {"symbol": ["BTCUSDT"] * 3, "market": ["perp"] * 3, "ts_event": [MS, MS + 300_000, MS + 600_000],
-            "open": ["100", "101", "102"], "high": ["102", "103", "104"], "low": ["99", "100", "101"],
-            "close": ["101", "102", "103"], "volume": ["5", "6", "7"], "source": ["t"] * 3}
+    base = {
+        "symbol": ["BTCUSDT"] * 3,
+        "market": ["perp"] * 3,
+        "ts_event": [MS, MS + 300_000, MS + 600_000],
+        "open": ["100", "101", "102"],
+        "high": ["102", "103", "104"],
+        "low": ["99", "100", "101"],
+        "close": ["101", "102", "103"],
+        "volume": ["5", "6", "7"],
+        "source": ["t"] * 3,
+    }
     base.update(over)
     return pl.DataFrame(base)
 
@@ -78,17 +86,29 @@ def test_missing_required_column_is_a_clear_error():
 
 
 def test_funding_rate_sanity_and_availability():
-    src = pl.DataFrame({"symbol": ["BTCUSDT"] * 3, "ts_event": [START, START + timedelta(hours=8),
-                                                                START + timedelta(hours=16)],
-                        "funding_rate": [0.0001, 0.5, None], "source": ["t"] * 3})
+    src = pl.DataFrame(
+        {
+            "symbol": ["BTCUSDT"] * 3,
+            "ts_event": [START, START + timedelta(hours=8), START + timedelta(hours=16)],
+            "funding_rate": [0.0001, 0.5, None],
+            "source": ["t"] * 3,
+        }
+    )
     out = normalize("funding_rates", src, params())
     assert out.reject_counts == {"funding": 1, "missing funding_rate": 1}
     assert out.clean["ts_available"].to_list() == out.clean["ts_event"].to_list()
 
 
 def test_macro_dot_is_missing_not_unparseable_and_unknown_series_rejected():
-    src = pl.DataFrame({"series_id": ["us10y", "us10y", "gold"], "ts_event": ["2025-01-02", "2025-01-03", "2025-01-02"],
-                        "value": ["4.57", ".", "1"], "source_series": ["FRED:DGS10"] * 3, "source": ["t"] * 3})
+    src = pl.DataFrame(
+        {
+            "series_id": ["us10y", "us10y", "gold"],
+            "ts_event": ["2025-01-02", "2025-01-03", "2025-01-02"],
+            "value": ["4.57", ".", "1"],
+            "source_series": ["FRED:DGS10"] * 3,
+            "source": ["t"] * 3,
+        }
+    )
     p = IngestParams(start=START, end=START + timedelta(days=5))
     out = normalize("macro_series", src, p)
     assert out.reject_counts == {"missing value": 1, "unknown macro series": 1}
@@ -97,12 +117,21 @@ def test_macro_dot_is_missing_not_unparseable_and_unknown_series_rejected():
 
 
 def test_social_posts_link_symbols_and_reject_oversized_text():
-    src = pl.DataFrame({"platform": ["reddit"] * 3, "id": ["a", "b", "c"],
-                        "ts_event": [START + timedelta(hours=i) for i in range(3)],
-                        "title": ["$BTC breakout", None, None], "text": ["ethereum too", "x" * 50, "  "],
-                        "source": ["t"] * 3})
-    out = normalize("social_posts_raw", src, params(max_text_chars=20).__class__(
-        start=START, end=END, universe=UNIVERSE, max_text_chars=20))
+    src = pl.DataFrame(
+        {
+            "platform": ["reddit"] * 3,
+            "id": ["a", "b", "c"],
+            "ts_event": [START + timedelta(hours=i) for i in range(3)],
+            "title": ["$BTC breakout", None, None],
+            "text": ["ethereum too", "x" * 50, "  "],
+            "source": ["t"] * 3,
+        }
+    )
+    out = normalize(
+        "social_posts_raw",
+        src,
+        params(max_text_chars=20).__class__(start=START, end=END, universe=UNIVERSE, max_text_chars=20),
+    )
     assert out.clean["symbols"].to_list() == [["BTCUSDT", "ETHUSDT"]]
     assert out.reject_counts == {"empty text": 1, "oversized text": 1}
     assert out.clean["ts_available"][0] - out.clean["ts_event"][0] == timedelta(minutes=2)

@@ -9,8 +9,11 @@ UNI = Universe((Listing("BTCUSDT", date(2020, 1, 1)), Listing("SOLUSDT", date(20
 
 
 def counts(rows):
-    return pl.DataFrame(rows, schema={"asset": pl.Utf8, "kind_filter": pl.Utf8, "symbol": pl.Utf8, "date": pl.Date,
-                                      "rows": pl.Int64}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={"asset": pl.Utf8, "kind_filter": pl.Utf8, "symbol": pl.Utf8, "date": pl.Date, "rows": pl.Int64},
+        orient="row",
+    )
 
 
 def test_window_modes():

@@ -164,8 +164,9 @@ def test_planted_drift_is_lagged_and_nowhere_else(paths: dict[str, sm.SymbolPath
 
 
 def test_macro_is_weekday_random_walks() -> None:
-    f = sm.macro_frame(SEED, ORIGIN, ORIGIN, ORIGIN + timedelta(days=400),
-                       {"vix": "A", "us10y": "B", "dollar_index": "C"})
+    f = sm.macro_frame(
+        SEED, ORIGIN, ORIGIN, ORIGIN + timedelta(days=400), {"vix": "A", "us10y": "B", "dollar_index": "C"}
+    )
     assert (f["ts_event"].dt.weekday() <= 5).all()
     for sid, lo, hi in (("vix", 9, 60), ("us10y", 2.5, 6.0), ("dollar_index", 105, 150)):
         v = f.filter(f["series_id"] == sid)["value"].to_numpy()

@@ -43,8 +43,9 @@ def text_rank_ic(seed: int, signal: bool, universe: Universe, n_days: int = IC_D
     """Return the pooled rank IC of (#bullish - #bearish words in items linked to S in hour k) vs the perp
     log return of S in hour k+1."""
     posts, comments = _days(seed, signal, n_days)
-    items = pl.concat([posts.select("ts_event", text=pl.col("title") + ". " + pl.col("text")),
-                       comments.select("ts_event", "text")])
+    items = pl.concat(
+        [posts.select("ts_event", text=pl.col("title") + ". " + pl.col("text")), comments.select("ts_event", "text")]
+    )
     items = items.filter(pl.col("ts_event") < ORIGIN + timedelta(days=n_days)).with_columns(
         hour=(pl.col("ts_event") - pl.lit(ORIGIN)).dt.total_seconds() // 3600,
         score=pl.col("text").str.count_matches(BULL).cast(pl.Int64)
@@ -108,8 +109,9 @@ def test_names_are_universe_aliases(universe: Universe) -> None:
         assert st.NAMES[listing.base] in listing.aliases
 
 
-def test_posts_name_zero_one_or_two_symbols_in_every_form(sample: tuple[pl.DataFrame, pl.DataFrame],
-                                                           universe: Universe) -> None:
+def test_posts_name_zero_one_or_two_symbols_in_every_form(
+    sample: tuple[pl.DataFrame, pl.DataFrame], universe: Universe
+) -> None:
     posts, _ = sample
     linked = posts.select(n=link_symbols(pl.col("title") + ". " + pl.col("text"), universe).list.len())["n"]
     share = linked.value_counts(normalize=True).sort("n")
@@ -128,7 +130,7 @@ def test_comments_follow_their_parent(sample: tuple[pl.DataFrame, pl.DataFrame])
     comment_ts = dict(zip(comments["id"].to_list(), comments["ts_event"].to_list(), strict=True))
     assert len(comment_ts) == len(comments) > len(posts)
     n_nested = 0
-    for cid, pid, parent, ts in comments.select("id", "post_id", "parent_id", "ts_event").iter_rows():
+    for _cid, pid, parent, ts in comments.select("id", "post_id", "parent_id", "ts_event").iter_rows():
         assert ts > post_ts[pid] and ts - post_ts[pid] < st.MAX_COMMENT_DELAY
         if parent != pid:
             n_nested += 1

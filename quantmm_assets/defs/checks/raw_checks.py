@@ -63,6 +63,8 @@ def raw_check_results(asset: str, clean: pl.DataFrame, rejects: pl.DataFrame, wi
             passed=out.passed,
             severity=dg.AssetCheckSeverity.WARN if name in WARN_ONLY else dg.AssetCheckSeverity.ERROR,
             description=out.description,
-            metadata={k: v if isinstance(v, (int, float, str, bool)) or v is None else dg.MetadataValue.json(v)
-                      for k, v in out.metadata.items()},
+            metadata={
+                k: v if isinstance(v, (int, float, str, bool)) or v is None else dg.MetadataValue.json(v)
+                for k, v in out.metadata.items()
+            },
         )
