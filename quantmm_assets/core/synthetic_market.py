@@ -1,4 +1,4 @@
-"""Seeded synthetic crypto market: 5m spot and perp bars, funding, open interest, derivatives metrics, macro.
+"""Seeded synthetic crypto market: the latent sentiment, per-symbol paths and 5m spot and perp bars.
 
 Pure numpy/polars (no Dagster, no I/O). Every random draw comes from a generator seeded by
 ``(seed, stream, key, day_index)`` with ``day_index`` counted from the origin, and every recursion
@@ -25,31 +25,27 @@ returns themselves. ``quantmm_assets.core.synthetic_text`` tilts the word choice
 about symbol ``i`` during hour ``k`` by ``s_i[k]``: text at ``t`` predicts returns after ``t``.
 
 Derivatives: perp = spot * exp(premium), the premium a mean-reverting OU around a small positive mean
-plus a term in the trailing 24h return; funding at 00/08/16 UTC = clamp(mean premium over the 8 hours
-before settlement + ``FUNDING_INTEREST``, +-``FUNDING_CAP``); mark = spot * exp(EMA of the premium).
+plus a term in the trailing 24h return; mark = spot * exp(EMA of the premium). The path also carries
+open interest and the positioning ratios; ``synthetic_derivatives`` cuts funding, open interest and
+derivatives metrics out of it, and ``synthetic_macro`` generates the (independent) macro series.
 """
 
 from __future__ import annotations
 
-import threading
-import zlib
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
-SOURCE = "synthetic"
+from quantmm_assets.core.synthetic_base import SOURCE, GrowCache, day_rng, parse_origin, ts_series
+
 DEFAULT_ORIGIN = "2024-12-01"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
 BARS_PER_HOUR = 12
 BARS_PER_DAY = 288
 BAR = timedelta(minutes=5)
-BLOCK_DAYS = 32  # paths grow in blocks of this many days (cache granularity)
 
 # The planted signal (documented in docs/synthetic_sample.md).
 SENTIMENT_PHI = 0.85  # hourly AR(1) coefficient of the latent sentiment
@@ -58,9 +54,6 @@ SIGNAL_BETA = 0.07  # next-hour drift, in conditional hourly standard deviations
 T_DF = 4.0
 GARCH_ALPHA, GARCH_BETA, GARCH_CAP = 0.06, 0.92, 25.0
 MARKET_DAILY_VOL = 0.025
-FUNDING_INTEREST, FUNDING_CAP = 0.0001, 0.0075
-FUNDING_HOURS = (0, 8, 16)
-PERIOD = "5m"
 
 
 @dataclass(frozen=True)
@@ -93,52 +86,9 @@ SYMBOL_PARAMS: dict[str, SymbolParams] = {
 FALLBACK_PARAMS = SymbolParams(10.0, 1.2, 0.04, 0.001, 0.1, 2e8, 5e7, 2e8, 2.0)
 
 
-def parse_origin(origin: str) -> datetime:
-    """Return the origin day (``YYYY-MM-DD``) as a tz-aware UTC midnight."""
-    return datetime.combine(date.fromisoformat(origin), datetime.min.time(), tzinfo=UTC)
-
-
-def _code(name: str) -> int:
-    return zlib.crc32(name.encode())
-
-
-def day_rng(seed: int, stream: str, key: str, day: int) -> np.random.Generator:
-    """Return the generator of one (stream, key, day): the unit of determinism."""
-    return np.random.default_rng(np.random.SeedSequence([seed % 2**63, _code(stream), _code(key), day]))
-
-
-def blocks(n_days: int) -> int:
-    """Round a day count up to the cache granularity."""
-    return max(BLOCK_DAYS, -(-n_days // BLOCK_DAYS) * BLOCK_DAYS)
-
-
-class _GrowCache:
-    """Keep the longest path per key; shorter requests are served from its prefix (bounded LRU)."""
-
-    def __init__(self, max_keys: int = 24) -> None:
-        self._data: OrderedDict[tuple, tuple[int, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._max = max_keys
-
-    def get(self, key: tuple, n_days: int, build: Callable[[int], Any]) -> Any:
-        with self._lock:
-            hit = self._data.get(key)
-            if hit is None or hit[0] < n_days:
-                hit = (blocks(n_days), build(blocks(n_days)))
-                self._data[key] = hit
-            self._data.move_to_end(key)
-            while len(self._data) > self._max:
-                self._data.popitem(last=False)
-            return hit[1]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-_SENTIMENT = _GrowCache(64)
-_FACTOR = _GrowCache(8)
-_SYMBOL = _GrowCache(24)
+_SENTIMENT = GrowCache(64)
+_FACTOR = GrowCache(8)
+_SYMBOL = GrowCache(24)
 
 
 def clear_caches() -> None:
@@ -366,19 +316,15 @@ def bar_range(origin: datetime, start: datetime, end: datetime) -> tuple[int, in
     return i0, max(i0, i1)
 
 
-def _ts(origin: datetime, index: np.ndarray, step: timedelta) -> pl.Series:
-    micros = int(origin.timestamp() * 1e6) + index.astype(np.int64) * int(step.total_seconds() * 1e6)
-    return pl.Series("ts_event", micros, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
-
-
-def _path(seed: int, symbol: str, origin: datetime, i1: int) -> SymbolPath:
+def path_through(seed: int, symbol: str, origin: datetime, i1: int) -> SymbolPath:
+    """Return a path of ``symbol`` covering at least the bars before index ``i1``."""
     return symbol_path(seed, symbol, -(-i1 // BARS_PER_DAY), origin)
 
 
 def bars_frame(seed: int, symbol: str, market: str, origin: datetime, start: datetime, end: datetime) -> pl.DataFrame:
     """Return the 5m ``market`` ("spot" | "perp") bars of ``symbol`` opening in [start, end)."""
     i0, i1 = bar_range(origin, start, end)
-    path = _path(seed, symbol, origin, i1)
+    path = path_through(seed, symbol, origin, i1)
     pre = "spot_" if market == "spot" else "perp_"
     cols = {c: getattr(path, pre + c)[i0:i1] for c in ("open", "high", "low", "close", "volume", "trades")}
     vwap = (cols["open"] + cols["high"] + cols["low"] + cols["close"]) / 4
@@ -386,7 +332,7 @@ def bars_frame(seed: int, symbol: str, market: str, origin: datetime, start: dat
         {
             "symbol": symbol,
             "market": market,
-            "ts_event": _ts(origin, np.arange(i0, i1), BAR),
+            "ts_event": ts_series(origin, np.arange(i0, i1), BAR),
             "open": cols["open"],
             "high": cols["high"],
             "low": cols["low"],
@@ -397,111 +343,3 @@ def bars_frame(seed: int, symbol: str, market: str, origin: datetime, start: dat
             "source": SOURCE,
         }
     ).with_columns(pl.col("symbol", "market", "source").cast(pl.Utf8))
-
-
-def funding_frame(seed: int, symbol: str, origin: datetime, start: datetime, end: datetime) -> pl.DataFrame:
-    """Return funding settlements at 00/08/16 UTC in [start, end) (the first one 8h after the origin)."""
-    step = timedelta(hours=8)
-    k0 = max(1, int(np.ceil((start - origin) / step)))
-    k1 = max(k0, int(np.ceil((end - origin) / step)))
-    per = 8 * BARS_PER_HOUR
-    path = _path(seed, symbol, origin, k1 * per)
-    premium = (path.perp_close[: k1 * per] / path.spot_close[: k1 * per] - 1.0).reshape(-1, per).mean(axis=1)
-    k = np.arange(k0, k1)
-    rate = np.round(np.clip(premium[k - 1] + FUNDING_INTEREST, -FUNDING_CAP, FUNDING_CAP), 8)
-    return pl.DataFrame(
-        {
-            "symbol": symbol,
-            "ts_event": _ts(origin, k, step),
-            "funding_rate": rate,
-            "mark_price": path.mark[k * per - 1],
-            "source": SOURCE,
-        }
-    ).with_columns(pl.col("symbol", "source").cast(pl.Utf8))
-
-
-def open_interest_frame(seed: int, symbol: str, origin: datetime, start: datetime, end: datetime) -> pl.DataFrame:
-    """Return 5m open-interest snapshots (taken at each bar's close) for bars opening in [start, end)."""
-    i0, i1 = bar_range(origin, start, end)
-    path = _path(seed, symbol, origin, i1)
-    oi = path.open_interest[i0:i1]
-    return pl.DataFrame(
-        {
-            "symbol": symbol,
-            "period": PERIOD,
-            "ts_event": _ts(origin, np.arange(i0, i1), BAR),
-            "open_interest": oi,
-            "open_interest_value": np.round(oi * path.perp_close[i0:i1], 2),
-            "source": SOURCE,
-        }
-    ).with_columns(pl.col("symbol", "period", "source").cast(pl.Utf8))
-
-
-def derivatives_metrics_frame(seed: int, symbol: str, origin: datetime, start: datetime, end: datetime) -> pl.DataFrame:
-    """Return 5m ratios, basis (perp - spot index) and mark price for periods starting in [start, end)."""
-    i0, i1 = bar_range(origin, start, end)
-    path = _path(seed, symbol, origin, i1)
-    index, perp = path.spot_close[i0:i1], path.perp_close[i0:i1]
-    basis = np.round(perp - index, 8)
-    rate = np.round(basis / index, 8)
-    return pl.DataFrame(
-        {
-            "symbol": symbol,
-            "period": PERIOD,
-            "ts_event": _ts(origin, np.arange(i0, i1), BAR),
-            "long_short_account_ratio": path.ls_account[i0:i1],
-            "top_long_short_account_ratio": path.top_ls_account[i0:i1],
-            "top_long_short_position_ratio": path.top_ls_position[i0:i1],
-            "taker_buy_sell_ratio": path.taker_ratio[i0:i1],
-            "basis": basis,
-            "basis_rate": rate,
-            "annualized_basis_rate": np.round(rate * 3 * 365, 6),
-            "mark_price": path.mark[i0:i1],
-            "source": SOURCE,
-        }
-    ).with_columns(pl.col("symbol", "period", "source").cast(pl.Utf8))
-
-
-# Macro: (source start level, daily step sd, mean-reversion per day, long-run level, decimals, log scale).
-MACRO_MODELS: dict[str, tuple[float, float, float, float, int, bool]] = {
-    "vix": (13.5, 0.075, 0.05, 17.0, 2, True),
-    "us10y": (4.19, 0.06, 0.01, 4.2, 2, False),
-    "dollar_index": (127.0, 0.003, 0.002, 127.0, 4, True),
-}
-
-
-def macro_frame(
-    seed: int, origin: datetime, start: datetime, end: datetime, source_series: dict[str, str]
-) -> pl.DataFrame:
-    """Return daily macro observations on weekdays in [start, end): independent random walks."""
-    d0 = max(0, int(np.ceil((start - origin) / timedelta(days=1))))
-    d1 = max(d0, int(np.ceil((end - origin) / timedelta(days=1))))
-    days = np.arange(d1)
-    weekday = (origin.weekday() + days) % 7 < 5
-    keep = days[d0:][weekday[d0:]]
-    frames = []
-    for series_id, (level, sd, kappa, mean, decimals, log_scale) in MACRO_MODELS.items():
-        eps = np.array([day_rng(seed, "macro", series_id, int(d)).standard_normal() for d in days]) * weekday
-        x0, target = (np.log(level), np.log(mean)) if log_scale else (level, mean)
-        # x[d] = x[d-1] + kappa * (target - x[d-1]) on weekdays + sd * eps[d]  (an AR(1) in x - target)
-        phi = 1.0 - kappa * weekday
-        x = np.empty(d1)
-        prev = x0 - target
-        for d in range(d1):
-            prev = phi[d] * prev + sd * eps[d]
-            x[d] = prev
-        values = np.exp(x + target) if log_scale else x + target
-        frames.append(
-            pl.DataFrame(
-                {
-                    "series_id": series_id,
-                    "ts_event": _ts(origin, keep, timedelta(days=1)),
-                    "value": np.round(values[keep], decimals),
-                    "source_series": source_series[series_id],
-                    "source": SOURCE,
-                }
-            )
-        )
-    if not frames:
-        return pl.DataFrame()
-    return pl.concat(frames).with_columns(pl.col("series_id", "source_series", "source").cast(pl.Utf8))

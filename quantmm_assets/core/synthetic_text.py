@@ -14,7 +14,8 @@ comment replies to its post or to an earlier comment of the same post, and comes
 
 **The planted signal.** Every post or comment about symbol ``i`` published during hour ``k`` draws a
 Poisson number of sentiment words; each is bullish (from ``BULLISH_WORDS``) with probability
-``sigmoid(BULL_BASE_LOGIT + SENTIMENT_KAPPA * s_i[k])`` and bearish (``BEARISH_WORDS``) otherwise, where
+``sigmoid(BULL_BASE_LOGIT + SENTIMENT_KAPPA * s_i[k])`` and bearish (``BEARISH_WORDS``) otherwise (the
+vocabulary lives in ``core.synthetic_lexicon``), where
 ``s_i`` is the latent hourly sentiment of ``core.synthetic_market.sentiment_path``, which moves the
 returns of hour ``k+1`` (see that module). With ``text_signal=False`` the probability is
 ``sigmoid(BULL_BASE_LOGIT)``: same words, same arrivals, no information; the returns are unchanged.
@@ -28,7 +29,21 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 
-from quantmm_assets.core.synthetic_market import SOURCE, day_rng, parse_origin, sentiment_path
+from quantmm_assets.core.synthetic_base import SOURCE, day_rng, parse_origin
+from quantmm_assets.core.synthetic_lexicon import (
+    BULLISH_WORDS,
+    COMMUNITIES,
+    GENERAL_COMMUNITIES,
+    NEUTRAL_PHRASES,
+    REPLY_PHRASES,
+    SENTIMENT_PHRASES,
+    SENTIMENT_TEMPLATES,
+    TITLE_PHRASES,
+    TOPIC_WEIGHTS,
+    author_pool,
+    symbol_mention,
+)
+from quantmm_assets.core.synthetic_market import sentiment_path
 
 PLATFORM = "synthetic"
 URL_ROOT = "https://synthetic.invalid"
@@ -38,162 +53,10 @@ BULL_BASE_LOGIT = 0.2  # crypto chatter leans bullish
 POST_SENTIMENT_WORDS = 1.6  # mean sentiment words per post (Poisson)
 COMMENT_SENTIMENT_WORDS = 1.2
 
-BULLISH_WORDS = (
-    "bullish",
-    "moon",
-    "breakout",
-    "pump",
-    "rally",
-    "undervalued",
-    "accumulate",
-    "rocket",
-    "surge",
-    "strong",
-    "gains",
-    "uptrend",
-    "optimistic",
-    "great",
-    "love",
-    "winning",
-)
-BEARISH_WORDS = (
-    "bearish",
-    "dump",
-    "crash",
-    "rug",
-    "plunge",
-    "overvalued",
-    "capitulation",
-    "rekt",
-    "weak",
-    "losses",
-    "downtrend",
-    "scam",
-    "fear",
-    "panic",
-    "terrible",
-    "worried",
-)
-# Names used in text; they mirror the aliases of quantmm_resources/config/universe.toml.
-NAMES: dict[str, str] = {
-    "BTC": "bitcoin",
-    "ETH": "ethereum",
-    "BNB": "binance coin",
-    "SOL": "solana",
-    "XRP": "ripple",
-    "DOGE": "dogecoin",
-    "ADA": "cardano",
-    "TRX": "tron",
-    "LINK": "chainlink",
-    "AVAX": "avalanche",
-}
-TOPIC_WEIGHTS: dict[str, float] = {
-    "BTCUSDT": 0.30,
-    "ETHUSDT": 0.20,
-    "SOLUSDT": 0.13,
-    "XRPUSDT": 0.11,
-    "DOGEUSDT": 0.06,
-    "BNBUSDT": 0.05,
-    "ADAUSDT": 0.04,
-    "LINKUSDT": 0.03,
-    "AVAXUSDT": 0.03,
-    "TRXUSDT": 0.02,
-}
-COMMUNITIES: dict[str, str] = {
-    "BTC": "Bitcoin",
-    "ETH": "ethtrader",
-    "BNB": "bnbchainofficial",
-    "SOL": "solana",
-    "XRP": "XRP",
-    "DOGE": "dogecoin",
-    "ADA": "cardano",
-    "TRX": "Tronix",
-    "LINK": "Chainlink",
-    "AVAX": "Avax",
-}
-GENERAL_COMMUNITIES = ("CryptoCurrency", "CryptoMarkets", "altcoin", "SatoshiStreetBets")
-TITLE_PHRASES = (
-    "daily discussion",
-    "price check",
-    "what next?",
-    "thoughts?",
-    "chart update",
-    "weekly outlook",
-    "market update",
-    "question about fees",
-    "today's move",
-    "levels to watch",
-)
-NEUTRAL_PHRASES = (
-    "just looked at the chart",
-    "what do you all think",
-    "volume is picking up",
-    "anyone else watching this",
-    "funding looks unusual",
-    "read the news this morning",
-    "the order book is thin",
-    "waiting for the weekly close",
-    "not financial advice",
-    "daily candle just closed",
-    "been holding since last year",
-    "open interest keeps moving",
-    "my plan for the week",
-    "the range is getting tight",
-    "zooming out on the weekly",
-    "keeping an eye on the levels",
-    "what are your targets",
-    "spot flows matter more",
-    "this cycle feels different",
-    "checking the four hour chart",
-)
-REPLY_PHRASES = (
-    "same here",
-    "source?",
-    "we will see",
-    "remind me in a week",
-    "depends on the macro",
-    "check the funding",
-    "no idea",
-    "following this",
-    "ok but why",
-    "zoom out",
-    "mods?",
-    "how so",
-)
-SENTIMENT_TEMPLATES = (
-    "{w}",
-    "{w}!",
-    "so {w} right now",
-    "{w} vibes",
-    "looks {w} to me",
-    "calling it {w}",
-    "honestly {w}",
-    "{w} setup",
-)
-_ADJ = ("quiet", "rapid", "lunar", "stoic", "blue", "silent", "lazy", "crypto", "degen", "based", "chill", "hodl")
-_NOUN = ("whale", "otter", "falcon", "miner", "trader", "panda", "wizard", "hamster", "viking", "sloth", "node")
-N_AUTHORS = 4000
-
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray:
     """Return the logistic function of ``x``."""
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
-
-
-@lru_cache(maxsize=16)
-def _author_pool(seed: int) -> tuple[list[str], np.ndarray]:
-    rng = day_rng(seed, "authors", "pool", 0)
-    names = [
-        f"{_ADJ[a]}_{_NOUN[b]}{n}"
-        for a, b, n in zip(
-            rng.integers(len(_ADJ), size=N_AUTHORS),
-            rng.integers(len(_NOUN), size=N_AUTHORS),
-            rng.integers(1, 9999, size=N_AUTHORS),
-            strict=True,
-        )
-    ]
-    weights = 1.0 / (np.arange(N_AUTHORS) + 3.0) ** 1.1
-    return names, weights / weights.sum()
 
 
 def _bursts(seed: int, day: int, topic_p: np.ndarray, rate: float) -> np.ndarray:
@@ -235,26 +98,13 @@ def _intensity(
     return base + burst_total, burst_total, focus
 
 
-def _mention(base: str, form: int) -> str:
-    """Name a symbol: 0 cashtag ($SOL), 1 name (solana), 2 upper-case ticker (SOL)."""
-    if form == 1 and base in NAMES:
-        return NAMES[base]
-    return base if form == 2 else f"${base}"
-
-
-_PHRASES = np.array(
-    [[[t.format(w=w) for t in SENTIMENT_TEMPLATES] for w in words] for words in (BEARISH_WORDS, BULLISH_WORDS)],
-    dtype=object,
-)
-
-
 def _sentiment_words(rng: np.random.Generator, owner_s: np.ndarray, text_signal: bool) -> list[str]:
     """Draw one sentiment phrase per entry of ``owner_s`` (the sentiment tilting it; nan = none)."""
     tilt = np.nan_to_num(owner_s) if text_signal else np.zeros(len(owner_s))
     bull = rng.random(len(owner_s)) < sigmoid(BULL_BASE_LOGIT + SENTIMENT_KAPPA * tilt)
     pick = rng.integers(len(BULLISH_WORDS), size=len(owner_s))
     tmpl = rng.integers(len(SENTIMENT_TEMPLATES), size=len(owner_s))
-    return _PHRASES[bull.astype(np.int64), pick, tmpl].tolist()
+    return SENTIMENT_PHRASES[bull.astype(np.int64), pick, tmpl].tolist()
 
 
 def _words_per_item(
@@ -320,7 +170,7 @@ def social_day(
     hour = sec // 3600
     post_words = _words_per_item(rng, n, POST_SENTIMENT_WORDS, sym, hour, s, text_signal)
 
-    authors, author_p = _author_pool(seed)
+    authors, author_p = author_pool(seed)
     post_author = rng.choice(len(authors), size=n, p=author_p)
     n_comments = np.minimum(np.floor(np.exp(rng.normal(0.2, 1.1, n))), 300).astype(np.int64)
     score = np.floor(np.exp(0.9 * np.log1p(n_comments) + rng.normal(1.2, 1.0, n))).astype(np.int64)
@@ -345,7 +195,7 @@ def social_day(
         strict=True,
     )
     for (a, b), form, tp, nn, neu, own, gen, words in rows:
-        m = [_mention(bases[x], f) for x, f in ((a, form[0]), (b, form[1])) if x >= 0]
+        m = [symbol_mention(bases[x], f) for x, f in ((a, form[0]), (b, form[1])) if x >= 0]
         titles.append(f"{' vs '.join(m)}: {TITLE_PHRASES[tp]}" if m else TITLE_PHRASES[tp].capitalize())
         parts = [f"watching {' and '.join(m)}"] if m else []
         texts.append(". ".join(parts + [NEUTRAL_PHRASES[k] for k in neu[:nn]] + words))
@@ -429,7 +279,7 @@ def _comments(
         pid = post_ids[k]
         ids.append(f"{pid}c{r:03d}")
         parents.append(pid if top else f"{pid}c{pr:03d}")
-        head = f"{_mention(bases[a], form)} " if men and a >= 0 else ""
+        head = f"{symbol_mention(bases[a], form)} " if men and a >= 0 else ""
         texts.append(". ".join([head + REPLY_PHRASES[rep], *w]))
     post_list = post.tolist()
     return pl.DataFrame(

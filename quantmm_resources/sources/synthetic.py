@@ -1,8 +1,9 @@
 """The seeded synthetic sample: the source the demo and most tests read.
 
-Thin Dagster resources over the pure generators ``quantmm_assets.core.synthetic_market`` (bars,
-funding, open interest, derivatives metrics, macro) and ``quantmm_assets.core.synthetic_text``
-(posts and comments carrying the planted sentiment signal). See docs/synthetic_sample.md.
+Thin Dagster resources over the pure generators in ``quantmm_assets.core``: ``synthetic_market``
+(bars), ``synthetic_derivatives`` (funding, open interest, derivatives metrics), ``synthetic_macro``
+(macro) and ``synthetic_text`` (posts and comments carrying the planted sentiment signal). See
+docs/synthetic_sample.md.
 
 Every fetch is deterministic in ``(seed, origin, symbols, ...)`` and independent of the requested
 window: the path is generated from ``origin`` (cached, in blocks of days) and the window is cut out
@@ -16,6 +17,8 @@ from datetime import UTC, datetime
 import polars as pl
 from pydantic import Field
 
+from quantmm_assets.core import synthetic_derivatives as deriv
+from quantmm_assets.core import synthetic_macro as macro
 from quantmm_assets.core import synthetic_market as sm
 from quantmm_assets.core import synthetic_text as text
 from quantmm_assets.core.availability import MACRO_SERIES_SPECS
@@ -87,7 +90,7 @@ class SyntheticExchange(ExchangeSource):
         window = self._cut(symbol, start, end)
         if window is None:
             return empty_source_frame("funding_rates")
-        frame = sm.funding_frame(self.seed, symbol, sm.parse_origin(self.origin), *window)
+        frame = deriv.funding_frame(self.seed, symbol, sm.parse_origin(self.origin), *window)
         return _finish(frame, "funding_rates")
 
     def fetch_open_interest(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
@@ -95,7 +98,7 @@ class SyntheticExchange(ExchangeSource):
         window = self._cut(symbol, start, end)
         if window is None:
             return empty_source_frame("open_interest")
-        frame = sm.open_interest_frame(self.seed, symbol, sm.parse_origin(self.origin), *window)
+        frame = deriv.open_interest_frame(self.seed, symbol, sm.parse_origin(self.origin), *window)
         return _finish(frame, "open_interest")
 
     def fetch_derivatives_metrics(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
@@ -103,7 +106,7 @@ class SyntheticExchange(ExchangeSource):
         window = self._cut(symbol, start, end)
         if window is None:
             return empty_source_frame("derivatives_metrics")
-        frame = sm.derivatives_metrics_frame(self.seed, symbol, sm.parse_origin(self.origin), *window)
+        frame = deriv.derivatives_metrics_frame(self.seed, symbol, sm.parse_origin(self.origin), *window)
         return _finish(frame, "derivatives_metrics")
 
 
@@ -120,7 +123,7 @@ class SyntheticMacro(MacroSource):
         if window is None:
             return empty_source_frame("macro_series")
         sources = {s: MACRO_SERIES_SPECS[s].source_series for s in SYNTHETIC_MACRO_SERIES}
-        frame = sm.macro_frame(self.seed, sm.parse_origin(self.origin), *window, sources)
+        frame = macro.macro_frame(self.seed, sm.parse_origin(self.origin), *window, sources)
         return _finish(frame, "macro_series")
 
 

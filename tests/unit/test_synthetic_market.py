@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 from scipy.stats import kurtosis, spearmanr
 
+from quantmm_assets.core import synthetic_base as sb
+from quantmm_assets.core import synthetic_derivatives as sd
+from quantmm_assets.core import synthetic_macro as smac
 from quantmm_assets.core import synthetic_market as sm
 
 SEED = 7
@@ -34,7 +37,7 @@ def test_path_is_a_prefix_of_any_longer_path() -> None:
     short = sm.symbol_path(SEED, "ETHUSDT", 5, ORIGIN)
     short_s = sm.sentiment_path(SEED, "ETHUSDT", 5).copy()
     sm.clear_caches()
-    long = sm.symbol_path(SEED, "ETHUSDT", 3 * sm.BLOCK_DAYS, ORIGIN)
+    long = sm.symbol_path(SEED, "ETHUSDT", 3 * sb.BLOCK_DAYS, ORIGIN)
     n = len(short)
     assert len(long) > n
     for f in fields(sm.SymbolPath):
@@ -110,16 +113,16 @@ def test_intraday_seasonality(paths: dict[str, sm.SymbolPath]) -> None:
 
 def test_funding_tracks_the_premium(paths: dict[str, sm.SymbolPath]) -> None:
     for symbol, path in paths.items():
-        f = sm.funding_frame(SEED, symbol, ORIGIN, ORIGIN, ORIGIN + timedelta(days=DAYS))
+        f = sd.funding_frame(SEED, symbol, ORIGIN, ORIGIN, ORIGIN + timedelta(days=DAYS))
         assert len(f) == 3 * DAYS - 1  # every 8h, the first one 8h after the origin
-        assert set(f["ts_event"].dt.hour().unique()) == set(sm.FUNDING_HOURS)
+        assert set(f["ts_event"].dt.hour().unique()) == set(sd.FUNDING_HOURS)
         assert (f["ts_event"].dt.minute() == 0).all()
         per = 8 * sm.BARS_PER_HOUR
         prem = (path.perp_close / path.spot_close - 1)[: len(f) * per].reshape(-1, per).mean(axis=1)
         rate = f["funding_rate"].to_numpy()
         assert np.corrcoef(rate, prem)[0, 1] > 0.99
-        assert np.array_equal(np.sign(rate - sm.FUNDING_INTEREST), np.sign(np.round(prem, 8)))
-        assert np.abs(rate).max() <= sm.FUNDING_CAP
+        assert np.array_equal(np.sign(rate - sd.FUNDING_INTEREST), np.sign(np.round(prem, 8)))
+        assert np.abs(rate).max() <= sd.FUNDING_CAP
         settle = (np.arange(1, len(f) + 1) * per) - 1
         assert np.abs(f["mark_price"].to_numpy() / path.perp_close[settle] - 1).max() < 0.005
 
@@ -164,7 +167,7 @@ def test_planted_drift_is_lagged_and_nowhere_else(paths: dict[str, sm.SymbolPath
 
 
 def test_macro_is_weekday_random_walks() -> None:
-    f = sm.macro_frame(
+    f = smac.macro_frame(
         SEED, ORIGIN, ORIGIN, ORIGIN + timedelta(days=400), {"vix": "A", "us10y": "B", "dollar_index": "C"}
     )
     assert (f["ts_event"].dt.weekday() <= 5).all()

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from scipy.stats import spearmanr
 
+from quantmm_assets.core import synthetic_lexicon as lex
 from quantmm_assets.core import synthetic_market as sm
 from quantmm_assets.core import synthetic_text as st
 from quantmm_assets.core.symbols import link_symbols, symbol_patterns
@@ -24,8 +25,8 @@ SYMBOLS = sm.DEFAULT_SYMBOLS
 POSTS_PER_DAY = 240.0
 IC_DAYS = 240  # 240 days x 24 hours x 5 symbols = 28,800 (symbol, hour) pairs: standard error ~0.006
 IC_SEEDS = (7, 11)
-BULL = r"\b(?:" + "|".join(st.BULLISH_WORDS) + r")\b"
-BEAR = r"\b(?:" + "|".join(st.BEARISH_WORDS) + r")\b"
+BULL = r"\b(?:" + "|".join(lex.BULLISH_WORDS) + r")\b"
+BEAR = r"\b(?:" + "|".join(lex.BEARISH_WORDS) + r")\b"
 
 
 @pytest.fixture(scope="module")
@@ -87,26 +88,26 @@ def sample() -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def test_lexicon_is_ordinary_sentiment_words() -> None:
-    assert not set(st.BULLISH_WORDS) & set(st.BEARISH_WORDS)
-    assert {"moon", "bullish", "breakout", "pump"} <= set(st.BULLISH_WORDS)
-    assert {"dump", "bearish", "crash", "rug"} <= set(st.BEARISH_WORDS)
-    assert all(re.fullmatch(r"[a-z]+", w) for w in st.BULLISH_WORDS + st.BEARISH_WORDS)
+    assert not set(lex.BULLISH_WORDS) & set(lex.BEARISH_WORDS)
+    assert {"moon", "bullish", "breakout", "pump"} <= set(lex.BULLISH_WORDS)
+    assert {"dump", "bearish", "crash", "rug"} <= set(lex.BEARISH_WORDS)
+    assert all(re.fullmatch(r"[a-z]+", w) for w in lex.BULLISH_WORDS + lex.BEARISH_WORDS)
 
 
 def test_filler_never_names_a_symbol_or_a_sentiment_word(universe: Universe) -> None:
     patterns = [re.compile(p) for p in symbol_patterns(universe).values()]
     lexicon = re.compile(BULL + "|" + BEAR)
-    filler = st.NEUTRAL_PHRASES + st.REPLY_PHRASES + st.TITLE_PHRASES + st.SENTIMENT_TEMPLATES
+    filler = lex.NEUTRAL_PHRASES + lex.REPLY_PHRASES + lex.TITLE_PHRASES + lex.SENTIMENT_TEMPLATES
     for phrase in filler + ("watching", " vs ", " and "):
         assert not any(p.search(phrase) for p in patterns), phrase
         assert not lexicon.search(phrase.replace("{w}", "")), phrase
-    for word in st.BULLISH_WORDS + st.BEARISH_WORDS:
+    for word in lex.BULLISH_WORDS + lex.BEARISH_WORDS:
         assert not any(p.search(word) for p in patterns), word
 
 
 def test_names_are_universe_aliases(universe: Universe) -> None:
     for listing in universe.listings:
-        assert st.NAMES[listing.base] in listing.aliases
+        assert lex.NAMES[listing.base] in listing.aliases
 
 
 def test_posts_name_zero_one_or_two_symbols_in_every_form(
