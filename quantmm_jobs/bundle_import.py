@@ -10,12 +10,17 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import polars as pl
+
 from quantmm_assets.defs.partitions import UNIVERSE
 from quantmm_assets.defs.raw_assets import RAW_DATE_ASSETS, RAW_MARKET_ASSETS
 from quantmm_jobs.runs import RangeRun, instance_for, run_range
 from quantmm_resources.environment import build_resources
+from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.settings import get_settings
-from quantmm_resources.sources.bundle import bundle_coverage
+from quantmm_resources.sources.bundle import bundle_coverage, set_aside_rows
+
+BUNDLE_PARTITION = "bundle"  # rejects that belong to no partition: rows no window of the bundle serves
 
 
 def plan_import(
@@ -51,6 +56,7 @@ def import_bundle(
     if not coverage:
         raise ValueError(f"no recognised files in bundle {path} (see docs/bundle.md for the layout)")
     resources = build_resources(settings, source="bundle", bundle_dir=path)
+    record_set_aside(path, list(coverage), resources["opstore"])
     instance = instance or instance_for(settings)
     runs = []
     market = plan_import(coverage, RAW_MARKET_ASSETS, start, end, symbols)
@@ -62,3 +68,17 @@ def import_bundle(
         assets, lo, hi, _ = dated
         runs.append(run_range(assets, lo, hi, None, resources, instance))
     return runs
+
+
+def record_set_aside(path: Path, assets: list[str], store: OperationalStore) -> dict[str, int]:
+    """Record the bundle rows no partition receives (superseded copies, unparseable ts_event) as rejects."""
+    counts = {}
+    for asset in assets:
+        rows = set_aside_rows(path, asset)
+        rejects = rows.select(
+            pl.lit(asset).alias("asset"), pl.lit(BUNDLE_PARTITION).alias("partition"), "reason", "raw"
+        )
+        counts[asset] = store.replace_rejects(asset, [BUNDLE_PARTITION], rejects)
+        if counts[asset]:
+            print(f"{asset}: {counts[asset]:,} bundle rows set aside as rejects (partition '{BUNDLE_PARTITION}')")
+    return counts

@@ -76,7 +76,7 @@ class Inventory:
     files: tuple[BundleFile, ...]
     ignored: tuple[str, ...]
     dirs: dict[str, int] = field(default_factory=dict)
-    indexes: dict[str, dict[tuple, pl.DataFrame]] = field(default_factory=dict)
+    indexes: dict[str, tuple[dict[tuple, pl.DataFrame], pl.DataFrame]] = field(default_factory=dict)
     micros: dict[tuple, np.ndarray] = field(default_factory=dict)  # sorted ts_event per (asset, group)
 
 
@@ -252,33 +252,52 @@ def _group_cols(asset: str) -> list[str]:
 
 
 @lru_cache(maxsize=32)
-def _asset_index(files: tuple[BundleFile, ...], asset: str) -> dict[tuple, pl.DataFrame]:
-    """All rows of ``asset`` from ``files``, split per symbol (and market), sorted by ts_event."""
+def _asset_index(files: tuple[BundleFile, ...], asset: str) -> tuple[dict[tuple, pl.DataFrame], pl.DataFrame]:
+    """All rows of ``asset`` from ``files``, split per symbol (and market), sorted by ts_event; and the rows set
+    aside (reason, raw): copies of a key superseded by a preferred format, rows whose ts_event does not parse."""
     parts = [_read_file(bf)[asset].with_columns(pl.lit(PRIORITY[bf.fmt], pl.Int8).alias("_prio")) for bf in files]
     parts = [p for p in parts if p.height]
     if not parts:
-        return {}
+        return {}, pl.DataFrame(schema={"reason": pl.Utf8, "raw": pl.Utf8})
     frame = pl.concat(parts, how="diagonal_relaxed")
-    if frame["_prio"].n_unique() > 1:  # the same key from several formats: keep the preferred format
-        key = list(RAW_SCHEMAS[asset].key)
-        frame = frame.filter(pl.col("_prio") == pl.col("_prio").min().over(key))
-    n_null = frame["ts_event"].null_count()
-    if n_null:
-        log.warning("bundle: %d %s rows have no parseable ts_event and fit no window", n_null, asset)
-    frame = frame.drop("_prio").filter(pl.col("ts_event").is_not_null()).sort("ts_event", maintain_order=True)
+    key = list(RAW_SCHEMAS[asset].key)
+    superseded = (pl.col("_prio") > pl.col("_prio").min().over(key)) & pl.col("ts_event").is_not_null()
+    raw = pl.struct([pl.col(c).cast(pl.Utf8) for c in frame.columns if c != "_prio"]).struct.json_encode()
+    reason = pl.when(pl.col("ts_event").is_null()).then(pl.lit("unparseable ts_event (bundle file)"))
+    reason = reason.otherwise(pl.lit("duplicate key: superseded by a preferred bundle format"))
+    set_aside = frame.filter(superseded | pl.col("ts_event").is_null()).select(reason.alias("reason"), raw.alias("raw"))
+    if len(set_aside):
+        log.warning(
+            "bundle: %d %s rows set aside (%s)",
+            len(set_aside),
+            asset,
+            dict(set_aside["reason"].value_counts().iter_rows()),
+        )
+    frame = frame.filter(~superseded & pl.col("ts_event").is_not_null()).drop("_prio")
+    frame = frame.sort("ts_event", maintain_order=True)
     groups = _group_cols(asset)
     if not groups:
-        return {(): frame}
-    return {tuple(k): g for k, g in frame.partition_by(groups, as_dict=True, maintain_order=True).items()}
+        return {(): frame}, set_aside
+    split = {tuple(k): g for k, g in frame.partition_by(groups, as_dict=True, maintain_order=True).items()}
+    return split, set_aside
 
 
-def load_asset(root: str | Path, asset: str) -> dict[tuple, pl.DataFrame]:
-    """Per-group frames of ``asset`` in the bundle (group = (symbol, market) | (symbol,) | ())."""
+def _index(root: str | Path, asset: str) -> tuple[dict[tuple, pl.DataFrame], pl.DataFrame]:
     inv = inventory(root)
     index = inv.indexes.get(asset)
     if index is None:  # first use of this inventory: files unchanged since a rescan still hit the lru cache
         index = inv.indexes[asset] = _asset_index(tuple(f for f in inv.files if asset in f.assets), asset)
     return index
+
+
+def load_asset(root: str | Path, asset: str) -> dict[tuple, pl.DataFrame]:
+    """Per-group frames of ``asset`` in the bundle (group = (symbol, market) | (symbol,) | ())."""
+    return _index(root, asset)[0]
+
+
+def set_aside_rows(root: str | Path, asset: str) -> pl.DataFrame:
+    """Rows of ``asset`` no window will serve (columns reason, raw): the import records them as rejects."""
+    return _index(root, asset)[1]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,0 +1,69 @@
+"""`quantmm bundle import` on a small bundle with overlapping formats and an unparseable timestamp:
+nothing is lost (lake rows + rejects == every row of every file) and the plan clips to real partitions."""
+
+from datetime import UTC, date, datetime
+
+import polars as pl
+import pytest
+
+from quantmm_assets.defs.raw_assets import RAW_DATE_ASSETS, RAW_MARKET_ASSETS
+from quantmm_jobs.bundle_import import import_bundle, plan_import
+from quantmm_resources.lake_views import connect_lake
+from quantmm_resources.opstore import OperationalStore
+from quantmm_resources.settings import get_settings
+
+
+def write_bundle(path):
+    path.mkdir()
+    t0 = int(datetime(2025, 3, 4, 12, tzinfo=UTC).timestamp())
+    scored = pl.DataFrame(
+        {
+            "submission_id": ["aa1", "aa2", "aa3"],
+            "title": ["$BTC up", "ETH news", "SOL?"],
+            "text": ["x", "", "z"],
+            "url": ["u"] * 3,
+            "author": ["a", "b", "c"],
+            "score": [10, 3, 1],
+            "num_comments": [2, 0, 0],
+            "upvote_ratio": [0.9, 0.5, 0.7],
+            "subreddit": ["CryptoCurrency"] * 3,
+            "created_utc": [t0, t0 + 60, t0 + 120],
+            "created_at_utc": ["2025-03-04 12:00:00"] * 3,
+        }
+    )
+    scored.write_csv(path / "reddit_rcryptocurrency_posts_scored.csv")
+    canonical = pl.DataFrame(
+        {  # aa1 again (superseded by the scored file), one new post, one bad timestamp
+            "platform": ["reddit"] * 3,
+            "id": ["aa1", "bb1", "bb2"],
+            "ts_event": ["2025-03-04T12:00:00Z", "2025-03-05T08:00:00Z", "not a time"],
+            "text": ["$BTC up", "bitcoin", "lost?"],
+        }
+    )
+    canonical.write_csv(path / "social_posts_raw.csv")
+    return len(scored) + len(canonical)
+
+
+def test_import_accounts_for_every_bundle_row(quantmm_home, tmp_path, instance):
+    bundle = tmp_path / "b"
+    n_rows = write_bundle(bundle)
+    runs = import_bundle(bundle, instance=instance)
+    assert [r.success for r in runs] == [True] and runs[0].partition_range == "2025-03-04...2025-03-05"
+    lake = connect_lake(quantmm_home / "lake").execute("select count(*) from social_posts_raw").fetchone()[0]
+    store = OperationalStore(url=get_settings().resolved_ops_url)
+    reasons = sorted(store.rejects("social_posts_raw")["reason"])
+    assert lake == 4
+    assert reasons == ["duplicate key: superseded by a preferred bundle format", "unparseable ts_event (bundle file)"]
+    assert lake + len(reasons) == n_rows
+    import_bundle(bundle, instance=instance)  # re-import: same lake, same rejects
+    assert store.count_rejects("social_posts_raw") == 2
+
+
+def test_plan_clips_to_existing_partitions_and_refuses_unknown_symbols():
+    coverage = {"macro_series": {"symbols": ["vix"], "start": date(1970, 1, 2), "end": date(2031, 1, 1)}}
+    assets, lo, hi, _ = plan_import(coverage, RAW_DATE_ASSETS, None, None, None)
+    assert [a.key.to_user_string() for a in assets] == ["macro_series"]
+    assert lo == date.fromisoformat(get_settings().partition_start) and hi == datetime.now(UTC).date()
+    bars = {"market_bars_5m": {"symbols": ["BTCUSDT"], "start": date(2025, 1, 1), "end": date(2025, 1, 2)}}
+    with pytest.raises(ValueError, match="not in the universe"):
+        plan_import(bars, RAW_MARKET_ASSETS, None, None, ["PEPEUSDT"])
