@@ -29,7 +29,7 @@ bench: setup
 ui: setup
 	@mkdir -p $(DAGSTER_HOME) && $(PY) -c "from quantmm_resources.environment import ensure_dagster_home; from quantmm_resources.settings import get_settings; ensure_dagster_home(get_settings())"
 	@echo "Dagster UI on http://127.0.0.1:3000 (webserver and daemon run as separate processes; Ctrl-C stops both)"
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	  $(VENV)/bin/dagster-daemon run -w workspace.yaml & \
 	  $(VENV)/bin/dagster-webserver -h 127.0.0.1 -p 3000 -w workspace.yaml & \
 	  wait
