@@ -29,6 +29,7 @@ class IngestParams:
     start: datetime
     end: datetime
     symbols: tuple[str, ...] | None = None  # None: not symbol-partitioned
+    partition_keys: frozenset[str] | None = None  # the run's partitions, when not every day x symbol in range
     universe: Universe | None = None  # needed for social symbol linking
     max_text_chars: int = MAX_TEXT_CHARS
     social_ingest_delay: timedelta = av.DEFAULT_SOCIAL_INGEST_DELAY
@@ -107,6 +108,8 @@ def _sanity_reasons(schema: RawSchema, p: IngestParams) -> list[tuple[pl.Expr, p
     """(bad-row condition, reason) pairs specific to each asset, evaluated on converted columns."""
     c = pl.col
     win = (c("ts_event") < p.start) | (c("ts_event") >= p.end)
+    if p.partition_keys is not None:
+        win = win | ~partition_label(schema).is_in(list(p.partition_keys))
     rules: list[tuple[pl.Expr, pl.Expr]] = [(win, pl.lit("outside requested window"))]
     if p.symbols is not None:
         rules.append((~c("symbol").is_in(list(p.symbols)), pl.lit("symbol not requested")))

@@ -12,7 +12,6 @@ import polars as pl
 
 from quantmm_assets.core.ingest import IngestParams, normalize
 from quantmm_assets.core.quality import CheckWindow
-from quantmm_assets.core.schemas import RAW_SCHEMAS
 from quantmm_assets.defs.checks.raw_checks import raw_check_results
 from quantmm_assets.defs.partitions import UNIVERSE, contiguous_runs, dates_and_symbols, day_start
 from quantmm_resources.opstore import OperationalStore
@@ -44,7 +43,6 @@ def ingest_raw(
     context: dg.AssetExecutionContext, asset: str, fetch: Fetch, opstore: OperationalStore, source_name: str
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Materialize the run's partitions of a raw asset (one partition or a single-run range)."""
-    schema = RAW_SCHEMAS[asset]
     keys = [str(k) for k in context.partition_keys]
     dates, symbols = dates_and_symbols(keys)
     t0 = time.perf_counter()
@@ -54,41 +52,16 @@ def ingest_raw(
         start=day_start(dates[0]),
         end=day_start(dates[-1]) + timedelta(days=1),
         symbols=tuple(symbols) if symbols else None,
+        partition_keys=frozenset(keys),
         universe=UNIVERSE,
         now=datetime.now(UTC),
     )
-    if source.is_empty():
-        source = empty_source_frame(asset)
-    result = normalize(asset, source, params)
-    # Rows between the run's windows (a non-contiguous selection) are outside what was asked: quarantine them.
-    requested = (
-        pl.concat_str([pl.col("ts_event").dt.strftime("%Y-%m-%d"), pl.lit("|"), pl.col("symbol")])
-        if schema.partitioned_by_symbol
-        else pl.col("ts_event").dt.strftime("%Y-%m-%d")
-    )
-    clean = result.clean
-    stray = clean.filter(~requested.is_in(keys))
-    rejects = result.rejects
-    if len(stray):
-        rejects = pl.concat(
-            [
-                rejects,
-                stray.select(
-                    pl.lit(asset).alias("asset"),
-                    requested.alias("partition"),
-                    pl.lit("outside requested window").alias("reason"),
-                    pl.struct(pl.all()).struct.json_encode().alias("raw"),
-                ),
-            ]
-        )
-        clean = clean.filter(requested.is_in(keys))
+    result = normalize(asset, source if len(source.columns) else empty_source_frame(asset), params)
+    clean, rejects = result.clean, result.rejects
     t_norm = time.perf_counter() - t0 - t_fetch
     stored = opstore.replace_rejects(asset, keys, rejects, run_id=context.run.run_id)
     now = datetime.now(UTC)
     complete = all(day_start(d).timestamp() + 86400 <= now.timestamp() for d in dates)
-    counts = (
-        dict(sorted(rejects["reason"].str.split(":").list.first().value_counts().iter_rows())) if len(rejects) else {}
-    )
     context.log.info(f"{asset}: {len(clean):,} rows to the lake, {stored:,} quarantined over {len(keys)} partition(s)")
     yield dg.Output(
         clean,
@@ -96,7 +69,7 @@ def ingest_raw(
             "rows": len(clean),
             "source_rows": len(source),
             "rejected_rows": stored,
-            "rejects_by_reason": dg.MetadataValue.json(counts),
+            "rejects_by_reason": dg.MetadataValue.json(result.reject_counts),
             "partitions": len(keys),
             "date_range": f"{dates[0]}..{dates[-1]}",
             "symbols": ", ".join(symbols) if symbols else "n/a",

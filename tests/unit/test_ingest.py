@@ -135,3 +135,22 @@ def test_social_posts_link_symbols_and_reject_oversized_text():
     assert out.clean["symbols"].to_list() == [["BTCUSDT", "ETHUSDT"]]
     assert out.reject_counts == {"empty text": 1, "oversized text": 1}
     assert out.clean["ts_available"][0] - out.clean["ts_event"][0] == timedelta(minutes=2)
+
+
+def test_rows_of_partitions_the_run_did_not_ask_for_are_quarantined():
+    two_days = IngestParams(
+        start=START,
+        end=START + timedelta(days=2),
+        symbols=("BTCUSDT", "ETHUSDT"),
+        partition_keys=frozenset({"2025-01-01|BTCUSDT", "2025-01-02|ETHUSDT"}),
+        universe=UNIVERSE,
+    )
+    frame = bars(symbol=["BTCUSDT", "ETHUSDT", "BTCUSDT"])  # ETHUSDT on 2025-01-01 was not requested
+    out = normalize("market_bars_5m", frame, two_days)
+    assert out.reject_counts == {"outside requested window": 1}
+    assert out.rejects["partition"].to_list() == ["2025-01-01|ETHUSDT"]
+
+
+def test_rows_not_yet_available_at_ingest_are_not_final():
+    out = normalize("market_bars_5m", bars(), params(now=START + timedelta(minutes=7)))
+    assert len(out.clean) == 1 and out.reject_counts == {"not yet available at ingest": 2}
