@@ -5,8 +5,11 @@ PY := $(VENV)/bin/python
 export QUANTMM_HOME ?= $(CURDIR)/.quantmm
 export DAGSTER_HOME ?= $(QUANTMM_HOME)/dagster
 export HF_HUB_OFFLINE := 1
+# Writes $(DAGSTER_HOME)/dagster.yaml (SQLite, or PostgreSQL when DAGSTER_PG_URL is set).
+ENSURE_DAGSTER_HOME = $(PY) -c "from quantmm_resources.environment import ensure_dagster_home; \
+	from quantmm_resources.settings import get_settings; ensure_dagster_home(get_settings())"
 
-.PHONY: setup demo test bench ui lint lock clean
+.PHONY: setup demo test bench ui validate lint lock clean
 
 setup: $(VENV)/.installed
 
@@ -27,12 +30,19 @@ bench: setup
 	$(VENV)/bin/quantmm bench ingest
 
 ui: setup
-	@mkdir -p $(DAGSTER_HOME) && $(PY) -c "from quantmm_resources.environment import ensure_dagster_home; from quantmm_resources.settings import get_settings; ensure_dagster_home(get_settings())"
+	@$(ENSURE_DAGSTER_HOME)
 	@echo "Dagster UI on http://127.0.0.1:3000 (webserver and daemon run as separate processes; Ctrl-C stops both)"
 	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	  $(VENV)/bin/dagster-daemon run -w workspace.yaml & \
 	  $(VENV)/bin/dagster-webserver -h 127.0.0.1 -p 3000 -w workspace.yaml & \
 	  wait
+
+# Load the code location the way the webserver does (needs DAGSTER_HOME: the repository's dagster.yaml is
+# the PostgreSQL one and wants DAGSTER_PG_URL).
+validate: setup
+	@$(ENSURE_DAGSTER_HOME)
+	$(VENV)/bin/dagster definitions validate -w workspace.yaml
+	$(VENV)/bin/dg check defs
 
 lint: setup
 	$(VENV)/bin/ruff check .
