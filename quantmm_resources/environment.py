@@ -40,10 +40,13 @@ def source_resources(settings: QuantmmSettings, source: str, bundle_dir: Path | 
         }
     if source == "live":
         from quantmm_resources.sources.binance_rest import BinanceRestExchange
+        from quantmm_resources.sources.combined import RedditAndNewsSocial
         from quantmm_resources.sources.fred import FredMacro
         from quantmm_resources.sources.reddit import RedditSocial
+        from quantmm_resources.sources.rss import RssNewsSocial
 
-        return {"exchange": BinanceRestExchange(), "macro": FredMacro(), "social": RedditSocial()}
+        social = RedditAndNewsSocial(reddit=RedditSocial(), news=RssNewsSocial())
+        return {"exchange": BinanceRestExchange(), "macro": FredMacro(), "social": social}
     raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
 
 
