@@ -6,7 +6,7 @@ import dagster as dg
 
 from quantmm_assets.defs.raw_assets import RAW_ASSETS
 from quantmm_assets.defs.readiness import readiness_audit
-from quantmm_jobs.schedules import SCHEDULES, raw_date_job, raw_market_job
+from quantmm_jobs.schedules import JOBS, SCHEDULES
 from quantmm_resources.environment import build_resources
 from quantmm_resources.settings import get_settings
 
@@ -17,7 +17,7 @@ def build_definitions(source: str | None = None, bundle_dir: str | None = None) 
     """Definitions with the environment's resources (or an explicit source, e.g. a bundle import)."""
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[raw_market_job, raw_date_job],
+        jobs=JOBS,
         schedules=SCHEDULES,
         resources=build_resources(get_settings(), source, bundle_dir),
     )

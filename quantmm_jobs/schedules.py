@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -29,16 +29,39 @@ def range_tags(start_key: str, end_key: str) -> dict[str, str]:
     return {RANGE_START: start_key, RANGE_END: end_key}
 
 
+# Bars of the day's last minutes close after midnight: the first hour of a day refreshes yesterday too.
+SETTLE_PREVIOUS_DAY = timedelta(hours=1)
+# Macro observations are published up to a week late (DTWEXBGS weekly): re-read the last days once a day.
+MACRO_SETTLE_DAYS = 10
+
+
+def refresh_window(now: datetime) -> tuple[date, date]:
+    """Days a refresh at ``now`` re-materializes: today, and yesterday during the first hour of the day."""
+    now = now.astimezone(UTC)
+    today = now.date()
+    since_midnight = now - datetime(today.year, today.month, today.day, tzinfo=UTC)
+    return (today - timedelta(days=1) if since_midnight < SETTLE_PREVIOUS_DAY else today), today
+
+
 def today_market_request(now: datetime) -> dg.RunRequest:
-    """One run over today's partitions of every symbol (a range run: one materialization per partition)."""
-    day = now.astimezone(UTC).date().isoformat()
+    """One run over the refresh window's partitions of every symbol (one materialization per partition)."""
+    first, last = refresh_window(now)
     symbols = UNIVERSE.symbols
-    return dg.RunRequest(tags=range_tags(f"{day}|{symbols[0]}", f"{day}|{symbols[-1]}") | {"quantmm/refresh": day})
+    tags = range_tags(f"{first}|{symbols[0]}", f"{last}|{symbols[-1]}")
+    return dg.RunRequest(tags=tags | {"quantmm/refresh": str(last)})
 
 
 def today_date_request(now: datetime) -> dg.RunRequest:
-    day = now.astimezone(UTC).date().isoformat()
-    return dg.RunRequest(partition_key=day, tags={"quantmm/refresh": day})
+    """One run over the refresh window's partitions of the date assets."""
+    first, last = refresh_window(now)
+    return dg.RunRequest(tags=range_tags(str(first), str(last)) | {"quantmm/refresh": str(last)})
+
+
+def macro_settle_request(now: datetime) -> dg.RunRequest:
+    """Re-read the last days of macro series, whose values are published after the day they describe."""
+    last = now.astimezone(UTC).date()
+    first = last - timedelta(days=MACRO_SETTLE_DAYS)
+    return dg.RunRequest(tags=range_tags(str(first), str(last)) | {"quantmm/settle": str(last)})
 
 
 SCHEDULE_DOC = "Re-materialize today's partial partitions every 10 minutes (idempotent overwrite)."
@@ -66,4 +89,23 @@ def refresh_today_date(context: dg.ScheduleEvaluationContext):
     return today_date_request(context.scheduled_execution_time or datetime.now(UTC))
 
 
-SCHEDULES = [refresh_today_market, refresh_today_date]
+macro_settle_job = dg.define_asset_job(
+    "macro_settle_job",
+    selection=dg.AssetSelection.assets("macro_series"),
+    description="macro_series over the last days, as late publications arrive.",
+)
+
+
+@dg.schedule(
+    cron_schedule="30 23 * * *",
+    job=macro_settle_job,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=f"Re-read the last {MACRO_SETTLE_DAYS} days of macro series daily (late publications).",
+)
+def settle_macro_daily(context: dg.ScheduleEvaluationContext):
+    return macro_settle_request(context.scheduled_execution_time or datetime.now(UTC))
+
+
+JOBS = [raw_market_job, raw_date_job, macro_settle_job]
+SCHEDULES = [refresh_today_market, refresh_today_date, settle_macro_daily]

@@ -1,5 +1,7 @@
 """The seven raw assets. Thin: each names its source call; ``ingest_raw`` does the rest."""
 
+from datetime import timedelta
+
 import dagster as dg
 import polars as pl
 
@@ -10,6 +12,14 @@ from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.sources.base import ExchangeSource, MacroSource, SocialSource
 
 COMMON = {"backfill_policy": dg.BackfillPolicy.single_run(), "io_manager_key": "lake_io_manager", "kinds": {"polars"}}
+# Shown in the UI: the refresh schedules run every 10 minutes, macro settles daily.
+INTRADAY = {
+    **COMMON,
+    "freshness_policy": dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=1), warn_window=timedelta(minutes=20)
+    ),
+}
+DAILY = {**COMMON, "freshness_policy": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26))}
 
 
 def _name(resource: dg.ConfigurableResource) -> str:
@@ -21,7 +31,7 @@ def _name(resource: dg.ConfigurableResource) -> str:
     group_name="raw_market",
     check_specs=raw_check_specs("market_bars_5m"),
     description="5m OHLCV bars of the spot market and the USDT-M perpetual (`market` column).",
-    **COMMON,
+    **INTRADAY,
 )
 def market_bars_5m(context: dg.AssetExecutionContext, exchange: ExchangeSource, opstore: OperationalStore):
     def fetch(sym, start, end):
@@ -35,7 +45,7 @@ def market_bars_5m(context: dg.AssetExecutionContext, exchange: ExchangeSource, 
     group_name="raw_market",
     check_specs=raw_check_specs("funding_rates"),
     description="Perpetual funding settlements (rate per interval; ts_available = settlement).",
-    **COMMON,
+    **INTRADAY,
 )
 def funding_rates(context: dg.AssetExecutionContext, exchange: ExchangeSource, opstore: OperationalStore):
     yield from ingest_raw(context, "funding_rates", exchange.fetch_funding, opstore, _name(exchange))
@@ -46,7 +56,7 @@ def funding_rates(context: dg.AssetExecutionContext, exchange: ExchangeSource, o
     group_name="raw_market",
     check_specs=raw_check_specs("open_interest"),
     description="Open interest snapshots (contracts and USD value) per period.",
-    **COMMON,
+    **INTRADAY,
 )
 def open_interest(context: dg.AssetExecutionContext, exchange: ExchangeSource, opstore: OperationalStore):
     yield from ingest_raw(context, "open_interest", exchange.fetch_open_interest, opstore, _name(exchange))
@@ -57,7 +67,7 @@ def open_interest(context: dg.AssetExecutionContext, exchange: ExchangeSource, o
     group_name="raw_market",
     check_specs=raw_check_specs("derivatives_metrics"),
     description="Long/short account and position ratios, taker buy/sell ratio, basis, mark price.",
-    **COMMON,
+    **INTRADAY,
 )
 def derivatives_metrics(context: dg.AssetExecutionContext, exchange: ExchangeSource, opstore: OperationalStore):
     yield from ingest_raw(context, "derivatives_metrics", exchange.fetch_derivatives_metrics, opstore, _name(exchange))
@@ -68,7 +78,7 @@ def derivatives_metrics(context: dg.AssetExecutionContext, exchange: ExchangeSou
     group_name="raw_macro",
     check_specs=raw_check_specs("macro_series"),
     description="Daily macro series (vix, us10y, dollar_index, ...) stamped with their publication time.",
-    **COMMON,
+    **DAILY,
 )
 def macro_series(context: dg.AssetExecutionContext, macro: MacroSource, opstore: OperationalStore):
     yield from ingest_raw(context, "macro_series", lambda _s, a, b: macro.fetch_macro(a, b), opstore, _name(macro))
@@ -79,7 +89,7 @@ def macro_series(context: dg.AssetExecutionContext, macro: MacroSource, opstore:
     group_name="raw_social",
     check_specs=raw_check_specs("social_posts_raw"),
     description="Social posts with the symbols they name (core.symbols.link_symbols).",
-    **COMMON,
+    **INTRADAY,
 )
 def social_posts_raw(context: dg.AssetExecutionContext, social: SocialSource, opstore: OperationalStore):
     yield from ingest_raw(
@@ -92,7 +102,7 @@ def social_posts_raw(context: dg.AssetExecutionContext, social: SocialSource, op
     group_name="raw_social",
     check_specs=raw_check_specs("social_comments_raw"),
     description="Social comments with post/parent ids and linked symbols.",
-    **COMMON,
+    **INTRADAY,
 )
 def social_comments_raw(context: dg.AssetExecutionContext, social: SocialSource, opstore: OperationalStore):
     yield from ingest_raw(

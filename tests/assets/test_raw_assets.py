@@ -8,7 +8,7 @@ import pytest
 
 from quantmm_assets.defs.raw_assets import RAW_ASSETS, RAW_DATE_ASSETS, RAW_MARKET_ASSETS, market_bars_5m
 from quantmm_jobs.runs import run_range
-from quantmm_jobs.schedules import today_market_request
+from quantmm_jobs.schedules import refresh_window, today_market_request
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake_views import connect_lake
 from quantmm_resources.opstore import OperationalStore
@@ -117,11 +117,14 @@ def test_planted_bad_rows_are_quarantined_counted_and_fail_the_checks(quantmm_ho
 
 def test_todays_partition_is_partial_and_the_schedule_refreshes_it(quantmm_home, instance):
     resources = build_resources(get_settings(), source="synthetic")
-    request = today_market_request(datetime.now(UTC))
+    now = datetime.now(UTC)
+    request = today_market_request(now)
     res = dg.materialize(RAW_MARKET_ASSETS, resources=resources, instance=instance, tags=request.tags)
     assert res.success
     md = res.asset_materializations_for_node("market_bars_5m")[0].metadata
-    assert md["complete"].value is False and md["partitions"].value == len(get_settings().universe().symbols)
+    first, last = refresh_window(now)
+    days = (last - first).days + 1
+    assert md["complete"].value is False and md["partitions"].value == days * len(get_settings().universe().symbols)
     latest = pl.read_parquet(
         quantmm_home / f"lake/market_bars_5m/date={datetime.now(UTC).date()}/symbol=BTCUSDT/data.parquet"
     )["ts_available"].max()

@@ -1,0 +1,30 @@
+from datetime import UTC, date, datetime
+
+import dagster as dg
+
+from quantmm_jobs.definitions import defs
+from quantmm_jobs.schedules import RANGE_END, RANGE_START, refresh_window
+
+
+def test_refresh_window_settles_yesterday_in_the_first_hour():
+    assert refresh_window(datetime(2025, 3, 4, 0, 5, tzinfo=UTC)) == (date(2025, 3, 3), date(2025, 3, 4))
+    assert refresh_window(datetime(2025, 3, 4, 1, 0, tzinfo=UTC)) == (date(2025, 3, 4), date(2025, 3, 4))
+
+
+def evaluate(name: str, when: datetime) -> list[dg.RunRequest]:
+    schedule = defs.resolve_schedule_def(name)
+    with dg.build_schedule_context(scheduled_execution_time=when) as context:
+        data = schedule.evaluate_tick(context)
+    return list(data.run_requests or [])
+
+
+def test_market_refresh_is_one_range_run_over_every_symbol():
+    (request,) = evaluate("refresh_today_market", datetime(2025, 3, 4, 12, 10, tzinfo=UTC))
+    assert request.tags[RANGE_START] == "2025-03-04|BTCUSDT" and request.tags[RANGE_END] == "2025-03-04|AVAXUSDT"
+
+
+def test_date_refresh_after_midnight_covers_yesterday_and_macro_settles_ten_days():
+    (request,) = evaluate("refresh_today_date", datetime(2025, 3, 4, 0, 20, tzinfo=UTC))
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2025-03-03", "2025-03-04")
+    (settle,) = evaluate("settle_macro_daily", datetime(2025, 3, 4, 23, 30, tzinfo=UTC))
+    assert (settle.tags[RANGE_START], settle.tags[RANGE_END]) == ("2025-02-22", "2025-03-04")
