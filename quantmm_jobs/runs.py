@@ -51,7 +51,7 @@ def run_range(
     symbols: list[str] | None,
     resources: dict,
     instance: dg.DagsterInstance,
-    log_level: str = "WARNING",
+    log_level: str = "INFO",
 ) -> RangeRun:
     """Materialize ``assets`` over [start, end] (inclusive days; x symbols when given) in one run."""
     if symbols:
@@ -59,6 +59,8 @@ def run_range(
         start_key, end_key = f"{start}|{first}", f"{end}|{last}"
     else:
         start_key, end_key = str(start), str(end)
+    names = ", ".join(a.key.to_user_string() for a in assets)
+    print(f"materializing {names} over {start_key}...{end_key} in one run", flush=True)
     t0 = time.perf_counter()
     result = dg.materialize(
         assets,

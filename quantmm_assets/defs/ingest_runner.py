@@ -32,7 +32,7 @@ def _fetch_all(
             frame = fetch(sym, start, end)
             frames.append(frame)
             windows.append((sym or "*", start.date().isoformat(), end.date().isoformat()))
-            context.log.info(
+            context.log.debug(
                 f"{asset}: fetched {len(frame):,} source rows for {sym or 'all'} {start:%Y-%m-%d}..{end:%Y-%m-%d}"
             )
     frames = [f for f in frames if len(f)]
