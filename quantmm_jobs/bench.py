@@ -23,6 +23,7 @@ def bench_ingest(data_dir: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="quantmm-bench-") as home:
         os.environ["QUANTMM_HOME"] = home
         os.environ.pop("DAGSTER_PG_URL", None)
+        os.environ.pop("DAGSTER_HOME", None)
         get_settings.cache_clear()
         from quantmm_jobs.bundle_import import plan_import
         from quantmm_jobs.runs import instance_for, run_range
@@ -36,9 +37,10 @@ def bench_ingest(data_dir: Path | None = None) -> dict:
         assets, lo, hi, symbols = plan_import(
             coverage, [market_bars_5m, funding_rates, derivatives_metrics], None, None, None
         )
-        run = run_range(assets, lo, hi, symbols, build_resources(settings, "bundle", bars_dir), instance_for(settings))
+        instance = instance_for(settings)
+        run = run_range(assets, lo, hi, symbols, build_resources(settings, "bundle", bars_dir), instance)
         rows = sum(run.rows.values())
-        step = _step_seconds(settings, run.run_id)
+        step = _step_seconds(instance, run.run_id)
         return {
             "bench": "ingest",
             "data": str(bars_dir),
@@ -62,11 +64,10 @@ def bench_ingest(data_dir: Path | None = None) -> dict:
         }
 
 
-def _step_seconds(settings, run_id: str) -> dict:
+def _step_seconds(instance, run_id: str) -> dict:
     """fetch / normalize seconds per asset as recorded in the run's materialization metadata."""
     import dagster as dg
 
-    instance = dg.DagsterInstance.get()
     out = {}
     for rec in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records:
         m = rec.event_log_entry.dagster_event.step_materialization_data.materialization

@@ -11,7 +11,7 @@ from pathlib import Path
 from quantmm_resources.settings import get_settings
 
 
-def _print_runs(runs) -> None:
+def print_runs(runs) -> None:
     for r in runs:
         status = "ok" if r.success else "FAILED"
         print(
@@ -37,7 +37,7 @@ def cmd_bundle_import(args: argparse.Namespace) -> int:
     from quantmm_jobs.bundle_import import import_bundle
 
     runs = import_bundle(Path(args.dir), start=args.start, end=args.end, symbols=args.symbols)
-    _print_runs(runs)
+    print_runs(runs)
     return 0 if all(r.success for r in runs) else 1
 
 
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="materialize the raw layer on the synthetic sample and print what it did")
     d.add_argument("--days", type=int, default=3, help="complete days before today (today is added, partial)")
-    d.add_argument("--symbols", nargs="*", default=None, help="default: the first five of the universe")
+    d.add_argument("--symbols", nargs="*", default=None, help="default: every symbol of the universe")
     d.set_defaults(func=cmd_demo)
 
     b = sub.add_parser("bundle", help="offline bundle import / export").add_subparsers(dest="bundle_cmd", required=True)

@@ -13,7 +13,7 @@ import dagster as dg
 from quantmm_assets.core.readiness import to_markdown
 from quantmm_assets.defs.partitions import UNIVERSE
 from quantmm_assets.defs.readiness import readiness_report
-from quantmm_jobs.cli import _print_runs
+from quantmm_jobs.cli import print_runs
 from quantmm_jobs.runs import instance_for, run_raw
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake_views import LakeResource
@@ -32,7 +32,7 @@ def run_demo(days: int = 3, symbols: list[str] | None = None) -> int:
     )
     print(f"raw layer: {start} .. {today} (today is partial) x {', '.join(symbols)}")
     runs = run_raw(start, today, symbols, build_resources(settings), instance)
-    _print_runs(runs)
+    print_runs(runs)
     report = readiness_report(LakeResource(base_dir=str(settings.lake_dir)), "research", days + 1)
     print("\n" + to_markdown(report).split("\nBackfill")[0])
     print(f"\nlake: {settings.lake_dir}   operational store: {settings.resolved_ops_url}")

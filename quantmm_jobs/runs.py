@@ -3,7 +3,6 @@ partitions definition (date x symbol, and date) over a range of partitions."""
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -34,8 +33,7 @@ class RangeRun:
 
 def instance_for(settings: QuantmmSettings) -> dg.DagsterInstance:
     """The persistent instance under $QUANTMM_HOME/dagster (SQLite) or PostgreSQL (DAGSTER_PG_URL)."""
-    os.environ["DAGSTER_HOME"] = str(ensure_dagster_home(settings))
-    return dg.DagsterInstance.get()
+    return dg.DagsterInstance.from_config(str(ensure_dagster_home(settings)))
 
 
 def symbol_span(symbols: list[str]) -> tuple[str, str]:
@@ -76,10 +74,10 @@ def run_range(
         m = mat.step_materialization_data.materialization
         name = m.asset_key.to_user_string()
         md = m.metadata
-        if "rows" in md:
-            rows[name] = md["rows"].value
-            rejected[name] = md["rejected_rows"].value
-            partitions = md["partitions"].value
+        if "run_rows" in md:
+            rows[name] = md["run_rows"].value
+            rejected[name] = md["run_rejected_rows"].value
+            partitions = md["run_partitions"].value
     for ev in result.get_asset_check_evaluations():
         checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = "passed" if ev.passed else "FAILED"
     return RangeRun(

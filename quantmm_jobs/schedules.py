@@ -22,6 +22,18 @@ raw_date_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*RAW_DATE_ASSETS),
     description="Macro and social raw assets (date).",
 )
+social_refresh_job = dg.define_asset_job(
+    "social_refresh_job",
+    selection=dg.AssetSelection.assets("social_posts_raw", "social_comments_raw"),
+    description="Social raw assets (today's are refreshed every 10 minutes; macro settles daily instead).",
+)
+ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def busy(context: dg.ScheduleEvaluationContext, job_name: str) -> dg.SkipReason | None:
+    """Skip a tick while the previous run of the job is still going (refreshes must not overlap)."""
+    runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=ACTIVE), limit=1)
+    return dg.SkipReason(f"a {job_name} run ({runs[0].run_id[:8]}) is still in progress") if runs else None
 
 
 def range_tags(start_key: str, end_key: str) -> dict[str, str]:
@@ -52,7 +64,7 @@ def today_market_request(now: datetime) -> dg.RunRequest:
 
 
 def today_date_request(now: datetime) -> dg.RunRequest:
-    """One run over the refresh window's partitions of the date assets."""
+    """One run over the refresh window's partitions of the (social) date assets."""
     first, last = refresh_window(now)
     return dg.RunRequest(tags=range_tags(str(first), str(last)) | {"quantmm/refresh": str(last)})
 
@@ -75,18 +87,22 @@ SCHEDULE_DOC = "Re-materialize today's partial partitions every 10 minutes (idem
     description=SCHEDULE_DOC,
 )
 def refresh_today_market(context: dg.ScheduleEvaluationContext):
-    return today_market_request(context.scheduled_execution_time or datetime.now(UTC))
+    return busy(context, raw_market_job.name) or today_market_request(
+        context.scheduled_execution_time or datetime.now(UTC)
+    )
 
 
 @dg.schedule(
     cron_schedule="*/10 * * * *",
-    job=raw_date_job,
+    job=social_refresh_job,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description=SCHEDULE_DOC,
 )
-def refresh_today_date(context: dg.ScheduleEvaluationContext):
-    return today_date_request(context.scheduled_execution_time or datetime.now(UTC))
+def refresh_today_social(context: dg.ScheduleEvaluationContext):
+    return busy(context, social_refresh_job.name) or today_date_request(
+        context.scheduled_execution_time or datetime.now(UTC)
+    )
 
 
 macro_settle_job = dg.define_asset_job(
@@ -104,8 +120,10 @@ macro_settle_job = dg.define_asset_job(
     description=f"Re-read the last {MACRO_SETTLE_DAYS} days of macro series daily (late publications).",
 )
 def settle_macro_daily(context: dg.ScheduleEvaluationContext):
-    return macro_settle_request(context.scheduled_execution_time or datetime.now(UTC))
+    return busy(context, macro_settle_job.name) or macro_settle_request(
+        context.scheduled_execution_time or datetime.now(UTC)
+    )
 
 
-JOBS = [raw_market_job, raw_date_job, macro_settle_job]
-SCHEDULES = [refresh_today_market, refresh_today_date, settle_macro_daily]
+JOBS = [raw_market_job, raw_date_job, social_refresh_job, macro_settle_job]
+SCHEDULES = [refresh_today_market, refresh_today_social, settle_macro_daily]

@@ -7,8 +7,9 @@ columns (everything but the derived ``ts_available`` and ``symbols``):
 - ``macro_series``: ``macro_series/macro_series-<YYYY>.csv``
 - social assets: ``social/<asset>-<YYYY-MM>.jsonl`` (JSON keeps multi-line text and empty strings exact)
 
-plus a ``bundle.toml`` recording what was exported. ``ts_event`` is written as ISO-8601 UTC with
-microseconds; the ``source`` column is kept so lineage survives the round trip.
+plus a ``bundle.toml`` recording what was exported. Timestamps (``ts_event``, and ``engagement_observed_at``
+of the social assets) are written as ISO-8601 UTC with microseconds, nulls as empty / JSON null; the
+``source`` column is kept so lineage survives the round trip.
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ def read_lake_asset(lake_dir: Path, asset: str) -> pl.DataFrame:
 
 
 def _ts_text(frame: pl.DataFrame) -> pl.DataFrame:
-    """``ts_event`` as ISO-8601 UTC text."""
-    dtype = frame.schema["ts_event"]
-    if not isinstance(dtype, pl.Datetime):
-        return frame
-    ts = pl.col("ts_event")
-    ts = ts.dt.convert_time_zone("UTC") if dtype.time_zone else ts.dt.replace_time_zone("UTC")
-    return frame.with_columns(ts.dt.strftime(TS_FORMAT).alias("ts_event"))
+    """Every datetime column (``ts_event``, ``engagement_observed_at``) as ISO-8601 UTC text; nulls stay null."""
+    out = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Datetime):
+            ts = pl.col(name)
+            ts = ts.dt.convert_time_zone("UTC") if dtype.time_zone else ts.dt.replace_time_zone("UTC")
+            out.append(ts.dt.strftime(TS_FORMAT).alias(name))
+    return frame.with_columns(out)
 
 
 def _write_csv(frame: pl.DataFrame, path: Path) -> None:

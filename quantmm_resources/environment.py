@@ -66,7 +66,7 @@ def dagster_instance_yaml(settings: QuantmmSettings) -> str:
     if settings.dagster_pg_url:
         return (Path(__file__).resolve().parents[1] / "dagster.yaml").read_text()
     home = settings.dagster_home.resolve()
-    return f"""# Embedded default, written by quantmm (quantmm_resources/environment.py): SQLite under DAGSTER_HOME.
+    return f"""# Embedded default: SQLite under DAGSTER_HOME.
 run_storage:
   module: dagster._core.storage.runs
   class: SqliteRunStorage
@@ -87,9 +87,17 @@ telemetry:
 """
 
 
+MARKER = "# written by quantmm"
+
+
 def ensure_dagster_home(settings: QuantmmSettings) -> Path:
-    """Create $DAGSTER_HOME with the right dagster.yaml; return it (the CLI sets DAGSTER_HOME to it)."""
+    """Create the Dagster home with the right dagster.yaml and return it. A dagster.yaml that quantmm did not
+    write (an operator's own) is left as it is."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(dagster_instance_yaml(settings))
+    path = home / "dagster.yaml"
+    if not path.exists() or path.read_text().startswith(MARKER):
+        path.write_text(
+            f"{MARKER} (quantmm_resources/environment.py); edits are overwritten\n" + dagster_instance_yaml(settings)
+        )
     return home

@@ -7,7 +7,10 @@ Layout (also what DuckDB views and bundle export read):
 
 A run over a range of partitions (single-run backfill) hands over one frame; it is split here by each row's
 partition (UTC date of ``ts_event``, plus ``symbol``) and every partition of the run is written, an empty one
-included, so re-materializing a partition replaces it (idempotent) and never leaves stale rows.
+included, so re-materializing a partition replaces it (idempotent) and never leaves stale rows. One exception:
+a partition for which the run got no rows at all keeps a non-empty file it already had (a live API that only
+serves recent history, a bundle without that symbol, a failed fetch must not erase good data); the run's
+metadata counts those partitions.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pyarrow.parquet as pq
 
 FILE_NAME = "data.parquet"
 
@@ -42,6 +46,10 @@ def write_atomic(df: pl.DataFrame, path: Path) -> None:
 def _row_partition_keys(df: pl.DataFrame) -> pl.Expr:
     day = pl.col("ts_event").dt.strftime("%Y-%m-%d")
     return pl.concat_str([day, pl.lit("|"), pl.col("symbol")]) if "symbol" in df.columns else day
+
+
+def _has_rows(path: Path) -> bool:
+    return path.exists() and pq.ParquetFile(path).metadata.num_rows > 0
 
 
 class PolarsParquetIOManager(dg.ConfigurableIOManager):
@@ -75,12 +83,20 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
             raise ValueError(f"{context.asset_key.to_user_string()}: rows for partitions outside this run: {stray[:5]}")
         empty = obj.drop("_pk", strict=False).clear()
         t0 = time.perf_counter()
+        kept = []
         for key in keys:
-            write_atomic(parts.get(key, empty), partition_dir(asset_dir, key) / FILE_NAME)
+            path = partition_dir(asset_dir, key) / FILE_NAME
+            if key not in parts and _has_rows(path):
+                kept.append(key)  # the source returned nothing: keep what the lake has rather than erase it
+                continue
+            write_atomic(parts.get(key, empty), path)
+        if kept:
+            context.log.warning(f"{len(kept)} partition(s) got no rows and keep their earlier data: {kept[:5]}")
         context.add_output_metadata(
             {
                 "lake_path": dg.MetadataValue.path(str(asset_dir)),
-                "partition_files_written": len(keys),
+                "partition_files_written": len(keys) - len(kept),
+                "partitions_kept_unchanged": len(kept),
                 "write_seconds": round(time.perf_counter() - t0, 3),
             }
         )

@@ -5,6 +5,7 @@ Its first table, ``ingest_rejects``, holds every source row that ingestion quara
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -29,6 +30,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 metadata = MetaData()
 
@@ -66,8 +68,20 @@ def engine_for(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
-    metadata.create_all(engine)
+    _create_schema(engine)
     return engine
+
+
+def _create_schema(engine: Engine, attempts: int = 5) -> None:
+    """Create the tables; several processes may race to do it on a fresh database (the loser retries)."""
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 class OperationalStore(dg.ConfigurableResource):
@@ -83,7 +97,7 @@ class OperationalStore(dg.ConfigurableResource):
         self, asset: str, partitions: Iterable[str], rejects: pl.DataFrame, run_id: str | None = None
     ) -> int:
         """Replace the rejects of ``asset`` for these partitions (idempotent re-materialization)."""
-        keys = sorted(set(partitions) | set(rejects["partition"].unique().to_list() if len(rejects) else []))
+        keys = sorted(set(partitions))  # only this run's partitions: never another run's rejects
         now = datetime.now(UTC)
         rows = [
             {"asset": asset, "partition": p, "reason": r, "raw": raw, "run_id": run_id, "recorded_at": now}

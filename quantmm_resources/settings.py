@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quantmm_assets.core.universe import Universe
@@ -41,7 +42,23 @@ class QuantmmSettings(BaseSettings):
 
     @property
     def dagster_home(self) -> Path:
-        return self.home / "dagster"
+        """$DAGSTER_HOME when set (the webserver, daemon and CLI then share one instance), else home/dagster."""
+        return Path(os.environ["DAGSTER_HOME"]) if os.environ.get("DAGSTER_HOME") else self.home / "dagster"
+
+    @model_validator(mode="after")
+    def _production_uses_postgres(self) -> QuantmmSettings:
+        if self.env == "prod":
+            missing = [
+                n
+                for n, v in (("QUANTMM_OPS_URL", self.ops_url), ("DAGSTER_PG_URL", self.dagster_pg_url))
+                if not (v or "").startswith("postgresql")
+            ]
+            if missing:
+                raise ValueError(
+                    f"QUANTMM_ENV=prod runs on PostgreSQL: set {' and '.join(missing)} "
+                    "(postgresql://... and postgresql+psycopg2://...)"
+                )
+        return self
 
     @property
     def resolved_source(self) -> str:

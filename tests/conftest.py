@@ -18,6 +18,7 @@ def quantmm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "qhome"
     monkeypatch.setenv("QUANTMM_HOME", str(home))
     monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # `make test` exports one; each test has its own
     monkeypatch.delenv("QUANTMM_OPS_URL", raising=False)
     get_settings.cache_clear()
     yield home

@@ -8,8 +8,10 @@ The two-timestamp rule (DESIGN.md section 1): every row has ``ts_event`` (what i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
+from functools import lru_cache
 
+import holidays
 import polars as pl
 
 BAR_INTERVAL = timedelta(minutes=5)
@@ -49,11 +51,13 @@ class MacroSeriesSpec:
 MACRO_SERIES_SPECS: dict[str, MacroSeriesSpec] = {
     s.series_id: s
     for s in (
-        # FRED downloads (the HTTP client's series); FRED posts the previous day's values.
+        # The three canonical series, each from one source, served live by the FRED client.
+        # vix: the CBOE VIX close; FRED VIXCLS redistributes it and CBOE files in bundles carry the same
+        # numbers (source_series tells which); availability uses FRED's posting, the later of the two.
         MacroSeriesSpec(
             "vix",
             "FRED:VIXCLS",
-            "CBOE VIX close, as distributed by FRED; posted next morning",
+            "CBOE VIX close (FRED VIXCLS or CBOE files); FRED posts it the next business morning",
             at_hour_utc=14.0,
             business_days_lag=1,
         ),
@@ -71,9 +75,9 @@ MACRO_SERIES_SPECS: dict[str, MacroSeriesSpec] = {
             at_hour_utc=22.0,
             weekday_release=0,
         ),
-        # Exchange closes shipped in offline bundles (no free HTTP API): known at the close.
+        # Supplementary series found in offline bundles (no free HTTP API); never substituted for the
+        # canonical ones: ICE DXY is not the Fed's broad index, CBOE TNX is not the Treasury CMT yield.
         MacroSeriesSpec("dxy_ice", "ICE:DXY", "ICE US Dollar Index close, 17:00 ET", at_hour_utc=23.0),
-        MacroSeriesSpec("vix_cboe", "CBOE:VIX", "CBOE VIX close, 16:15 ET", at_hour_utc=21.5),
         MacroSeriesSpec("tnx_cboe", "CBOE:TNX", "CBOE 10y yield index close (percent), 15:00 ET", at_hour_utc=20.5),
     )
 }
@@ -102,19 +106,48 @@ def social_available(ts_event: pl.Expr, delay: timedelta = DEFAULT_SOCIAL_INGEST
     return ts_event + delay
 
 
+@lru_cache(maxsize=1)
+def us_market_holidays() -> tuple[date, ...]:
+    """US federal and NYSE holidays (no publication on these days), 1990-2040."""
+    years = range(1990, 2041)
+    days = set(holidays.US(years=years)) | set(holidays.financial_holidays("NYSE", years=years))
+    return tuple(sorted(days))
+
+
 def macro_available(ts_event: pl.Expr, series_id: pl.Expr) -> pl.Expr:
     """Publication instant of each macro observation (see ``MACRO_SERIES_SPECS``)."""
     day = ts_event.dt.truncate("1d")
+    hol = list(us_market_holidays())
     out = pl.lit(None, dtype=pl.Datetime("us", "UTC"))
     for spec in MACRO_SERIES_SPECS.values():
         if spec.weekday_release is not None:
             wd = day.dt.weekday() - 1  # polars: Monday = 1
             ahead = ((spec.weekday_release - wd - 1) % 7) + 1  # strictly after the observation
-            release_day = day + pl.duration(days=ahead)
+            # a release day that is a holiday moves to the next business day
+            release_day = (day + pl.duration(days=ahead)).dt.add_business_days(0, roll="forward", holidays=hol)
+        elif spec.business_days_lag:
+            release_day = day.dt.add_business_days(spec.business_days_lag, roll="forward", holidays=hol)
         else:
-            release_day = (
-                day.dt.add_business_days(spec.business_days_lag, roll="forward") if spec.business_days_lag else day
-            )
+            release_day = day
         at = release_day + pl.duration(microseconds=int(spec.at_hour_utc * 3600 * 1e6))
         out = pl.when(series_id == spec.series_id).then(at).otherwise(out)
     return out
+
+
+# How long after a day ends its last rows can still become available (the latest ts_available of a day's rows
+# minus the day's end): a partition is complete once that has passed. Macro: weekly series are released up to
+# a week after the observation (holidays included).
+SETTLE_LAGS: dict[str, timedelta] = {
+    "market_bars_5m": timedelta(0),
+    "funding_rates": timedelta(0),
+    "open_interest": timedelta(0),
+    "derivatives_metrics": timedelta(0),
+    "macro_series": timedelta(days=8),
+    "social_posts_raw": DEFAULT_SOCIAL_INGEST_DELAY,
+    "social_comments_raw": DEFAULT_SOCIAL_INGEST_DELAY,
+}
+
+
+def settle_lag(asset: str) -> timedelta:
+    """Time after a day's end until every row of that day is available (see ``SETTLE_LAGS``)."""
+    return SETTLE_LAGS[asset]

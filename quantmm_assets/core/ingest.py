@@ -15,6 +15,7 @@ import polars as pl
 from quantmm_assets.core import availability as av
 from quantmm_assets.core.schemas import RAW_SCHEMAS, REJECT_COLUMNS, UTC_TS, RawSchema
 from quantmm_assets.core.symbols import link_symbols
+from quantmm_assets.core.timestamps import to_utc
 from quantmm_assets.core.universe import Universe
 
 MAX_TEXT_CHARS = 40_000
@@ -51,35 +52,9 @@ class Normalized:
         return dict(sorted(kinds.value_counts().iter_rows()))
 
 
-def _to_timestamp(col: str, dtype: pl.DataType) -> pl.Expr:
-    """Convert epoch milliseconds, ISO strings or datetimes (naive = UTC) to UTC microseconds."""
-    c = pl.col(col)
-    if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone is None:
-            return c.dt.replace_time_zone("UTC").dt.cast_time_unit("us")
-        return c.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
-    if dtype.is_integer() or dtype.is_float():
-        return _from_epoch(c.cast(pl.Int64, strict=False))
-    if dtype == pl.Date:
-        return c.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    text = c.cast(pl.Utf8).str.strip_chars()
-    parsed = text.str.to_datetime(time_unit="us", time_zone="UTC", strict=False, ambiguous="earliest")
-    return (
-        pl.when(text.str.contains(r"^\d{11,17}$"))
-        .then(_from_epoch(text.cast(pl.Int64, strict=False)))
-        .otherwise(parsed)
-    )
-
-
-def _from_epoch(n: pl.Expr) -> pl.Expr:
-    """Epoch milliseconds, or microseconds for values beyond 1e14 (newer Binance Vision spot files)."""
-    micros = pl.when(n.abs() >= 10**14).then(n).otherwise(n * 1000)
-    return pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC")
-
-
 def _convert(col: str, source_dtype: pl.DataType, target: pl.DataType) -> pl.Expr:
     if target == UTC_TS:
-        return _to_timestamp(col, source_dtype)
+        return to_utc(pl.col(col), source_dtype)
     if target == pl.Utf8:
         return pl.col(col).cast(pl.Utf8, strict=False)
     if source_dtype == pl.Utf8 and target.is_numeric():
@@ -104,8 +79,8 @@ def _missing_as_null(col: str, source_dtype: pl.DataType) -> pl.Expr:
     return c.is_null()
 
 
-def _sanity_reasons(schema: RawSchema, p: IngestParams) -> list[tuple[pl.Expr, pl.Expr]]:
-    """(bad-row condition, reason) pairs specific to each asset, evaluated on converted columns."""
+def _scope_rules(schema: RawSchema, p: IngestParams) -> list[tuple[pl.Expr, pl.Expr]]:
+    """Rows the run did not ask for (a source contract problem, not bad data)."""
     c = pl.col
     win = (c("ts_event") < p.start) | (c("ts_event") >= p.end)
     if p.partition_keys is not None:
@@ -113,7 +88,19 @@ def _sanity_reasons(schema: RawSchema, p: IngestParams) -> list[tuple[pl.Expr, p
     rules: list[tuple[pl.Expr, pl.Expr]] = [(win, pl.lit("outside requested window"))]
     if p.symbols is not None:
         rules.append((~c("symbol").is_in(list(p.symbols)), pl.lit("symbol not requested")))
-    if schema.name == "market_bars_5m":
+    return rules
+
+
+def value_rules(asset: str, max_text_chars: int = MAX_TEXT_CHARS) -> list[tuple[pl.Expr, pl.Expr]]:
+    """(bad-row condition, reason) of each asset's values, on converted columns: ingest quarantines rows that
+    match, and the sanity / schema checks count lake rows that match (one definition for both)."""
+    c = pl.col
+    schema = RAW_SCHEMAS[asset]
+    floats = [name for name, dtype in schema.columns.items() if dtype == pl.Float64]
+    rules: list[tuple[pl.Expr, pl.Expr]] = [
+        (c(x).is_nan() | c(x).is_infinite(), pl.lit(f"non-finite {x}")) for x in floats
+    ]
+    if asset == "market_bars_5m":
         rules += [
             (~c("market").is_in(list(MARKETS)), pl.lit("unknown market: ") + c("market")),
             (c("ts_event").dt.truncate("5m") != c("ts_event"), pl.lit("ts_event not on the 5m grid")),
@@ -124,42 +111,40 @@ def _sanity_reasons(schema: RawSchema, p: IngestParams) -> list[tuple[pl.Expr, p
             ),
             (c("volume") < 0, pl.lit("ohlc: negative volume")),
         ]
-        floats = ["open", "high", "low", "close", "volume"]
-        rules.append((pl.any_horizontal([c(x).is_nan() | c(x).is_infinite() for x in floats]), pl.lit("non-finite")))
-    elif schema.name == "funding_rates":
+    elif asset == "funding_rates":
+        rules.append((c("funding_rate").abs() > MAX_ABS_FUNDING_RATE, pl.lit("funding: |rate| above 5% per interval")))
+    elif asset in ("open_interest", "derivatives_metrics"):
+        rules.append((~c("period").is_in(list(av.PERIODS)), pl.lit("unknown period: ") + c("period")))
+    if asset == "open_interest":
         rules += [
-            (~c("funding_rate").is_finite(), pl.lit("non-finite")),
-            (c("funding_rate").abs() > MAX_ABS_FUNDING_RATE, pl.lit("funding: |rate| above 5% per interval")),
-        ]
-    elif schema.name == "open_interest":
-        rules += [
-            (~c("period").is_in(list(av.PERIODS)), pl.lit("unknown period: ") + c("period")),
             ((c("open_interest") < 0) | (c("open_interest_value") < 0), pl.lit("open interest: negative")),
             (c("open_interest").is_null() & c("open_interest_value").is_null(), pl.lit("missing open interest")),
         ]
-    elif schema.name == "derivatives_metrics":
-        ratios = [
+    elif asset == "derivatives_metrics":
+        positive = [
             "long_short_account_ratio",
             "top_long_short_account_ratio",
             "top_long_short_position_ratio",
             "taker_buy_sell_ratio",
             "mark_price",
         ]
+        rules.append((pl.any_horizontal([c(x) <= 0 for x in positive]), pl.lit("metrics: non-positive ratio or price")))
+    elif asset == "macro_series":
+        rules.append(
+            (~c("series_id").is_in(list(av.MACRO_SERIES_SPECS)), pl.lit("unknown macro series: ") + c("series_id"))
+        )
+    elif asset.startswith("social_"):
+        # A link post has a title and no body: it is text all the same.
+        words = pl.concat_str([c("title").fill_null(""), c("text")]) if "title" in schema.columns else c("text")
         rules += [
-            (~c("period").is_in(list(av.PERIODS)), pl.lit("unknown period: ") + c("period")),
-            (pl.any_horizontal([c(x) <= 0 for x in ratios]), pl.lit("metrics: non-positive ratio or price")),
-        ]
-    elif schema.name == "macro_series":
-        rules += [
-            (~c("series_id").is_in(list(av.MACRO_SERIES_SPECS)), pl.lit("unknown macro series: ") + c("series_id")),
-            (~c("value").is_finite(), pl.lit("non-finite")),
-        ]
-    elif schema.name.startswith("social_"):
-        rules += [
-            (c("text").str.strip_chars().str.len_chars() == 0, pl.lit("empty text")),
-            (c("text").str.len_chars() > p.max_text_chars, pl.lit(f"oversized text: over {p.max_text_chars} chars")),
+            (words.str.strip_chars().str.len_chars() == 0, pl.lit("empty text")),
+            (c("text").str.len_chars() > max_text_chars, pl.lit(f"oversized text: over {max_text_chars} chars")),
         ]
     return rules
+
+
+def _sanity_reasons(schema: RawSchema, p: IngestParams) -> list[tuple[pl.Expr, pl.Expr]]:
+    return _scope_rules(schema, p) + value_rules(schema.name, p.max_text_chars)
 
 
 def _stamp_available(schema: RawSchema, p: IngestParams) -> pl.Expr:
@@ -243,10 +228,16 @@ def normalize(asset: str, source: pl.DataFrame, params: IngestParams) -> Normali
 
 
 def _reject_frame(schema: RawSchema, bad: pl.DataFrame, p: IngestParams) -> pl.DataFrame:
-    fallback = f"{p.start:%Y-%m-%d}..{p.end:%Y-%m-%d}"
+    # Rows that belong to no partition of the run are filed under its first one, so a re-run replaces them.
+    if p.partition_keys:
+        fallback = min(p.partition_keys)
+    else:
+        fallback = f"{p.start:%Y-%m-%d}" + (f"|{p.symbols[0]}" if schema.partitioned_by_symbol and p.symbols else "")
     in_window = pl.col("ts_event").is_not_null() & (pl.col("ts_event") >= p.start) & (pl.col("ts_event") < p.end)
     if schema.partitioned_by_symbol:
         in_window = in_window & pl.col("symbol").is_not_null()
+    if p.partition_keys is not None:
+        in_window = in_window & partition_label(schema).is_in(list(p.partition_keys))
     label = pl.when(in_window).then(partition_label(schema)).otherwise(pl.lit(fallback))
     return bad.select(
         pl.lit(schema.name).alias("asset"),

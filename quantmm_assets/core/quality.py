@@ -11,30 +11,34 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
-from quantmm_assets.core.availability import MACRO_SERIES_SPECS, macro_available
+from quantmm_assets.core.availability import macro_available
+from quantmm_assets.core.ingest import MAX_TEXT_CHARS, value_rules
 from quantmm_assets.core.schemas import RAW_SCHEMAS, RawSchema
 from quantmm_assets.core.universe import Universe
 
 # Reject reasons (the text before ":") grouped by the check that reports them.
 REASON_FAMILIES: dict[str, tuple[str, ...]] = {
-    "schema": (
-        "unparseable",
-        "missing",
-        "unknown market",
-        "unknown period",
-        "unknown macro series",
-        "non-finite",
-        "ts_event not on the 5m grid",
-        "outside requested window",
-        "symbol not requested",
-    ),
+    "schema": ("unparseable", "missing", "outside requested window", "symbol not requested"),
     "key_unique": ("duplicate key",),
-    "sanity": ("ohlc", "funding", "open interest", "metrics", "empty text", "oversized text"),
+    "sanity": (
+        "non-finite",
+        "unknown market",
+        "ts_event not on the 5m grid",
+        "ohlc",
+        "funding",
+        "unknown period",
+        "open interest",
+        "metrics",
+        "unknown macro series",
+        "empty text",
+        "oversized text",
+    ),
 }
 DEFAULT_TOLERANCE = 0.001
 # Macro files carry empty holiday placeholders (FRED marks holidays blank): quarantined, not a failure.
 TOLERANCE_OVERRIDES = {("macro_series", "schema"): 0.25}
 BARS_PER_DAY = 288
+CANONICAL_MACRO = ["dollar_index", "us10y", "vix"]
 MAX_FRESHNESS_LAG = {
     "market_bars_5m": timedelta(minutes=15),
     "funding_rates": timedelta(hours=8, minutes=30),
@@ -62,6 +66,24 @@ class CheckWindow:
     now: datetime
     universe: Universe | None = None
     expected_markets: tuple[str, ...] = ("perp", "spot")
+    partition_keys: frozenset[str] | None = None  # when the run is not every date x symbol of the range
+
+    def pairs(self) -> list[tuple[date, str | None]]:
+        """(date, symbol or None) of every partition of the run."""
+        if self.partition_keys is not None:
+            out = []
+            for key in sorted(self.partition_keys):
+                day, _, sym = key.partition("|")
+                out.append((date.fromisoformat(day), sym or None))
+            return out
+        return [(d, s) for d in self.dates for s in (self.symbols or (None,))]
+
+    def listed(self, day: date, symbol: str | None) -> bool:
+        return symbol is None or self.universe is None or self.universe.is_listed(symbol, day)
+
+    def day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        start = datetime(day.year, day.month, day.day, tzinfo=self.now.tzinfo)
+        return start, start + timedelta(days=1)
 
 
 def _family_rejects(rejects: pl.DataFrame, family: str) -> int:
@@ -117,43 +139,17 @@ def check_key_unique(asset: str, clean: pl.DataFrame, rejects: pl.DataFrame) -> 
     return _reject_outcome(asset, "key_unique", dupes, clean, rejects, f"key {tuple(key)} unique")
 
 
-def check_sanity(asset: str, clean: pl.DataFrame, rejects: pl.DataFrame, max_text_chars: int = 40_000) -> CheckOutcome:
-    """Value sanity: OHLC ordering and volume >= 0, finite rates, non-negative OI, positive ratios, text size."""
-    c = pl.col
-    if asset == "market_bars_5m":
-        bad = (
-            (c("low") > pl.min_horizontal("open", "close"))
-            | (c("high") < pl.max_horizontal("open", "close"))
-            | (c("volume") < 0)
-            | (c("low") <= 0)
-        )
-    elif asset == "funding_rates":
-        bad = ~c("funding_rate").is_finite() | (c("funding_rate").abs() > 0.05)
-    elif asset == "open_interest":
-        bad = (c("open_interest") < 0) | (c("open_interest_value") < 0)
-    elif asset == "derivatives_metrics":
-        bad = pl.any_horizontal(
-            [
-                c(x) <= 0
-                for x in (
-                    "long_short_account_ratio",
-                    "top_long_short_account_ratio",
-                    "top_long_short_position_ratio",
-                    "taker_buy_sell_ratio",
-                    "mark_price",
-                )
-            ]
-        )
-    elif asset == "macro_series":
-        bad = ~c("value").is_finite()
+def check_sanity(
+    asset: str, clean: pl.DataFrame, rejects: pl.DataFrame, max_text_chars: int = MAX_TEXT_CHARS
+) -> CheckOutcome:
+    """Value sanity, by the rules ingest quarantines with (``core.ingest.value_rules``): OHLC ordering, volume
+    >= 0, finite floats, rates in range, non-negative OI, positive ratios, known ids, text present and sized."""
+    if len(clean):
+        bad = pl.any_horizontal([cond.fill_null(False) for cond, _ in value_rules(asset, max_text_chars)])
+        violations = int(clean.select(bad.sum()).item())
     else:
-        bad = (c("text").str.strip_chars().str.len_chars() == 0) | (c("text").str.len_chars() > max_text_chars)
-    violations = int(clean.select(bad.fill_null(False).sum()).item()) if len(clean) else 0
+        violations = 0
     return _reject_outcome(asset, "sanity", violations, clean, rejects, "value sanity")
-
-
-def _complete_dates(w: CheckWindow) -> list[date]:
-    return [d for d in w.dates if datetime(d.year, d.month, d.day, tzinfo=w.now.tzinfo) + timedelta(days=1) <= w.now]
 
 
 def check_bar_coverage(clean: pl.DataFrame, w: CheckWindow, max_missing_share: float = 0.01) -> CheckOutcome:
@@ -162,29 +158,23 @@ def check_bar_coverage(clean: pl.DataFrame, w: CheckWindow, max_missing_share: f
     have = {(d, s, m): n for d, s, m, n in counts.iter_rows()}
     worst: list[tuple[str, float]] = []
     early = 0
-    for d in w.dates:
-        expected = BARS_PER_DAY
-        day_start = datetime(d.year, d.month, d.day, tzinfo=w.now.tzinfo)
-        if day_start + timedelta(days=1) > w.now:  # today's partial partition: bars closed so far
-            expected = max(0, int((w.now - day_start).total_seconds() // 300) - 1)
-        for s in w.symbols or ():
-            listed = w.universe.is_listed(s, d) if w.universe else True
-            for m in w.expected_markets:
-                n = have.get((d, s, m), 0)
-                if not listed:
-                    early += n
-                    continue
-                if expected:
-                    worst.append((f"{d}|{s}|{m}", max(0.0, 1 - n / expected)))
+    for d, s in w.pairs():
+        start, end = w.day_bounds(d)
+        expected = BARS_PER_DAY if end <= w.now else max(0, int((w.now - start).total_seconds() // 300) - 1)
+        for m in w.expected_markets:
+            n = have.get((d, s, m), 0)
+            if not w.listed(d, s):
+                early += n
+            elif expected:
+                worst.append((f"{d}|{s}|{m}", max(0.0, 1 - n / expected)))
     worst.sort(key=lambda x: -x[1])
     failing = [x for x in worst if x[1] > max_missing_share]
-    passed = not failing and early == 0
     desc = (
         f"{len(failing)} of {len(worst)} partition-markets miss more than {max_missing_share:.0%} of 5m bars; "
         f"{early} bar(s) before a listing date"
     )
     return CheckOutcome(
-        passed,
+        not failing and early == 0,
         desc,
         {
             "partition_markets": len(worst),
@@ -196,67 +186,112 @@ def check_bar_coverage(clean: pl.DataFrame, w: CheckWindow, max_missing_share: f
     )
 
 
-def _macro_published(d: date, clean: pl.DataFrame, now: datetime) -> bool:
-    """Whether the observation of day ``d`` of any series in ``clean`` (else any known series) is out by now."""
-    series = clean["series_id"].unique().to_list() if len(clean) else list(MACRO_SERIES_SPECS)
-    probe = pl.DataFrame(
-        {"ts_event": [datetime(d.year, d.month, d.day, tzinfo=now.tzinfo)] * len(series), "series_id": series}
+def _published_days(days: list[date], series: str, now: datetime) -> list[date]:
+    """The business days among ``days`` whose observation of ``series`` is published by ``now``."""
+    if not days:
+        return []
+    probe = pl.DataFrame({"ts_event": [datetime(d.year, d.month, d.day, tzinfo=now.tzinfo) for d in days]})
+    at = probe.select(macro_available(pl.col("ts_event"), pl.lit(series)))["ts_event"].to_list()
+    return [d for d, t in zip(days, at, strict=True) if t is not None and t <= now]
+
+
+def _macro_coverage(clean: pl.DataFrame, w: CheckWindow, max_missing_share: float) -> CheckOutcome:
+    """Each series seen in the run (the canonical three when none) on every published business day."""
+    weekdays = [d for d, _ in w.pairs() if d.weekday() < 5 and w.day_bounds(d)[1] <= w.now]
+    seen = sorted(clean["series_id"].unique().to_list()) if len(clean) else CANONICAL_MACRO
+    per_series, expected_total, missing_total = {}, 0, 0
+    for series in seen:
+        expected = _published_days(weekdays, series, w.now)
+        have = set(clean.filter(pl.col("series_id") == series)["ts_event"].dt.date().to_list()) if len(clean) else set()
+        missing = [str(d) for d in expected if d not in have]
+        per_series[series] = {"expected": len(expected), "missing": len(missing), "examples": missing[:5]}
+        expected_total += len(expected)
+        missing_total += len(missing)
+    shares = {k: v["missing"] / v["expected"] for k, v in per_series.items() if v["expected"]}
+    worst = max(shares.values(), default=0.0)
+    return CheckOutcome(
+        worst <= max_missing_share,
+        f"{missing_total} of {expected_total} published series-days missing; worst series {worst:.1%}",
+        {"per_series": per_series, "worst_missing_share": worst},
     )
-    first = probe.select(macro_available(pl.col("ts_event"), pl.col("series_id")).min()).item()
-    return first is not None and first <= now
 
 
 def check_daily_coverage(
-    asset: str,
-    clean: pl.DataFrame,
-    w: CheckWindow,
-    max_missing_share: float = 0.0,
+    asset: str, clean: pl.DataFrame, w: CheckWindow, max_missing_share: float = 0.0
 ) -> CheckOutcome:
-    """Every complete, listed partition has rows (funding, OI, metrics, macro business days)."""
+    """Every complete, listed partition has rows and none before a listing date (funding, OI, metrics, social);
+    macro: each series on every business day its observation is published by now (10% holiday allowance)."""
     if asset == "macro_series":
-        days = [d for d in _complete_dates(w) if d.weekday() < 5 and _macro_published(d, clean, w.now)]
-        present = set(clean["ts_event"].dt.date().to_list())
-        missing = [str(d) for d in days if d not in present]
-        expected = len(days)
-        max_missing_share = max(max_missing_share, 0.1)  # market holidays
-    else:
-        present = set(clean.select(pl.col("ts_event").dt.date(), "symbol").unique().iter_rows())
-        keys = [
-            (d, s) for d in _complete_dates(w) for s in w.symbols or () if not w.universe or w.universe.is_listed(s, d)
-        ]
-        missing = [f"{d}|{s}" for d, s in keys if (d, s) not in present]
-        expected = len(keys)
-    share = len(missing) / expected if expected else 0.0
-    passed = share <= max_missing_share
+        return _macro_coverage(clean, w, max(max_missing_share, 0.1))
+    by_symbol = "symbol" in clean.columns
+    cols = [pl.col("ts_event").dt.date()] + ([pl.col("symbol")] if by_symbol else [])
+    counts = {(r[0], r[1] if by_symbol else None): r[-1] for r in clean.group_by(cols).len().iter_rows()}
+    complete = [(d, s) for d, s in w.pairs() if w.day_bounds(d)[1] <= w.now]
+    expected = [(d, s) for d, s in complete if w.listed(d, s)]
+    missing = [f"{d}|{s}" if s else str(d) for d, s in expected if not counts.get((d, s))]
+    early = sum(n for (d, s), n in counts.items() if not w.listed(d, s))
+    share = len(missing) / len(expected) if expected else 0.0
     return CheckOutcome(
-        passed,
-        f"{len(missing)} of {expected} complete partitions have no rows ({share:.1%})",
+        share <= max_missing_share and early == 0,
+        f"{len(missing)} of {len(expected)} complete partitions have no rows ({share:.1%}); "
+        f"{early} row(s) before a listing date",
         {
-            "expected_partitions": expected,
+            "expected_partitions": len(expected),
             "missing_partitions": len(missing),
             "missing_examples": missing[:10],
             "missing_share": share,
+            "rows_before_listing": early,
         },
     )
 
 
 def check_freshness(asset: str, clean: pl.DataFrame, w: CheckWindow) -> CheckOutcome:
-    """Per-partition deadline: the newest row of the run is within the asset's lag of min(now, range end)."""
-    last_day = max(w.dates)
-    range_end = datetime(last_day.year, last_day.month, last_day.day, tzinfo=w.now.tzinfo) + timedelta(days=1)
-    deadline = min(w.now, range_end)
+    """Per-partition deadline: in each listed partition the newest row is available within the asset's lag of
+    min(now, partition end). Macro has no daily rows on weekends and holidays: its newest publication is judged
+    against min(now, range end) instead."""
     max_lag = MAX_FRESHNESS_LAG[asset]
-    newest = clean["ts_available"].max() if len(clean) else None
-    lag = (deadline - newest) if newest is not None else None
-    passed = lag is not None and lag <= max_lag
-    desc = f"newest row available {newest} ({lag} before deadline {deadline}; allowed {max_lag})"
-    return CheckOutcome(
-        passed,
-        desc,
+    if asset == "macro_series":
+        deadline = min(w.now, w.day_bounds(max(w.dates))[1])
+        newest = clean["ts_available"].max() if len(clean) else None
+        lag = deadline - newest if newest is not None else None
+        return CheckOutcome(
+            lag is not None and lag <= max_lag,
+            f"newest publication {newest} is {lag} before {deadline} (allowed {max_lag})",
+            {
+                "newest_ts_available": str(newest),
+                "lag_seconds": lag.total_seconds() if lag is not None else None,
+                "max_lag_seconds": max_lag.total_seconds(),
+            },
+        )
+    by_symbol = "symbol" in clean.columns
+    cols = [pl.col("ts_event").dt.date()] + ([pl.col("symbol")] if by_symbol else [])
+    newest = (
         {
-            "newest_ts_available": str(newest),
-            "deadline": str(deadline),
-            "lag_seconds": lag.total_seconds() if lag is not None else None,
+            (r[0], r[1] if by_symbol else None): r[-1]
+            for r in clean.group_by(cols).agg(pl.col("ts_available").max()).iter_rows()
+        }
+        if len(clean)
+        else {}
+    )
+    stale: list[tuple[str, float | None]] = []
+    judged = 0
+    for d, s in w.pairs():
+        start, end = w.day_bounds(d)
+        deadline = min(w.now, end)
+        if not w.listed(d, s) or deadline - start < max_lag:
+            continue  # not listed, or too early in the day to tell
+        judged += 1
+        last = newest.get((d, s))
+        lag = deadline - last if last is not None else None
+        if lag is None or lag > max_lag:
+            stale.append((f"{d}|{s}" if s else str(d), lag.total_seconds() if lag is not None else None))
+    return CheckOutcome(
+        not stale,
+        f"{len(stale)} of {judged} partitions have no row within {max_lag} of their deadline",
+        {
+            "judged_partitions": judged,
+            "stale_partitions": len(stale),
+            "stale_examples": dict(stale[:10]),
             "max_lag_seconds": max_lag.total_seconds(),
         },
     )

@@ -22,6 +22,8 @@ DATA_KINDS: tuple[tuple[str, str, str | None, bool], ...] = (
     ("social_comments", "social_comments_raw", None, False),
 )
 READY_SHARE = 0.95
+# A day counts as covered with at least this many rows (5m bars: 95% of 288; other kinds: any row).
+MIN_ROWS_PER_DAY = {"perp_bars_5m": 274, "spot_bars_5m": 274}
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def audit(counts: pl.DataFrame, universe: Universe, window: ReadinessWindow) -> 
         "backfills": [],
     }
     for kind, asset, flt, by_symbol in DATA_KINDS:
-        sub = counts.filter((pl.col("asset") == asset) & (pl.col("rows") > 0))
+        sub = counts.filter((pl.col("asset") == asset) & (pl.col("rows") >= MIN_ROWS_PER_DAY.get(kind, 1)))
         if flt is not None:
             sub = sub.filter(pl.col("kind_filter") == flt)
         have = set(sub.select("symbol", "date").iter_rows())
@@ -125,7 +127,8 @@ def to_markdown(report: dict) -> str:
     lines += [
         "",
         f"Missing data kinds: {', '.join(report['missing_kinds']) or 'none'}",
-        f"Backfill ranges to run: {len(report['backfills'])}",
+        f"Backfill ranges to run: {len(report['backfills'])} (with a source that has them: QUANTMM_SOURCE=live, "
+        "or `quantmm bundle import DIR` for an offline bundle)",
     ]
     for b in report["backfills"][:10]:
         lines.append(f"- `{b['command']}`")

@@ -139,6 +139,9 @@ SOCIAL_POSTS_RAW = RawSchema(
         "url": pl.Utf8,  # nullable
         "engagement_score": pl.Int64,  # nullable: never invented
         "num_comments": pl.Int64,  # nullable
+        # When the counts above were observed (a crawl, a scrape): they are known from then on, not at
+        # publication. Null: observation time unknown, so features must not use the counts as of any t.
+        "engagement_observed_at": UTC_TS,
         "symbols": pl.List(pl.Utf8),  # from core.symbols.link_symbols
         "source": pl.Utf8,
     },
@@ -160,6 +163,7 @@ SOCIAL_COMMENTS_RAW = RawSchema(
         "community": pl.Utf8,
         "text": pl.Utf8,
         "engagement_score": pl.Int64,  # nullable
+        "engagement_observed_at": UTC_TS,  # see social_posts_raw
         "symbols": pl.List(pl.Utf8),
         "source": pl.Utf8,
     },

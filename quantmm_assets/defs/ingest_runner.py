@@ -1,42 +1,91 @@
 """What every raw asset does: fetch its partitions from the source, normalize in core, quarantine rejects,
-return the rows for the IO manager, and report checks and metadata."""
+return the rows for the IO manager, and report checks and metadata (per run and per partition)."""
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 
-from quantmm_assets.core.ingest import IngestParams, normalize
+from quantmm_assets.core.availability import settle_lag
+from quantmm_assets.core.ingest import IngestParams, normalize, partition_label
 from quantmm_assets.core.quality import CheckWindow
+from quantmm_assets.core.schemas import RAW_SCHEMAS
 from quantmm_assets.defs.checks.raw_checks import raw_check_results
-from quantmm_assets.defs.partitions import UNIVERSE, contiguous_runs, dates_and_symbols, day_start
+from quantmm_assets.defs.partitions import UNIVERSE, contiguous_runs, day_start
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.sources.base import empty_source_frame
 
 Fetch = Callable[[str | None, datetime, datetime], pl.DataFrame]
 
 
-def _fetch_all(
-    context: dg.AssetExecutionContext, asset: str, fetch: Fetch, dates, symbols
-) -> tuple[pl.DataFrame, list[tuple[str, str, str]], int]:
-    """Source frames for every (symbol, contiguous date run); listed days only. Returns frame, windows, unlisted."""
-    frames, windows, unlisted = [], [], 0
-    for sym in symbols or [None]:
-        days = [d for d in dates if sym is None or UNIVERSE.is_listed(sym, d)]
-        unlisted += len(dates) - len(days)
-        for start, end in contiguous_runs(days):
-            frame = fetch(sym, start, end)
+@dataclass
+class Fetched:
+    frame: pl.DataFrame
+    first_fetch_at: datetime
+    windows: int = 0
+    unlisted: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def dates_by_symbol(keys: list[str]) -> dict[str | None, list[date]]:
+    """The run's days per symbol (``None`` for date-only assets): a selection need not be a rectangle."""
+    out: dict[str | None, list[date]] = defaultdict(list)
+    for key in keys:
+        day, _, sym = key.partition("|")
+        out[sym or None].append(date.fromisoformat(day))
+    return {s: sorted(d) for s, d in out.items()}
+
+
+def _fetch_all(context: dg.AssetExecutionContext, asset: str, fetch: Fetch, keys: list[str]) -> Fetched:
+    """One fetch per symbol and contiguous run of its own days (listed days only); one failing symbol does
+    not stop the others: its error is reported and its partitions keep what the lake had."""
+    frames = []
+    out = Fetched(pl.DataFrame(), datetime.now(UTC))
+    for sym, days in dates_by_symbol(keys).items():
+        listed = [d for d in days if sym is None or UNIVERSE.is_listed(sym, d)]
+        out.unlisted += len(days) - len(listed)
+        for start, end in contiguous_runs(listed):
+            out.windows += 1
+            try:
+                frame = fetch(sym, start, end)
+            except Exception as exc:  # reported; the other symbols go on
+                out.errors.append(f"{sym or 'all'} {start:%Y-%m-%d}..{end:%Y-%m-%d}: {type(exc).__name__}: {exc}")
+                context.log.error(f"{asset}: fetch failed: {out.errors[-1]}")
+                continue
             frames.append(frame)
-            windows.append((sym or "*", start.date().isoformat(), end.date().isoformat()))
             context.log.debug(
-                f"{asset}: fetched {len(frame):,} source rows for {sym or 'all'} {start:%Y-%m-%d}..{end:%Y-%m-%d}"
+                f"{asset}: fetched {len(frame):,} rows for {sym or 'all'} {start:%Y-%m-%d}..{end:%Y-%m-%d}"
             )
+    if out.windows and len(out.errors) == out.windows:
+        raise RuntimeError(f"{asset}: every fetch failed; first error: {out.errors[0]}")
     frames = [f for f in frames if len(f)]
-    return (pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()), windows, unlisted
+    out.frame = pl.concat(frames, how="diagonal_relaxed") if frames else empty_source_frame(asset)
+    return out
+
+
+def _partition_metadata(
+    context, asset: str, keys: list[str], clean: pl.DataFrame, rejects: pl.DataFrame, now: datetime
+) -> bool:
+    """Rows, quarantined rows and completeness of each partition; returns whether all are complete."""
+    rows = dict(clean.group_by(partition_label(RAW_SCHEMAS[asset])).len().iter_rows()) if len(clean) else {}
+    rejected = dict(rejects.group_by("partition").len().iter_rows()) if len(rejects) else {}
+    lag = settle_lag(asset)
+    all_complete = True
+    for key in keys:
+        day = date.fromisoformat(key.partition("|")[0])
+        complete = day_start(day) + timedelta(days=1) + lag <= now
+        all_complete &= complete
+        context.add_asset_metadata(
+            {"rows": rows.get(key, 0), "rejected_rows": rejected.get(key, 0), "complete": complete},
+            partition_key=key,
+        )
+    return all_complete
 
 
 def ingest_raw(
@@ -44,43 +93,50 @@ def ingest_raw(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Materialize the run's partitions of a raw asset (one partition or a single-run range)."""
     keys = [str(k) for k in context.partition_keys]
-    dates, symbols = dates_and_symbols(keys)
     t0 = time.perf_counter()
-    source, windows, unlisted = _fetch_all(context, asset, fetch, dates, symbols)
+    fetched = _fetch_all(context, asset, fetch, keys)
     t_fetch = time.perf_counter() - t0
+    days = sorted({date.fromisoformat(k.partition("|")[0]) for k in keys})
+    symbols = [s for s in dates_by_symbol(keys) if s is not None] or None
     params = IngestParams(
-        start=day_start(dates[0]),
-        end=day_start(dates[-1]) + timedelta(days=1),
+        start=day_start(days[0]),
+        end=day_start(days[-1]) + timedelta(days=1),
         symbols=tuple(symbols) if symbols else None,
         partition_keys=frozenset(keys),
         universe=UNIVERSE,
-        now=datetime.now(UTC),
+        now=fetched.first_fetch_at,  # a row not yet available when the source answered is not final
     )
-    result = normalize(asset, source if len(source.columns) else empty_source_frame(asset), params)
+    result = normalize(asset, fetched.frame, params)
     clean, rejects = result.clean, result.rejects
     t_norm = time.perf_counter() - t0 - t_fetch
     stored = opstore.replace_rejects(asset, keys, rejects, run_id=context.run.run_id)
     now = datetime.now(UTC)
-    complete = all(day_start(d).timestamp() + 86400 <= now.timestamp() for d in dates)
+    complete = _partition_metadata(context, asset, keys, clean, rejects, now)
     context.log.info(f"{asset}: {len(clean):,} rows to the lake, {stored:,} quarantined over {len(keys)} partition(s)")
     yield dg.Output(
         clean,
         metadata={
-            "rows": len(clean),
-            "source_rows": len(source),
-            "rejected_rows": stored,
+            "run_rows": len(clean),
+            "run_source_rows": len(fetched.frame),
+            "run_rejected_rows": stored,
             "rejects_by_reason": dg.MetadataValue.json(result.reject_counts),
-            "partitions": len(keys),
-            "date_range": f"{dates[0]}..{dates[-1]}",
+            "run_partitions": len(keys),
+            "date_range": f"{days[0]}..{days[-1]}",
             "symbols": ", ".join(symbols) if symbols else "n/a",
-            "partitions_before_listing": unlisted,
-            "complete": complete,
+            "partitions_before_listing": fetched.unlisted,
+            "run_complete": complete,
             "source": source_name,
+            "fetch_errors": dg.MetadataValue.json(fetched.errors),
             "max_ts_available": str(clean["ts_available"].max()) if len(clean) else "none",
             "fetch_seconds": round(t_fetch, 3),
             "normalize_seconds": round(t_norm, 3),
-            "fetch_windows": len(windows),
         },
     )
-    window = CheckWindow(dates=tuple(dates), symbols=tuple(symbols) if symbols else None, now=now, universe=UNIVERSE)
+    window = CheckWindow(
+        dates=tuple(days),
+        symbols=tuple(symbols) if symbols else None,
+        now=now,
+        universe=UNIVERSE,
+        partition_keys=frozenset(keys),
+    )
     yield from raw_check_results(asset, clean, rejects, window)

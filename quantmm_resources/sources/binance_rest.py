@@ -20,8 +20,9 @@ until the next clock minute, when Binance resets the counter. 429 / 418 are retr
 :class:`SourceHTTPError` with Binance's message.
 
 ``/futures/data/*`` statistics are served for the last ~30 days only: older parts of a window are skipped
-with a warning (``futures_data_max_age_days``). Their ``timestamp`` is read as the END of the period (as
-the Vision ``metrics`` files' ``create_time``); see :mod:`binance_wire`.
+with a warning (``futures_data_max_age_days``). Their ``timestamp`` is ``ts_event``, read as the START of
+the period (the conservative reading, as for the Vision ``metrics`` files' ``create_time``); see
+:mod:`binance_wire`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import polars as pl
 from pydantic import Field, PrivateAttr
 
 from quantmm_assets.core.availability import PERIODS
+from quantmm_assets.core.schemas import RAW_SCHEMAS
 
 from .base import ExchangeSource
 from .binance_wire import (
@@ -47,7 +49,7 @@ from .binance_wire import (
 from .http_common import (
     HttpSourceResource,
     SourceHTTPError,
-    dedupe_keep_nulls,
+    drop_exact_duplicates,
     to_epoch_ms,
     to_source_frame,
     window_filter,
@@ -122,7 +124,7 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
             stamp=_open_time,
         )
         frames = [parse_rest_klines(page, symbol, market, SOURCE) for page in pages]
-        return self._finish(frames, "market_bars_5m", ["symbol", "market", "ts_event"], start, end)
+        return self._finish(frames, "market_bars_5m", start, end)
 
     def fetch_funding(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         pages = self._paginate(
@@ -136,7 +138,7 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
             stamp=_funding_time,
         )
         frames = [parse_rest_funding(page, symbol, SOURCE) for page in pages]
-        return self._finish(frames, "funding_rates", ["symbol", "ts_event"], start, end)
+        return self._finish(frames, "funding_rates", start, end)
 
     def fetch_open_interest(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         period = self.metrics_period
@@ -144,7 +146,7 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
             parse_rest_open_interest(page, symbol, period, SOURCE)
             for page in self._stats_pages("/futures/data/openInterestHist", {"symbol": symbol}, start, end)
         ]
-        return self._finish(frames, "open_interest", METRIC_KEYS, start, end)
+        return self._finish(frames, "open_interest", start, end)
 
     def fetch_derivatives_metrics(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         period = self.metrics_period
@@ -175,9 +177,7 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
         for part in parts[1:]:
             merged = merged.join(part, on=METRIC_KEYS, how="full", coalesce=True)
         merged = merged.with_columns(pl.lit(SOURCE).alias("source"))
-        return self._finish(
-            [to_source_frame(merged, "derivatives_metrics")], "derivatives_metrics", METRIC_KEYS, start, end
-        )
+        return self._finish([to_source_frame(merged, "derivatives_metrics")], "derivatives_metrics", start, end)
 
     # ---- requests ------------------------------------------------------------------------------------
 
@@ -235,7 +235,7 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
     def _stats_pages(self, path: str, params: dict[str, Any], start: datetime, end: datetime) -> Iterator[list]:
         """Pages of a ``/futures/data`` endpoint, one per chunk of ``stats_limit`` periods."""
         period = PERIODS[self.metrics_period]
-        oldest = self.now() - timedelta(days=self.futures_data_max_age_days) + period
+        oldest = self.now() - timedelta(days=self.futures_data_max_age_days) + period  # one period of margin
         if start < oldest:
             logger.warning(
                 "%s serves only the last %d days: skipping %s .. %s",
@@ -249,7 +249,7 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
         lo = start
         while lo < end:
             hi = min(lo + chunk, end)
-            # stamps are period ends: ts_event in [lo, hi) <=> timestamp in [lo + period, hi + period)
+            # ts_event = timestamp (read as the period start): ts_event in [lo, hi) <=> timestamp in [lo, hi)
             page = self.request_json(
                 self.futures_base_url,
                 path,
@@ -257,8 +257,8 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
                     **params,
                     "period": self.metrics_period,
                     "limit": self.stats_limit,
-                    "startTime": to_epoch_ms(lo + period),
-                    "endTime": to_epoch_ms(hi + period) - 1,
+                    "startTime": to_epoch_ms(lo),
+                    "endTime": to_epoch_ms(hi) - 1,
                 },
                 weight=1,
             )
@@ -272,16 +272,14 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
     def _stack(frames: list[pl.DataFrame], fields: dict[str, str]) -> pl.DataFrame:
         """Concatenated pages of one metric, or an empty frame with its key and value columns."""
         if frames:
-            return dedupe_keep_nulls(pl.concat(frames, how="vertical"), METRIC_KEYS)
+            return drop_exact_duplicates(pl.concat(frames, how="vertical"), METRIC_KEYS)
         schema = {"symbol": pl.Utf8, "period": pl.Utf8, "ts_event": pl.Datetime("us", "UTC")}
         return pl.DataFrame(schema={**schema, **dict.fromkeys(fields.values(), pl.Utf8)})
 
     @staticmethod
-    def _finish(
-        frames: list[pl.DataFrame], asset: str, keys: list[str], start: datetime, end: datetime
-    ) -> pl.DataFrame:
-        """Stack pages, drop repeated keys, keep the window, sort by time."""
+    def _finish(frames: list[pl.DataFrame], asset: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """Stack pages, drop exact duplicate rows (page overlap), keep the window, sort by time."""
         if not frames:
             return to_source_frame(pl.DataFrame(schema={"ts_event": pl.Datetime("us", "UTC")}), asset)
-        df = dedupe_keep_nulls(pl.concat(frames, how="vertical"), keys)
+        df = drop_exact_duplicates(pl.concat(frames, how="vertical"), list(RAW_SCHEMAS[asset].key))
         return window_filter(df, start, end).sort("ts_event", nulls_last=True, maintain_order=True)

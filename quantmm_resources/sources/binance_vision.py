@@ -6,7 +6,8 @@ File layout (https://github.com/binance/binance-public-data):
 - ``data/futures/um/{daily|monthly}/klines/{SYM}/5m/...`` (USDT-M perpetual bars)
 - ``data/futures/um/monthly/fundingRate/{SYM}/{SYM}-fundingRate-{YYYY-MM}.zip`` (monthly only)
 - ``data/futures/um/daily/metrics/{SYM}/{SYM}-metrics-{YYYY-MM-DD}.zip`` (daily only; 5m open interest
-  and ratios, stamped at the end of each period)
+  and ratios; ``create_time`` is read as the period start, conservatively: see :mod:`binance_wire`, so a
+  day's file holds exactly that day's rows)
 
 Klines use the monthly file for a whole month that is over and inside the window, daily files for the rest
 (and for a month whose monthly file is not published yet). Files for days / months that have not ended are
@@ -23,6 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 from pydantic import Field, PrivateAttr
 
+from quantmm_assets.core.schemas import RAW_SCHEMAS
+
 from .base import ExchangeSource
 from .binance_wire import (
     parse_vision_funding_csv,
@@ -33,7 +36,7 @@ from .binance_wire import (
 from .http_common import (
     HttpSourceResource,
     SourceHTTPError,
-    dedupe_keep_nulls,
+    drop_exact_duplicates,
     to_source_frame,
     window_filter,
 )
@@ -42,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "binance_vision"
 MARKET_PREFIX = {"spot": "data/spot", "perp": "data/futures/um"}
-METRICS_SHIFT = timedelta(minutes=5)  # a metrics row stamped at T covers [T - 5m, T)
 
 
 def _month_start(day: date) -> date:
@@ -95,7 +97,7 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
                 data = self._download(f"{root}/daily/klines/{symbol}/5m/{symbol}-5m-{day:%Y-%m-%d}.zip")
                 if data is not None:
                     frames.append(parse_vision_klines_csv(data, symbol, market, SOURCE))
-        return self._finish(frames, "market_bars_5m", ["symbol", "market", "ts_event"], start, end)
+        return self._finish(frames, "market_bars_5m", start, end)
 
     def fetch_funding(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         frames: list[pl.DataFrame] = []
@@ -115,15 +117,15 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
                 if data is not None:
                     frames.append(parse_vision_funding_csv(data, symbol, SOURCE))
             month = _next_month(month)
-        return self._finish(frames, "funding_rates", ["symbol", "ts_event"], start, end)
+        return self._finish(frames, "funding_rates", start, end)
 
     def fetch_open_interest(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         frames = [oi for oi, _ in self._metrics(symbol, start, end)]
-        return self._finish(frames, "open_interest", ["symbol", "period", "ts_event"], start, end)
+        return self._finish(frames, "open_interest", start, end)
 
     def fetch_derivatives_metrics(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         frames = [dm for _, dm in self._metrics(symbol, start, end)]
-        return self._finish(frames, "derivatives_metrics", ["symbol", "period", "ts_event"], start, end)
+        return self._finish(frames, "derivatives_metrics", start, end)
 
     # ---- files ---------------------------------------------------------------------------------------
 
@@ -147,9 +149,9 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
         return plan
 
     def _metrics(self, symbol: str, start: datetime, end: datetime) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
-        """Parsed daily metrics files whose rows can fall in ``[start, end)`` (stamps run 5 min late)."""
+        """Parsed daily metrics files of the days ``[start, end)`` overlaps (ts_event = create_time)."""
         out = []
-        for day in _days(start + METRICS_SHIFT, end + METRICS_SHIFT):
+        for day in _days(start, end):
             if day >= self._today():
                 logger.info("Binance Vision: metrics for %s %s not published yet", symbol, day)
                 continue
@@ -178,10 +180,8 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
         return data
 
     @staticmethod
-    def _finish(
-        frames: list[pl.DataFrame], asset: str, keys: list[str], start: datetime, end: datetime
-    ) -> pl.DataFrame:
+    def _finish(frames: list[pl.DataFrame], asset: str, start: datetime, end: datetime) -> pl.DataFrame:
         if not frames:
             return to_source_frame(pl.DataFrame(schema={"ts_event": pl.Datetime("us", "UTC")}), asset)
-        df = dedupe_keep_nulls(pl.concat(frames, how="vertical"), keys)
+        df = drop_exact_duplicates(pl.concat(frames, how="vertical"), list(RAW_SCHEMAS[asset].key))
         return window_filter(df, start, end).sort("ts_event", nulls_last=True, maintain_order=True)

@@ -2,13 +2,18 @@
 
 Used by the REST client, the Vision client and the offline-bundle reader. Conventions:
 
-- Timestamps become tz-aware UTC datetimes (``ts_event``). Epoch values are detected per value:
-  ``>= 1e14`` is microseconds (Vision spot files from 2025-01-01), otherwise milliseconds.
+- Timestamps become tz-aware UTC datetimes (``ts_event``) through the one parser of
+  ``quantmm_assets.core.timestamps``: epoch seconds / milliseconds / microseconds are told apart per value
+  by magnitude (Vision spot files use microseconds from 2025-01-01), text stamps are ISO.
 - Numeric values stay the venue's text (``Utf8``): ``core.ingest.normalize`` converts them once and
   quarantines what does not parse. Empty / absent values become null.
 - No row is ever dropped: a row that does not parse is returned with nulls where its fields are unreadable.
-- Binance "statistics" (``/futures/data/*`` and the Vision ``metrics`` files) are stamped at the END of
-  their period; ``ts_event`` is the period START (stamp - period), matching ``core.availability``.
+- Binance "statistics" (``/futures/data/*`` ``timestamp`` and the Vision ``metrics`` ``create_time``): the
+  documentation does not say whether the stamp is the start or the end of the period it covers. We take
+  the conservative reading: ``ts_event`` = the stamp, read as the period START, so ``core.availability``
+  makes each row available at stamp + period. Were the stamp the period end, this delays the row by one
+  period (never a look-ahead); reading it as the end while it is the start would leak flow statistics
+  (taker buy/sell ratio) one period early.
 """
 
 from __future__ import annotations
@@ -22,11 +27,10 @@ from typing import Any
 
 import polars as pl
 
-from quantmm_assets.core.availability import PERIODS
+from quantmm_assets.core.timestamps import epoch_to_utc, to_utc
 
 from .http_common import to_source_frame
 
-MICROS_THRESHOLD = 10**14  # epoch values at or above this are microseconds, below are milliseconds
 KLINE_FIELDS = (
     "open_time",
     "open",
@@ -68,18 +72,6 @@ def _text(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
-
-
-def epoch_to_utc(expr: pl.Expr) -> pl.Expr:
-    """Epoch milliseconds or microseconds (detected per value) to a UTC datetime; unparsable -> null."""
-    value = expr.cast(pl.Int64, strict=False)
-    micros = pl.when(value.abs() >= MICROS_THRESHOLD).then(value).otherwise(value * 1000)
-    return pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC")
-
-
-def period_start(stamp: pl.Expr, period: str) -> pl.Expr:
-    """Start of the period that a Binance statistic stamped at ``stamp`` (its end) covers."""
-    return stamp - pl.duration(microseconds=int(PERIODS[period].total_seconds() * 1_000_000))
 
 
 def _string_frame(rows: Sequence[Sequence[str | None]], fields: Sequence[str]) -> pl.DataFrame:
@@ -155,18 +147,14 @@ def parse_vision_funding_csv(data: bytes, symbol: str, source: str) -> pl.DataFr
 
 
 def parse_vision_metrics_csv(data: bytes, symbol: str, source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """A Vision ``metrics`` CSV as (``open_interest`` frame, ``derivatives_metrics`` frame), period 5m."""
+    """A Vision ``metrics`` CSV as (``open_interest`` frame, ``derivatives_metrics`` frame), period 5m.
+
+    ``ts_event`` = ``create_time``, read as the period START (conservative: see the module docstring)."""
     raw = _csv_frame(data, METRICS_FIELDS)
-    stamp = pl.coalesce(
-        pl.col("create_time")
-        .str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
-        .dt.replace_time_zone("UTC"),
-        epoch_to_utc(pl.col("create_time")),
-    )
     keys = raw.select(
         pl.lit(symbol).alias("symbol"),
         pl.lit(VISION_METRICS_PERIOD).alias("period"),
-        period_start(stamp, VISION_METRICS_PERIOD).alias("ts_event"),
+        to_utc(pl.col("create_time"), pl.Utf8).alias("ts_event"),  # UTC text (or epoch); the period start
     )
     src = pl.lit(source).alias("source")
     open_interest = pl.concat(
@@ -212,12 +200,14 @@ def parse_rest_funding(payload: list, symbol: str, source: str) -> pl.DataFrame:
 
 
 def parse_rest_period_stats(payload: list, fields: Mapping[str, str], symbol: str, period: str) -> pl.DataFrame:
-    """``/futures/data/*`` objects stamped ``timestamp`` (period end) -> (symbol, period, ts_event, ...)."""
+    """``/futures/data/*`` objects stamped ``timestamp`` -> (symbol, period, ts_event = timestamp, ...).
+
+    The stamp is read as the period START (conservative: see the module docstring)."""
     raw = _object_frame(payload, {"timestamp": "stamp", **fields})
     return raw.select(
         pl.lit(symbol).alias("symbol"),
         pl.lit(period).alias("period"),
-        period_start(epoch_to_utc(pl.col("stamp")), period).alias("ts_event"),
+        epoch_to_utc(pl.col("stamp")).alias("ts_event"),
         *fields.values(),
     )
 

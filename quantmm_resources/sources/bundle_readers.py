@@ -18,6 +18,7 @@ import polars as pl
 
 from quantmm_assets.core.availability import MACRO_SERIES_SPECS
 from quantmm_assets.core.schemas import RAW_SCHEMAS, UTC_TS
+from quantmm_assets.core.timestamps import to_utc
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,14 @@ SOURCE_MACRO_CLOSE = "bundle:macro_close_csv"
 
 # Source-series label -> canonical series id ("FRED:DGS10" -> "us10y", "ICE:DXY" -> "dxy_ice", ...).
 SERIES_BY_SOURCE = {s.source_series: s.series_id for s in MACRO_SERIES_SPECS.values()}
+# Single-series daily close files: (file-name prefix, canonical series id, source_series), first match wins.
+# ``VIX_*`` is the CBOE VIX close: the same series as FRED VIXCLS (a redistribution of it), hence ``vix``.
+MACRO_CLOSE_FILES = (
+    ("US10Y_TNX", "tnx_cboe", "CBOE:TNX"),
+    ("TNX", "tnx_cboe", "CBOE:TNX"),
+    ("DXY_", "dxy_ice", "ICE:DXY"),
+    ("VIX_", "vix", "CBOE:VIX"),
+)
 REDDIT_LOCAL_OFFSET = timedelta(hours=1)  # created_date_local_as_published is UTC+1
 
 Frames = dict[str, pl.DataFrame]
@@ -83,46 +92,18 @@ def read_jsonl(data: bytes) -> pl.DataFrame:
         return pl.DataFrame(cols, schema=dict.fromkeys(keys, pl.Utf8))
 
 
-_EXPORT_TS = "%Y-%m-%dT%H:%M:%S%.fZ"
-_TS_FORMATS = (
-    ("%Y-%m-%d %H:%M:%S%.f%#z", True),
-    ("%Y-%m-%d %H:%M:%S%.f", False),
-    ("%Y-%m-%d", False),
-    ("%Y-%m-%d %H:%M%#z", True),
-    ("%Y-%m-%d %H:%M", False),
-)
+_EXPORT_TS = "%Y-%m-%dT%H:%M:%S%.fZ"  # what bundle_export writes: parsed directly, the fast path
 
 
 def parse_utc(s: pl.Series) -> pl.Series:
-    """Parse timestamps to UTC microseconds: datetimes, dates, epoch ms integers or ISO-like strings."""
-    dt = s.dtype
-    if isinstance(dt, pl.Datetime):
-        s = s.dt.replace_time_zone("UTC") if dt.time_zone is None else s.dt.convert_time_zone("UTC")
-        return s.dt.cast_time_unit("us")
-    if dt == pl.Date:
-        return s.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    if dt.is_integer():
-        return pl.from_epoch(s.cast(pl.Int64), time_unit="ms").dt.replace_time_zone("UTC")
-    if dt == pl.Null:
-        return s.cast(UTC_TS)
-    fast = s.str.to_datetime(_EXPORT_TS, strict=False, time_unit="us", time_zone="UTC")  # our own exports
-    if fast.null_count() == s.null_count():
-        return fast.cast(UTC_TS)
-    s = s.cast(pl.Utf8).str.strip_chars()
-    norm = s.str.replace(r"^(\d{4}-\d{2}-\d{2})T", "$1 ").str.replace(r"Z$", "+00:00")
-    digits = s.str.contains(r"^\d{9,}$").fill_null(False)
-    out = pl.select(
-        pl.when(digits)
-        .then(pl.from_epoch(s.str.to_integer(strict=False), time_unit="ms").dt.replace_time_zone("UTC"))
-        .otherwise(None)
-        .cast(UTC_TS)
-    ).to_series()
-    for fmt, has_tz in _TS_FORMATS:  # first format that parses a value wins; stop when all parsed
-        if out.null_count() == s.null_count():
-            break
-        parsed = norm.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC" if has_tz else None)
-        out = out.fill_null(parsed if has_tz else parsed.dt.replace_time_zone("UTC"))
-    return out.cast(UTC_TS)
+    """Timestamps to UTC µs through the one parser, ``core.timestamps.to_utc``: datetimes, dates, epoch
+    seconds / milliseconds / microseconds (told apart per value by magnitude, numbers or digit text) and
+    ISO-like text; unparseable -> null. Our own export format is tried first (fast path)."""
+    if s.dtype == pl.Utf8 and s.len() > s.null_count():
+        fast = s.str.to_datetime(_EXPORT_TS, strict=False, time_unit="us", time_zone="UTC")
+        if fast.null_count() == s.null_count():
+            return fast.cast(UTC_TS).alias(s.name)
+    return s.to_frame("v").select(to_utc(pl.col("v"), s.dtype)).to_series().cast(UTC_TS).alias(s.name)
 
 
 def _cast_keep(s: pl.Series, dtype: pl.DataType) -> pl.Series:
@@ -158,8 +139,13 @@ def conform(frame: pl.DataFrame, asset: str, **constants: str | None) -> pl.Data
             cols.append(pl.Series(name, [constants[name]] * n, dtype=pl.Utf8))
         elif name not in frame.columns:
             cols.append(pl.Series(name, [None] * n, dtype=dtype))
-        elif name == "ts_event":
+        elif name == "ts_event":  # unparseable -> null: the bundle sets the row aside with a reason
             cols.append(parse_utc(frame[name]).alias(name))
+        elif dtype == UTC_TS:  # other timestamps: kept as text when a value does not parse (core rejects it)
+            parsed = parse_utc(frame[name])
+            cols.append(
+                (parsed if parsed.null_count() == frame[name].null_count() else frame[name].cast(pl.Utf8)).alias(name)
+            )
         else:
             cols.append(_cast_keep(frame[name], dtype).alias(name))
     return pl.DataFrame(cols) if cols else schema.empty()
@@ -242,22 +228,36 @@ def read_fred(path: Path) -> Frames:
     return {"macro_series": conform(long, "macro_series", source=SOURCE_FRED)}
 
 
-def read_macro_close(path: Path, series_id: str) -> Frames:
+def read_macro_close(path: Path, series_id: str, source_series: str) -> Frames:
     """Read a single-series daily CSV (``date, ..., close``): value = close, blanks stay null."""
     raw = read_csv_strings(read_bytes(path))
     frame = raw.select(pl.col("date").alias("ts_event"), pl.col("close").alias("value"))
-    spec = MACRO_SERIES_SPECS[series_id]
     return {
         "macro_series": conform(
-            frame, "macro_series", series_id=series_id, source_series=spec.source_series, source=SOURCE_MACRO_CLOSE
+            frame, "macro_series", series_id=series_id, source_series=source_series, source=SOURCE_MACRO_CLOSE
         )
     }
 
 
 # --------------------------------------------------------------------------------------------- social
-def _plain_id(col: str) -> pl.Expr:
-    """Strip Reddit fullname prefixes (t1_, t3_) to plain base36 ids."""
-    return pl.col(col).cast(pl.Utf8).str.strip_chars().str.replace(r"^t[0-9]_", "")
+def reddit_fullname(ids: pl.Expr, kind: str) -> pl.Expr:
+    """Reddit *fullnames*, the one id convention of every Reddit source: ``kind`` is ``t3`` (posts) or ``t1``
+    (comments); a plain base36 id gets the ``<kind>_`` prefix, an id already prefixed ``t<N>_`` and a blank id
+    are kept as they are, null stays null."""
+    text = ids.cast(pl.Utf8).str.strip_chars()
+    return (
+        pl.when(text.str.contains(r"^t[0-9]_") | (text == ""))
+        .then(text)
+        .otherwise(pl.concat_str([pl.lit(f"{kind}_"), text]))
+    )
+
+
+def _parent_fullname(parent: str, post: str) -> pl.Expr:
+    """A comment's ``parent_id`` as a fullname: as given when prefixed; a plain id is the post (``t3_``)
+    when it equals the comment's post id, otherwise a comment (``t1_``)."""
+    plain_post = pl.col(post).cast(pl.Utf8).str.strip_chars().str.replace(r"^t3_", "")
+    given = pl.col(parent).cast(pl.Utf8).str.strip_chars()
+    return pl.when(given == plain_post).then(reddit_fullname(given, "t3")).otherwise(reddit_fullname(given, "t1"))
 
 
 def utc_plus_one_check(frame: pl.DataFrame) -> pl.DataFrame:
@@ -276,7 +276,7 @@ def utc_plus_one_check(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def read_reddit_text(path: Path) -> Frames:
-    """Read the unified Reddit text CSV (``p_``/``c_`` ids, UTC+1 local times, no engagement)."""
+    """Read the unified Reddit text CSV (``p_``/``c_`` ids -> ``t3_``/``t1_``, UTC+1 local times, no engagement)."""
     raw = utc_plus_one_check(read_csv_strings(read_bytes(path)))
     bad = raw.filter(
         pl.col("ts_inferred").is_not_null()
@@ -291,13 +291,14 @@ def read_reddit_text(path: Path) -> Frames:
         if "source_type" in raw.columns
         else pl.lit(None, pl.Utf8)
     )
-    is_comment = uid.str.starts_with("c_") | (~uid.str.contains(r"^[pc]_") & (stype == "comment"))
+    is_comment = (uid.str.starts_with("c_") | (~uid.str.contains(r"^[pc]_") & (stype == "comment"))).fill_null(False)
+    plain = pl.when(uid.str.contains(r"^[pc]_")).then(uid.str.slice(2)).otherwise(uid)
     frame = raw.with_columns(
-        pl.when(uid.str.contains(r"^[pc]_")).then(uid.str.slice(2)).otherwise(uid).alias("id"),
+        pl.when(is_comment).then(reddit_fullname(plain, "t1")).otherwise(reddit_fullname(plain, "t3")).alias("id"),
         pl.coalesce("ts_inferred", "ts_local_utc").alias("ts_event"),
         pl.col("text_content").alias("text"),
         (pl.col("subreddit") if "subreddit" in raw.columns else pl.lit(None, pl.Utf8)).alias("community"),
-        is_comment.fill_null(False).alias("_is_comment"),
+        is_comment.alias("_is_comment"),
     )
     consts = {"platform": "reddit", "source": SOURCE_REDDIT_TEXT}
     return {
@@ -307,13 +308,13 @@ def read_reddit_text(path: Path) -> Frames:
 
 
 def _epoch_seconds_or(frame: pl.DataFrame, epoch: str, text: str) -> pl.Series:
-    """``ts_event`` from epoch seconds (float text), falling back to an ISO column."""
+    """``ts_event`` from an epoch column (seconds as float text: whole seconds), falling back to an ISO column."""
     secs = (
         frame[epoch].cast(pl.Float64, strict=False)
         if epoch in frame.columns
         else pl.Series([None] * frame.height, dtype=pl.Float64)
     )
-    ts = pl.from_epoch((secs * 1e6).round(0).cast(pl.Int64), time_unit="us").dt.replace_time_zone("UTC")
+    ts = parse_utc(secs)
     if text in frame.columns:
         ts = pl.select(pl.coalesce(ts, parse_utc(frame[text]))).to_series()
     return ts.alias("ts_event")
@@ -325,7 +326,7 @@ def read_reddit_scored_posts(path: Path) -> Frames:
     body = pl.col("text").str.strip_chars()
     frame = raw.with_columns(
         _epoch_seconds_or(raw, "created_utc", "created_at_utc"),
-        _plain_id("submission_id").alias("id"),
+        reddit_fullname(pl.col("submission_id"), "t3").alias("id"),
         pl.when(body.is_null() | (body == ""))
         .then(pl.col("title"))
         .otherwise(pl.concat_str([pl.col("title").fill_null(""), pl.col("text")], separator="\n\n"))
@@ -337,13 +338,13 @@ def read_reddit_scored_posts(path: Path) -> Frames:
 
 
 def read_reddit_scored_comments(path: Path) -> Frames:
-    """Read scored comments (``comment_id``...): post_id = submission_id, parent_id without t1_/t3_."""
+    """Read scored comments (``comment_id``...): fullnames ``t1_<comment_id>``, post_id ``t3_<submission_id>``."""
     raw = read_csv_strings(read_bytes(path))
     frame = raw.with_columns(
         _epoch_seconds_or(raw, "created_utc", "created_at_utc"),
-        _plain_id("comment_id").alias("id"),
-        _plain_id("submission_id").alias("post_id"),
-        _plain_id("parent_id").alias("parent_id"),
+        reddit_fullname(pl.col("comment_id"), "t1").alias("id"),
+        reddit_fullname(pl.col("submission_id"), "t3").alias("post_id"),
+        _parent_fullname("parent_id", "submission_id").alias("parent_id"),
         pl.col("body").alias("text"),
         pl.col("score").alias("engagement_score"),
         pl.col("subreddit").alias("community"),

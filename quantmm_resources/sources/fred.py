@@ -19,7 +19,7 @@ from pydantic import Field
 from quantmm_assets.core.availability import MACRO_SERIES_SPECS
 
 from .base import MacroSource
-from .http_common import HttpSourceResource, dedupe_keep_nulls, to_source_frame, window_filter
+from .http_common import HttpSourceResource, drop_exact_duplicates, to_source_frame, window_filter
 
 SOURCE = "fred"
 FRED_PREFIX = "FRED:"
@@ -86,5 +86,5 @@ class FredMacro(MacroSource, HttpSourceResource):
                 params = {"id": codes[series_id], "cosd": first.isoformat(), "coed": last.isoformat()}
                 response = self.http_get(f"{self.base_url}/graph/fredgraph.csv", params)
                 frames.append(parse_fred_csv(response.content, series_id, codes[series_id]))
-        df = dedupe_keep_nulls(pl.concat(frames, how="vertical"), ["series_id", "ts_event"])
+        df = drop_exact_duplicates(pl.concat(frames, how="vertical"), ["series_id", "ts_event"])
         return window_filter(df, start, end).sort(["series_id", "ts_event"], nulls_last=True, maintain_order=True)

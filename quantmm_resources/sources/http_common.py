@@ -243,11 +243,19 @@ def window_filter(df: pl.DataFrame, start: datetime, end: datetime, column: str 
     return df.filter(ts.is_null() | ((ts >= pl.lit(start)) & (ts < pl.lit(end))))
 
 
-def dedupe_keep_nulls(df: pl.DataFrame, subset: list[str]) -> pl.DataFrame:
-    """Drop repeated keys (first wins), but never merge rows whose key has a null: those go to core."""
-    has_null = pl.any_horizontal([pl.col(c).is_null() for c in subset])
-    clean = df.filter(~has_null).unique(subset=subset, keep="first", maintain_order=True)
-    return pl.concat([clean, df.filter(has_null)], how="vertical")
+def drop_exact_duplicates(df: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """Drop rows identical in every column to an earlier row (pagination overlap: the same row sent twice).
+
+    Rows that share ``key`` but differ anywhere are all kept: which one is right is not ours to decide, core
+    quarantines the clash as a duplicate key. Rows with a null in ``key`` (malformed wire items, identical
+    once parsed) are all kept too: core rejects each. Order is kept (first copy of each row)."""
+    has_null = pl.any_horizontal([pl.col(c).is_null() for c in key])
+    if not df.select(has_null.any()).item():
+        return df.unique(keep="first", maintain_order=True)
+    flagged = df.with_columns(has_null.alias("_null_key"), pl.int_range(pl.len()).alias("_row"))
+    complete = flagged.filter(~pl.col("_null_key")).unique(subset=df.columns, keep="first", maintain_order=True)
+    merged = pl.concat([complete, flagged.filter(pl.col("_null_key"))], how="vertical").sort("_row")
+    return merged.drop("_null_key", "_row")
 
 
 def to_source_frame(df: pl.DataFrame, asset: str, fill_dtype: pl.DataType = pl.Utf8) -> pl.DataFrame:

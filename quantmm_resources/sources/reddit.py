@@ -10,8 +10,12 @@ Id convention: Reddit *fullnames* everywhere (``t3_...`` posts, ``t1_...`` comme
 (the comment's ``link_id``) and ``parent_id`` join on ``id`` without rewriting. Field mapping: ``score``
 -> ``engagement_score``, ``subreddit`` -> ``community``, ``selftext`` / ``body`` -> ``text`` (as sent:
 empty for link posts, ``[removed]`` stays), ``author`` as sent (``[deleted]`` stays), ``url`` = the
-permalink on ``base_url``. Rate limiting: when ``x-ratelimit-remaining`` drops below 1 the client pauses
-``x-ratelimit-reset`` seconds; 429 is retried after ``Retry-After`` by :mod:`http_common`.
+permalink on ``base_url``. ``engagement_observed_at`` = when the response carrying the counts (the listing
+page for posts, the comments page for comments) was received, by the injectable clock: scores change
+after publication and are known only from then on.
+
+Rate limiting: when ``x-ratelimit-remaining`` drops below 1 the client pauses ``x-ratelimit-reset``
+seconds; 429 is retried after ``Retry-After`` by :mod:`http_common`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import polars as pl
 from pydantic import Field, PrivateAttr
 
 from .base import SocialSource
-from .http_common import HttpSourceResource, dedupe_keep_nulls, window_filter
+from .http_common import HttpSourceResource, drop_exact_duplicates, window_filter
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ POST_SCHEMA = {
     "url": pl.Utf8,
     "engagement_score": pl.Int64,
     "num_comments": pl.Int64,
+    "engagement_observed_at": UTC_TS,
     "source": pl.Utf8,
 }
 COMMENT_SCHEMA = {
@@ -54,6 +59,7 @@ COMMENT_SCHEMA = {
     "community": pl.Utf8,
     "text": pl.Utf8,
     "engagement_score": pl.Int64,
+    "engagement_observed_at": UTC_TS,
     "source": pl.Utf8,
 }
 
@@ -116,19 +122,20 @@ class RedditSocial(SocialSource, HttpSourceResource):
         return self._more_stubs
 
     def fetch_posts(self, start: datetime, end: datetime) -> pl.DataFrame:
-        rows = [self._post_row(d) for sub in self.subreddits for d in self._listing(sub, start)]
+        rows = [self._post_row(d, seen) for sub in self.subreddits for d, seen in self._listing(sub, start)]
         df = pl.DataFrame(rows, schema=POST_SCHEMA, orient="row") if rows else pl.DataFrame(schema=POST_SCHEMA)
-        return dedupe_keep_nulls(window_filter(df, start, end), ["platform", "id"])
+        return drop_exact_duplicates(window_filter(df, start, end), ["platform", "id"])
 
     def fetch_comments(self, start: datetime, end: datetime) -> pl.DataFrame:
         oldest = start - timedelta(hours=self.comment_lookback_hours)
         rows: list[dict[str, Any]] = []
         for sub in self.subreddits:
-            posts = [p for p in self._listing(sub, oldest) if (t := _utc(p.get("created_utc"))) and oldest <= t < end]
+            listed = self._listing(sub, oldest)
+            posts = [p for p, _ in listed if (t := _utc(p.get("created_utc"))) and oldest <= t < end]
             for post in posts[: self.max_posts_for_comments]:
                 rows.extend(self._comment_rows(sub, post))
         df = pl.DataFrame(rows, schema=COMMENT_SCHEMA) if rows else pl.DataFrame(schema=COMMENT_SCHEMA)
-        return dedupe_keep_nulls(window_filter(df, start, end), ["platform", "id"])
+        return drop_exact_duplicates(window_filter(df, start, end), ["platform", "id"])
 
     # ---- requests ------------------------------------------------------------------------------------
 
@@ -146,15 +153,16 @@ class RedditSocial(SocialSource, HttpSourceResource):
             pass
         return response.json()
 
-    def _listing(self, sub: str, oldest: datetime) -> list[dict[str, Any]]:
-        """``data`` of the posts of ``/r/{sub}/new`` back to ``oldest`` (newest first)."""
-        posts: list[dict[str, Any]] = []
+    def _listing(self, sub: str, oldest: datetime) -> list[tuple[dict[str, Any], datetime]]:
+        """(``data``, time its page was received) of the posts of ``/r/{sub}/new`` back to ``oldest``."""
+        posts: list[tuple[dict[str, Any], datetime]] = []
         after: str | None = None
         for page_number in range(self.max_pages):
             params: dict[str, Any] = {"limit": self.page_limit} | ({"after": after} if after else {})
             listing = self._get_json(f"/r/{sub}/new.json", params)
+            seen = self.now()
             page = [c["data"] for c in _children(listing) if c.get("kind") == "t3" and isinstance(c.get("data"), dict)]
-            posts.extend(page)
+            posts.extend((p, seen) for p in page)
             after = listing.get("data", {}).get("after") if isinstance(listing, dict) else None
             times = [t for p in page if (t := _utc(p.get("created_utc"))) is not None]
             if not after or not page or (times and min(times) < oldest):
@@ -167,9 +175,12 @@ class RedditSocial(SocialSource, HttpSourceResource):
         """Flattened comment tree of one post."""
         post_id36 = post.get("id") or str(post.get("name", "")).removeprefix("t3_")
         payload = self._get_json(f"/r/{sub}/comments/{post_id36}.json", {"limit": self.comment_limit})
+        seen = self.now()
         listing = payload[1] if isinstance(payload, list) and len(payload) > 1 else None
         rows: list[dict[str, Any]] = []
         stubs = self._walk(_children(listing), rows)
+        for row in rows:
+            row["engagement_observed_at"] = seen
         if stubs:
             logger.info("r/%s post %s: skipped %d 'more' stubs", sub, post_id36, stubs)
             self._more_stubs += stubs
@@ -191,7 +202,7 @@ class RedditSocial(SocialSource, HttpSourceResource):
 
     # ---- rows ----------------------------------------------------------------------------------------
 
-    def _post_row(self, d: dict[str, Any]) -> tuple[Any, ...]:
+    def _post_row(self, d: dict[str, Any], seen: datetime) -> tuple[Any, ...]:
         permalink = d.get("permalink")
         return (
             PLATFORM,
@@ -204,6 +215,7 @@ class RedditSocial(SocialSource, HttpSourceResource):
             f"{self.base_url}{permalink}" if permalink else d.get("url"),
             _int(d.get("score")),
             _int(d.get("num_comments")),
+            seen,
             SOURCE,
         )
 
@@ -219,5 +231,6 @@ class RedditSocial(SocialSource, HttpSourceResource):
             "community": d.get("subreddit"),
             "text": d.get("body"),
             "engagement_score": _int(d.get("score")),
+            "engagement_observed_at": None,  # set per comments page in _comment_rows
             "source": SOURCE,
         }

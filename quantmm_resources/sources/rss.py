@@ -2,10 +2,10 @@
 
 Mapping of a feed entry: ``id`` = entry id (RSS ``guid`` / Atom ``id``) or else its link; ``ts_event`` =
 ``published`` or else ``updated`` (UTC); ``community`` = the name configured in ``feed_names`` or else
-the feed title;
-``text`` = the summary / content with HTML tags removed, or the title for headline-only items;
-``engagement_score`` and ``num_comments`` are null (feeds carry none). Feeds have no comments: the comment
-frame is always empty. A feed that cannot be fetched raises :class:`SourceHTTPError`.
+the feed title; ``text`` = the summary / content with HTML tags removed, or the title for headline-only
+items; ``engagement_score``, ``num_comments`` and ``engagement_observed_at`` are null (feeds carry no
+counts). Feeds have no comments: the comment frame is always empty. A feed that cannot be fetched raises
+:class:`SourceHTTPError`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import polars as pl
 from pydantic import Field
 
 from .base import SocialSource, empty_source_frame
-from .http_common import HttpSourceResource, dedupe_keep_nulls, window_filter
+from .http_common import HttpSourceResource, drop_exact_duplicates, window_filter
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ POST_SCHEMA = {
     "url": pl.Utf8,
     "engagement_score": pl.Int64,
     "num_comments": pl.Int64,
+    "engagement_observed_at": pl.Datetime("us", "UTC"),
     "source": pl.Utf8,
 }
 _TAG = re.compile(r"<[^>]+>")
@@ -86,6 +87,7 @@ def parse_feed(content: bytes, community: str | None, content_type: str | None =
                 entry.get("link"),
                 None,
                 None,
+                None,
                 SOURCE,
             )
         )
@@ -115,7 +117,7 @@ class RssNewsSocial(SocialSource, HttpSourceResource):
             logger.info("feed %s: %d entries", url, len(frame))
             frames.append(frame)
         df = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=POST_SCHEMA)
-        return dedupe_keep_nulls(window_filter(df, start, end), ["platform", "id"])
+        return drop_exact_duplicates(window_filter(df, start, end), ["platform", "id"])
 
     def fetch_comments(self, start: datetime, end: datetime) -> pl.DataFrame:
         return empty_source_frame("social_comments_raw")

@@ -47,6 +47,9 @@ def _finish(frame: pl.DataFrame, asset: str) -> pl.DataFrame:
     if frame.is_empty():
         return empty_source_frame(asset)
     schema = RAW_SCHEMAS[asset]
+    if "engagement_observed_at" in schema.columns and "engagement_observed_at" not in frame.columns:
+        # The simulated counts are drawn at publication and never revised: observed when published.
+        frame = frame.with_columns(pl.col("ts_event").alias("engagement_observed_at"))
     frame = frame.select([pl.col(c).cast(schema.columns[c]) for c in schema.source_columns])
     return frame.filter(available_at(asset, frame) <= datetime.now(UTC))
 

@@ -35,7 +35,7 @@ def write_bundle(path):
     canonical = pl.DataFrame(
         {  # aa1 again (superseded by the scored file), one new post, one bad timestamp
             "platform": ["reddit"] * 3,
-            "id": ["aa1", "bb1", "bb2"],
+            "id": ["t3_aa1", "t3_bb1", "t3_bb2"],  # Reddit fullnames, as every source writes them
             "ts_event": ["2025-03-04T12:00:00Z", "2025-03-05T08:00:00Z", "not a time"],
             "text": ["$BTC up", "bitcoin", "lost?"],
         }

@@ -31,7 +31,7 @@ def test_one_partition_of_each_raw_asset_on_the_synthetic_sample(quantmm_home, i
         for r in (res, res2)
         for e in r.get_asset_check_evaluations()
     }
-    assert len(checks) == 33 and all(checks.values()), [k for k, v in checks.items() if not v]
+    assert len(checks) == 35 and all(checks.values()), [k for k, v in checks.items() if not v]
     bars = pl.read_parquet(quantmm_home / "lake/market_bars_5m/date=2025-03-04/symbol=BTCUSDT/data.parquet")
     assert bars.group_by("market").len().sort("market")["len"].to_list() == [288, 288]
     assert (bars["ts_available"] > bars["ts_event"]).all()
@@ -124,7 +124,8 @@ def test_todays_partition_is_partial_and_the_schedule_refreshes_it(quantmm_home,
     md = res.asset_materializations_for_node("market_bars_5m")[0].metadata
     first, last = refresh_window(now)
     days = (last - first).days + 1
-    assert md["complete"].value is False and md["partitions"].value == days * len(get_settings().universe().symbols)
+    assert md["run_complete"].value is False
+    assert md["run_partitions"].value == days * len(get_settings().universe().symbols)
     latest = pl.read_parquet(
         quantmm_home / f"lake/market_bars_5m/date={datetime.now(UTC).date()}/symbol=BTCUSDT/data.parquet"
     )["ts_available"].max()

@@ -11,9 +11,12 @@ def test_refresh_window_settles_yesterday_in_the_first_hour():
     assert refresh_window(datetime(2025, 3, 4, 1, 0, tzinfo=UTC)) == (date(2025, 3, 4), date(2025, 3, 4))
 
 
-def evaluate(name: str, when: datetime) -> list[dg.RunRequest]:
+def evaluate(name: str, when: datetime, instance: dg.DagsterInstance | None = None) -> list[dg.RunRequest]:
     schedule = defs.resolve_schedule_def(name)
-    with dg.build_schedule_context(scheduled_execution_time=when) as context:
+    with (
+        dg.instance_for_test() as fresh,
+        dg.build_schedule_context(scheduled_execution_time=when, instance=instance or fresh) as context,
+    ):
         data = schedule.evaluate_tick(context)
     return list(data.run_requests or [])
 
@@ -24,7 +27,20 @@ def test_market_refresh_is_one_range_run_over_every_symbol():
 
 
 def test_date_refresh_after_midnight_covers_yesterday_and_macro_settles_ten_days():
-    (request,) = evaluate("refresh_today_date", datetime(2025, 3, 4, 0, 20, tzinfo=UTC))
+    (request,) = evaluate("refresh_today_social", datetime(2025, 3, 4, 0, 20, tzinfo=UTC))
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2025-03-03", "2025-03-04")
     (settle,) = evaluate("settle_macro_daily", datetime(2025, 3, 4, 23, 30, tzinfo=UTC))
     assert (settle.tags[RANGE_START], settle.tags[RANGE_END]) == ("2025-02-22", "2025-03-04")
+
+
+def test_a_tick_is_skipped_while_the_previous_refresh_runs():
+    with dg.instance_for_test() as instance:
+        _skip_while_running(instance)
+
+
+def _skip_while_running(instance: dg.DagsterInstance) -> None:
+    job = defs.resolve_job_def("raw_market_job")
+    run = instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.STARTED)
+    assert evaluate("refresh_today_market", datetime(2025, 3, 4, 12, 10, tzinfo=UTC), instance) == []
+    instance.report_run_canceled(run)
+    assert len(evaluate("refresh_today_market", datetime(2025, 3, 4, 12, 20, tzinfo=UTC), instance)) == 1

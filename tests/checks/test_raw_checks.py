@@ -8,7 +8,7 @@ import pytest
 from quantmm_assets.core import quality
 from quantmm_assets.core.ingest import IngestParams, normalize
 from quantmm_assets.core.quality import CheckWindow
-from quantmm_assets.core.schemas import REJECT_COLUMNS
+from quantmm_assets.core.schemas import RAW_SCHEMAS, REJECT_COLUMNS
 from quantmm_assets.defs.checks.raw_checks import RAW_CHECKS, evaluate
 from quantmm_assets.defs.partitions import UNIVERSE
 
@@ -129,11 +129,59 @@ def test_macro_coverage_counts_business_days_only():
     out = quality.check_daily_coverage(
         "macro_series", macro, window(symbols=None, dates=days, now=datetime(2025, 1, 9, tzinfo=UTC))
     )
-    assert not out.passed and out.metadata["missing_examples"] == ["2025-01-07"]
+    assert not out.passed and out.metadata["per_series"]["vix"]["examples"] == ["2025-01-07"]
     full = pl.concat([macro, macro.head(1).with_columns(ts_event=pl.lit(datetime(2025, 1, 7, tzinfo=UTC)))])
     assert quality.check_daily_coverage(
         "macro_series", full, window(symbols=None, dates=days, now=datetime(2025, 1, 9, tzinfo=UTC))
     ).passed
+
+
+def test_macro_coverage_fails_when_one_series_disappears():
+    days = tuple(date(2025, 3, d) for d in range(3, 8))  # Mon 3 .. Fri 7
+    obs = [datetime(2025, 3, d, tzinfo=UTC) for d in range(3, 8)]
+    vix = pl.DataFrame({"series_id": "vix", "ts_event": obs, "value": 15.0})
+    us10y = vix.with_columns(series_id=pl.lit("us10y"))
+    w = window(symbols=None, dates=days, now=datetime(2025, 3, 12, tzinfo=UTC))
+    assert quality.check_daily_coverage("macro_series", pl.concat([vix, us10y]), w).passed
+    gone = pl.concat([vix, us10y.head(2)])  # us10y stops on Wednesday
+    out = quality.check_daily_coverage("macro_series", gone, w)
+    assert not out.passed and out.metadata["per_series"]["us10y"]["missing"] == 3
+
+
+def social(days: list[int], hours=range(0, 24, 3)) -> pl.DataFrame:
+    ts = [datetime(2025, 1, d, h, tzinfo=UTC) for d in days for h in hours]
+    return pl.DataFrame({"ts_event": ts, "ts_available": [t + timedelta(minutes=2) for t in ts]})
+
+
+def test_social_coverage_and_freshness_fail_on_a_silent_day():
+    days = (date(2025, 1, 1), date(2025, 1, 2), date(2025, 1, 3))
+    w = window(symbols=None, dates=days)
+    full = social([1, 2, 3])
+    assert quality.check_daily_coverage("social_posts_raw", full, w).passed
+    assert quality.check_freshness("social_posts_raw", full, w).passed
+    silent = social([1, 3])  # nothing on the 2nd: a crawler outage inside the range
+    assert not quality.check_daily_coverage("social_comments_raw", silent, w).passed
+    out = quality.check_freshness("social_posts_raw", silent, w)
+    assert not out.passed and list(out.metadata["stale_examples"]) == ["2025-01-02"]
+
+
+def test_daily_coverage_fails_on_rows_before_a_listing_date():
+    early = pl.DataFrame({"symbol": ["SOLUSDT"], "ts_event": [datetime(2020, 9, 1, tzinfo=UTC)]})  # listed 09-14
+    w = window(symbols=("SOLUSDT",), dates=(date(2020, 9, 1),), now=datetime(2020, 9, 5, tzinfo=UTC))
+    out = quality.check_daily_coverage("open_interest", early, w)
+    assert not out.passed and out.metadata["rows_before_listing"] == 1
+
+
+def test_coverage_only_judges_the_partitions_of_the_run():
+    funding = pl.DataFrame({"symbol": ["BTCUSDT"], "ts_event": [START], "ts_available": [START]})
+    w = CheckWindow(
+        dates=(DAY, date(2025, 1, 2)),
+        symbols=("BTCUSDT", "ETHUSDT"),
+        now=NOW,
+        universe=UNIVERSE,
+        partition_keys=frozenset({"2025-01-01|BTCUSDT"}),
+    )
+    assert quality.check_daily_coverage("funding_rates", funding, w).passed
 
 
 def test_freshness_fails_when_partition_stops_early():
@@ -141,6 +189,10 @@ def test_freshness_fails_when_partition_stops_early():
     assert quality.check_freshness("market_bars_5m", clean, window()).passed
     assert not quality.check_freshness("market_bars_5m", clean.head(100), window()).passed
     assert not quality.check_freshness("market_bars_5m", clean.clear(), window()).passed
+    two_days = pl.concat([clean, full_day_bars(day_start=START + timedelta(days=2))])
+    gap = window(dates=(DAY, date(2025, 1, 2), date(2025, 1, 3)))  # the middle day never arrived
+    out = quality.check_freshness("market_bars_5m", two_days, gap)
+    assert not out.passed and list(out.metadata["stale_examples"]) == ["2025-01-02|BTCUSDT"]
 
 
 def test_freshness_on_today_measures_against_now():
@@ -150,38 +202,47 @@ def test_freshness_on_today_measures_against_now():
     assert not quality.check_freshness("market_bars_5m", recent, window(now=now + timedelta(minutes=30))).passed
 
 
+GOOD_ROW = {
+    "funding_rates": {"symbol": "BTCUSDT", "funding_rate": 0.0001, "mark_price": 100.0},
+    "open_interest": {"symbol": "BTCUSDT", "period": "5m", "open_interest": 5.0, "open_interest_value": 500.0},
+    "derivatives_metrics": {"symbol": "BTCUSDT", "period": "5m", "taker_buy_sell_ratio": 1.1, "mark_price": 100.0},
+    "macro_series": {"series_id": "vix", "value": 15.0},
+    "social_posts_raw": {"platform": "reddit", "id": "t3_a", "title": None, "text": "hello"},
+    "social_comments_raw": {"platform": "reddit", "id": "t1_a", "text": "hello"},
+}
+
+
+def one_row(asset: str, **values) -> pl.DataFrame:
+    """A lake row of ``asset``: canonical columns, nulls where not given."""
+    schema = RAW_SCHEMAS[asset].columns
+    row = {"ts_event": START, "ts_available": START, **GOOD_ROW[asset], **values}
+    return pl.DataFrame([{c: row.get(c) for c in schema}], schema=schema)
+
+
 @pytest.mark.parametrize(
     "asset, column, bad",
     [
         ("funding_rates", "funding_rate", 0.2),
+        ("funding_rates", "mark_price", float("nan")),
         ("open_interest", "open_interest", -5.0),
+        ("open_interest", "open_interest_value", float("inf")),
         ("derivatives_metrics", "taker_buy_sell_ratio", 0.0),
+        ("derivatives_metrics", "period", "7m"),
         ("macro_series", "value", float("inf")),
+        ("macro_series", "series_id", "gold"),
         ("social_posts_raw", "text", "   "),
+        ("social_comments_raw", "text", "x" * 40_001),
     ],
 )
 def test_sanity_fails_on_bad_values(asset, column, bad):
-    frame = pl.DataFrame({column: [bad]})
-    for col in (
-        "open_interest",
-        "open_interest_value",
-        "long_short_account_ratio",
-        "top_long_short_account_ratio",
-        "top_long_short_position_ratio",
-        "taker_buy_sell_ratio",
-        "mark_price",
-    ):
-        if col != column and asset in ("open_interest", "derivatives_metrics"):
-            frame = frame.with_columns(pl.lit(1.0).alias(col))
-    assert not quality.check_sanity(asset, frame, NO_REJECTS).passed
-    good = {
-        "funding_rates": 0.0001,
-        "open_interest": 5.0,
-        "derivatives_metrics": 1.1,
-        "macro_series": 4.2,
-        "social_posts_raw": "hello",
-    }[asset]
-    assert quality.check_sanity(asset, frame.with_columns(pl.lit(good).alias(column)), NO_REJECTS).passed
+    assert quality.check_sanity(asset, one_row(asset), NO_REJECTS).passed
+    assert not quality.check_sanity(asset, one_row(asset, **{column: bad}), NO_REJECTS).passed
+
+
+def test_a_link_post_with_a_title_and_no_body_is_text():
+    assert quality.check_sanity(
+        "social_posts_raw", one_row("social_posts_raw", title="BTC ETF", text=""), NO_REJECTS
+    ).passed
 
 
 def test_every_raw_asset_has_at_least_three_checks():

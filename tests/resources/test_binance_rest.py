@@ -128,38 +128,39 @@ def test_funding_paginates_and_keeps_the_window() -> None:
     assert len(fake.calls("/fapi/v1/fundingRate")) == 2
 
 
-def test_open_interest_chunks_by_stats_limit_and_shifts_to_period_start() -> None:
+def test_open_interest_chunks_by_stats_limit_and_reads_the_stamp_as_period_start() -> None:
     fake = FakeBinance()
     source, _ = make(fake, stats_limit=2)
     oi = source.fetch_open_interest("BTCUSDT", T0, T0 + 3 * M5)
     assert oi.columns == RAW_SCHEMAS["open_interest"].source_columns
+    # ts_event = timestamp (conservative reading: core makes the row available one period later)
     assert oi["ts_event"].to_list() == [T0, T0 + M5, T0 + 2 * M5]
-    assert oi["open_interest"].to_list() == ["74225.31200000", "74240.31200000", "74255.31200000"]
+    assert oi["open_interest"].to_list() == ["74210.31200000", "74225.31200000", "74240.31200000"]
     calls = fake.calls("/futures/data/openInterestHist")
-    assert [(c["startTime"], c["period"], c["limit"]) for c in calls] == [
-        (ms(T0 + M5), "5m", "2"),
-        (ms(T0 + 3 * M5), "5m", "2"),
+    assert [(c["startTime"], c["endTime"], c["period"], c["limit"]) for c in calls] == [
+        (ms(T0), str(int(ms(T0 + 2 * M5)) - 1), "5m", "2"),
+        (ms(T0 + 2 * M5), str(int(ms(T0 + 3 * M5)) - 1), "5m", "2"),
     ]
 
 
 def test_derivatives_metrics_outer_join_of_six_endpoints() -> None:
     fake = FakeBinance()
     source, _ = make(fake)
-    dm = source.fetch_derivatives_metrics("BTCUSDT", T0, T0 + 3 * M5)
+    dm = source.fetch_derivatives_metrics("BTCUSDT", T0, T0 + 4 * M5)
     assert dm.columns == RAW_SCHEMAS["derivatives_metrics"].source_columns
-    assert dm["ts_event"].to_list() == [T0, T0 + M5, T0 + 2 * M5]
-    first = dm.row(0, named=True)
-    assert first["long_short_account_ratio"] == "1.2045"
-    assert first["top_long_short_account_ratio"] == "1.4141"
-    assert first["top_long_short_position_ratio"] == "1.6173"
-    assert first["taker_buy_sell_ratio"] == "0.9912"
+    assert dm["ts_event"].to_list() == [T0, T0 + M5, T0 + 2 * M5, T0 + 3 * M5]
+    first = dm.row(0, named=True)  # every statistic stamped 00:00 (read as the period start)
+    assert first["long_short_account_ratio"] == "1.2034"
+    assert first["top_long_short_account_ratio"] == "1.4121"
+    assert first["top_long_short_position_ratio"] == "1.6203"
+    assert first["taker_buy_sell_ratio"] == "0.9412"
     assert (first["basis"], first["basis_rate"], first["annualized_basis_rate"]) == (
-        "13.94054945",
-        "0.0004",
+        "12.94054945",
+        "0.0003",
         None,
     )
     assert first["mark_price"] == "42308.75000000"  # close of the mark-price bar opening at 00:00
-    assert dm["top_long_short_position_ratio"][2] is None  # absent from that endpoint: null, row kept
+    assert dm["top_long_short_position_ratio"][3] is None  # absent from that endpoint: null, row kept
     basis_call = fake.calls("/futures/data/basis")[0]
     assert (basis_call["pair"], basis_call["contractType"]) == ("BTCUSDT", "PERPETUAL")
     assert {r.url.host for r in fake.requests} == {"fapi.test"}

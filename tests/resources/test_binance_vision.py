@@ -137,30 +137,32 @@ def test_funding_reads_the_monthly_file_for_the_window() -> None:
     assert len(fake.paths) == 1
 
 
-def test_metrics_day_reads_two_files_and_shifts_to_period_start() -> None:
+def test_metrics_day_reads_its_own_file_stamp_is_period_start() -> None:
     fake = FakeVision()
     source = make(fake)
     oi = source.fetch_open_interest("BTCUSDT", utc(2024, 1, 1), utc(2024, 1, 2))
     dm = source.fetch_derivatives_metrics("BTCUSDT", utc(2024, 1, 1), utc(2024, 1, 2))
-    assert fake.paths == [  # the 2024-01-02 00:00:00 row closes the day's last period; each file fetched once
-        "/data/futures/um/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-01-01.zip",
-        "/data/futures/um/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-01-02.zip",
-    ]
+    # ts_event = create_time (read as the period start, conservatively): a day's rows are all in its own file,
+    # fetched once for both assets
+    assert fake.paths == ["/data/futures/um/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-01-01.zip"]
     expected = [
         utc(2024, 1, 1, 0, 0),
         utc(2024, 1, 1, 0, 5),
-        utc(2024, 1, 1, 23, 50),
+        utc(2024, 1, 1, 0, 10),
         utc(2024, 1, 1, 23, 55),
     ]
     assert oi["ts_event"].to_list() == expected and dm["ts_event"].to_list() == expected
     assert oi.columns == RAW_SCHEMAS["open_interest"].source_columns
     assert oi["open_interest"].to_list() == [
+        "74210.31200000",
         "74225.31200000",
         "74240.31200000",
         "75102.88800000",
-        "75110.00100000",
     ]
-    assert dm["taker_buy_sell_ratio"][-1] == "0.98770000" and set(dm["period"]) == {"5m"}
+    assert dm["taker_buy_sell_ratio"][-1] == "1.01230000" and set(dm["period"]) == {"5m"}
+    nxt = source.fetch_open_interest("BTCUSDT", utc(2024, 1, 2), utc(2024, 1, 2, 0, 5))
+    assert nxt["ts_event"].to_list() == [utc(2024, 1, 2)] and nxt["open_interest"][0] == "75110.00100000"
+    assert fake.paths[-1].endswith("BTCUSDT-metrics-2024-01-02.zip")
 
 
 def test_server_errors_are_not_mistaken_for_missing_files() -> None:

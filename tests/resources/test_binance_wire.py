@@ -115,15 +115,16 @@ def test_vision_funding_csv() -> None:
     assert df["mark_price"].null_count() == 4
 
 
-def test_vision_metrics_csv_maps_columns_and_shifts_to_period_start() -> None:
+def test_vision_metrics_csv_maps_columns_and_reads_the_stamp_as_period_start() -> None:
     data = (VISION / "futures-um-BTCUSDT-metrics-2024-01-01.csv").read_bytes()
     oi, dm = parse_vision_metrics_csv(data, "BTCUSDT", "v")
     assert oi.columns == columns_of("open_interest") and dm.columns == columns_of("derivatives_metrics")
+    # conservative: ts_event = create_time, so core makes a row available at create_time + 5m
     starts = [
-        utc(2023, 12, 31, 23, 55),
         utc(2024, 1, 1, 0, 0),
         utc(2024, 1, 1, 0, 5),
-        utc(2024, 1, 1, 23, 50),
+        utc(2024, 1, 1, 0, 10),
+        utc(2024, 1, 1, 23, 55),
     ]
     assert oi["ts_event"].to_list() == starts and dm["ts_event"].to_list() == starts
     assert set(oi["period"]) == {"5m"} and set(dm["period"]) == {"5m"}
@@ -150,7 +151,7 @@ def test_rest_funding_open_interest_and_mark_price() -> None:
     assert funding["ts_event"][2] == datetime(2024, 1, 1, 8, 0, 0, 1000, tzinfo=UTC)  # 1 ms late, kept as sent
     assert funding["mark_price"][3] is None  # "" on the wire
     oi = parse_rest_open_interest(json.loads((REST / "open_interest_hist.json").read_text()), "BTCUSDT", "5m", "r")
-    assert oi["ts_event"][0] == utc(2023, 12, 31, 23, 55)  # stamped 00:00 = end of the period
+    assert oi["ts_event"][0] == utc(2024, 1, 1)  # stamped 00:00, read as the period start (conservative)
     assert oi["open_interest"][1] == "74225.31200000"
     mark = parse_rest_mark_price_klines(json.loads((REST / "mark_price_klines.json").read_text()), "BTCUSDT", "5m")
     assert mark["ts_event"][1] == utc(2024, 1, 1) and mark["mark_price"][1] == "42308.75000000"

@@ -20,6 +20,8 @@ from quantmm_resources.sources.bundle import (
     BundleSocial,
     bundle_coverage,
     inventory,
+    set_aside_rows,
+    unserved_rows,
 )
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -111,25 +113,37 @@ def test_new_file_is_discovered_without_restart(freqtrade: Path) -> None:
 def test_macro_fred_and_single_series_keep_blank_rows(tmp_path: Path) -> None:
     _write(tmp_path / "m/FRED_x.csv", "date,DGS10,VIXCLS,DTWEXBGS\n2025-01-02,4.5,,120.1\n2025-01-03,4.6,17.0,\n")
     _write(tmp_path / "m/DXY_ICE_daily.csv.gz", "date,open,close,volume\n2025-01-01,,,0\n2025-01-02,108.1,108.5,0\n")
-    _write(tmp_path / "VIX_daily.csv.gz", "date,open,high,low,close\n2025-01-02,17,18,16,17.5\n")
+    _write(
+        tmp_path / "VIX_daily.csv.gz", "date,open,high,low,close\n2025-01-02,17,18,16,17.5\n2025-01-03,17,18,16,17.1\n"
+    )
     _write(tmp_path / "US10Y_TNX_daily.csv", "date,open,close,volume\n2025-01-02,4.5,4.55,0\n")
     _write(tmp_path / "macro_series_extra.csv", "series_id,date,value,source_series\nvix,2025-01-06,20.5,FRED:VIXCLS\n")
     macro = BundleMacro(path=str(tmp_path))
     got = macro.fetch_macro(*FAR)
     assert got.columns == RAW_SCHEMAS["macro_series"].source_columns
-    assert got.height == 6 + 2 + 1 + 1 + 1
+    # FRED 6 + DXY 2 + TNX 1 + canonical 1 + VIX 2, less one copy of each of the two vix days both files carry
+    assert got.height == 6 + 2 + 1 + 1 + 2 - 2
     by = {(r["series_id"], r["ts_event"].date().isoformat()): r for r in got.iter_rows(named=True)}
     assert by[("us10y", "2025-01-02")]["value"] == 4.5
     assert by[("us10y", "2025-01-02")]["source_series"] == "FRED:DGS10"
-    assert by[("vix", "2025-01-02")]["value"] is None  # blank FRED value kept as a null row
-    assert by[("dollar_index", "2025-01-03")]["value"] is None
+    assert by[("dollar_index", "2025-01-03")]["value"] is None  # blank FRED value kept as a null row
     assert by[("dxy_ice", "2025-01-01")]["value"] is None and by[("dxy_ice", "2025-01-02")]["value"] == 108.5
-    assert by[("vix_cboe", "2025-01-02")]["source_series"] == "CBOE:VIX"
+    # VIX_ files are the CBOE close of series vix (FRED VIXCLS redistributes it): FRED wins a shared day,
+    # except over a blank FRED value
+    assert (by[("vix", "2025-01-03")]["value"], by[("vix", "2025-01-03")]["source_series"]) == (17.0, "FRED:VIXCLS")
+    assert (by[("vix", "2025-01-02")]["value"], by[("vix", "2025-01-02")]["source_series"]) == (17.5, "CBOE:VIX")
+    assert by[("vix", "2025-01-02")]["source"] == "bundle:macro_close_csv"
+    aside = set_aside_rows(tmp_path, "macro_series")
+    assert aside["reason"].to_list() == ["duplicate key: superseded by a preferred bundle format"] * 2
+    assert sorted(json.loads(r)["source_series"] + "@" + json.loads(r)["ts_event"][:10] for r in aside["raw"]) == [
+        "CBOE:VIX@2025-01-03",
+        "FRED:VIXCLS@2025-01-02",
+    ]
     assert by[("tnx_cboe", "2025-01-02")]["value"] == 4.55
     assert by[("vix", "2025-01-06")]["source"] == "bundle:canonical"
     assert by[("dxy_ice", "2025-01-02")]["ts_event"] == datetime(2025, 1, 2, tzinfo=UTC)
     window = macro.fetch_macro(datetime(2025, 1, 2, tzinfo=UTC), datetime(2025, 1, 3, tzinfo=UTC))
-    assert sorted(window["series_id"]) == ["dollar_index", "dxy_ice", "tnx_cboe", "us10y", "vix", "vix_cboe"]
+    assert sorted(window["series_id"]) == ["dollar_index", "dxy_ice", "tnx_cboe", "us10y", "vix"]
     assert macro.available_kinds() == {"macro_series"}
     assert BundleExchange(path=str(tmp_path)).available_kinds() == set()
 
@@ -173,11 +187,12 @@ def test_reddit_text_csv_utc_plus_one(tmp_path: Path, caplog: pytest.LogCaptureF
         comments = social.fetch_comments(*FAR)
     assert "1 rows where created_at_utc_inferred != local - 1h" in caplog.text
     assert posts.columns == RAW_SCHEMAS["social_posts_raw"].source_columns
-    assert posts["id"].to_list() == ["abc", "ghi"]
+    assert posts["id"].to_list() == ["t3_abc", "t3_ghi"]  # p_<id> -> Reddit fullname t3_<id>
     assert posts["ts_event"].to_list() == [datetime(2025, 10, 1, 9, tzinfo=UTC), datetime(2025, 10, 2, 0, tzinfo=UTC)]
     assert set(posts["platform"]) == {"reddit"} and set(posts["source"]) == {"bundle:reddit_text_csv"}
     assert posts["engagement_score"].null_count() == 2 and posts["num_comments"].null_count() == 2
-    assert comments["id"].to_list() == ["def", "jkl"]
+    assert posts["engagement_observed_at"].null_count() == 2 and comments["engagement_observed_at"].null_count() == 2
+    assert comments["id"].to_list() == ["t1_def", "t1_jkl"]  # c_<id> -> t1_<id>
     assert comments["text"][0] == "A comment, with comma"
     assert comments["ts_event"][0] == datetime(2025, 10, 1, 9, 30, tzinfo=UTC)
     assert comments["ts_event"][1] == datetime(2025, 10, 2, 5, tzinfo=UTC)  # inferred column kept
@@ -196,7 +211,9 @@ def _scored(tmp_path: Path) -> None:
         tmp_path / "reddit_rcryptocurrency_comments_scored.csv.gz",
         "comment_id,submission_id,author,body,score,parent_id,created_utc,subreddit\n"
         "nkbvf8u,1oatxz8,cc,hello,3.0,t3_1oatxz8,1760891178.0,CryptoCurrency\n"
-        "nkbvf9a,1oatxz8,dd,reply,,t1_nkbvf8u,1760891200.0,CryptoCurrency\n",
+        "nkbvf9a,1oatxz8,dd,reply,,t1_nkbvf8u,1760891200.0,CryptoCurrency\n"
+        "nkbvg00,1oatxz8,ee,plain ids,1.0,1oatxz8,1760891300.0,CryptoCurrency\n"
+        "nkbvg01,t3_1oatxz8,ff,plain parent,,nkbvf8u,1760891400.0,CryptoCurrency\n",
     )
 
 
@@ -204,14 +221,18 @@ def test_reddit_scored_files_ids_and_engagement(tmp_path: Path) -> None:
     _scored(tmp_path)
     social = BundleSocial(path=str(tmp_path))
     posts, comments = social.fetch_posts(*FAR), social.fetch_comments(*FAR)
-    assert posts["id"].to_list() == ["1oatxz8", "1oaviwo"]
+    assert posts["id"].to_list() == ["t3_1oatxz8", "t3_1oaviwo"]  # Reddit fullnames, as the live client
     assert posts["engagement_score"].to_list() == [153, 0] and posts["engagement_score"].dtype == pl.Int64
     assert posts["num_comments"].to_list() == [10, None]
     assert posts["text"].to_list() == ["BTC up", "Buy?\n\nbody\nline 2"]
     assert posts["ts_event"][0] == datetime.fromtimestamp(1760891120, UTC)
-    assert comments["post_id"].to_list() == ["1oatxz8", "1oatxz8"]
-    assert comments["parent_id"].to_list() == ["1oatxz8", "nkbvf8u"]
-    assert comments["engagement_score"].to_list() == [3, None]
+    # the scores were taken at a scrape time the files do not record: unknown, never guessed
+    assert posts["engagement_observed_at"].null_count() == 2 and comments["engagement_observed_at"].null_count() == 4
+    assert comments["id"].to_list() == ["t1_nkbvf8u", "t1_nkbvf9a", "t1_nkbvg00", "t1_nkbvg01"]
+    assert comments["post_id"].to_list() == ["t3_1oatxz8"] * 4
+    # parent_id as given when prefixed; a plain id is the post when it equals submission_id, else a comment
+    assert comments["parent_id"].to_list() == ["t3_1oatxz8", "t1_nkbvf8u", "t3_1oatxz8", "t1_nkbvf8u"]
+    assert comments["engagement_score"].to_list() == [3, None, 1, None]
     assert set(comments["source"]) == {"bundle:reddit_scored_csv"}
 
 
@@ -223,8 +244,8 @@ def test_same_item_in_two_files_keeps_the_scored_copy(tmp_path: Path) -> None:
         "p_other,Other,2025-10-19 18:00:00,zz,post,cryptocurrency\n",
     )
     posts = BundleSocial(path=str(tmp_path)).fetch_posts(*FAR)
-    assert sorted(posts["id"]) == ["1oatxz8", "1oaviwo", "other"]
-    assert posts.filter(pl.col("id") == "1oatxz8")["source"].to_list() == ["bundle:reddit_scored_csv"]
+    assert sorted(posts["id"]) == ["t3_1oatxz8", "t3_1oaviwo", "t3_other"]  # one id convention in both files
+    assert posts.filter(pl.col("id") == "t3_1oatxz8")["source"].to_list() == ["bundle:reddit_scored_csv"]
 
 
 def test_canonical_social_and_bad_values_are_kept(tmp_path: Path) -> None:
@@ -253,6 +274,93 @@ def test_canonical_social_and_bad_values_are_kept(tmp_path: Path) -> None:
     bars = BundleExchange(path=str(tmp_path)).fetch_bars("SOLUSDT", "perp", *FAR)
     assert bars.height == 1 and bars["close"].to_list() == ["abc"]  # unparsable: kept as text for core
     assert bars["open"].dtype == pl.Float64
+
+
+def test_canonical_epoch_seconds_ms_and_us_are_told_apart(tmp_path: Path) -> None:
+    stamp = datetime(2025, 3, 4, 12, tzinfo=UTC)  # 1741089600 s
+    secs = int(stamp.timestamp())
+    _write(
+        tmp_path / "funding_rates_epochs.csv",
+        "symbol,ts_event,funding_rate\n"
+        f"BTCUSDT,{secs},0.0001\n"  # epoch seconds: not read as milliseconds (1970-01-21)
+        f"BTCUSDT,{secs * 1000 + 8 * 3600_000},0.0002\n"  # epoch milliseconds
+        f"BTCUSDT,{secs * 1_000_000 + 16 * 3600_000_000},0.0003\n"  # epoch microseconds
+        "BTCUSDT,2025-03-05T00:00:00+00:00,0.0004\n",  # ISO with an offset
+    )
+    got = BundleExchange(path=str(tmp_path)).fetch_funding("BTCUSDT", *FAR)
+    assert got["ts_event"].to_list() == [stamp + timedelta(hours=h) for h in (0, 8, 12, 16)]  # sorted
+    _write(tmp_path / "j/macro_series_epochs.jsonl", json.dumps({"series_id": "vix", "ts_event": secs, "value": 1}))
+    assert BundleMacro(path=str(tmp_path)).fetch_macro(*FAR)["ts_event"].to_list() == [stamp]  # JSON number
+
+
+def test_canonical_social_engagement_observed_at_passes_through(tmp_path: Path) -> None:
+    rows = [
+        {
+            "platform": "reddit",
+            "id": "t3_a",
+            "ts_event": "2025-01-01T10:00:00Z",
+            "text": "x",
+            "engagement_score": 5,
+            "engagement_observed_at": "2025-01-02T08:00:00.000000Z",
+        },
+        {
+            "platform": "reddit",
+            "id": "t3_b",
+            "ts_event": "2025-01-01T11:00:00Z",
+            "text": "y",
+            "engagement_observed_at": None,
+        },
+    ]
+    _write(tmp_path / "social_posts_raw-2025-01.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    _write(
+        tmp_path / "social_comments_raw-2025-01.csv",
+        "platform,id,post_id,ts_event,text,engagement_observed_at\n"
+        "reddit,t1_c,t3_a,2025-01-01 10:30:00,hi,1735808400\n"  # epoch seconds
+        "reddit,t1_d,t3_a,2025-01-01 10:40:00,yo,not a time\n",  # kept as text: core rejects the row
+    )
+    social = BundleSocial(path=str(tmp_path))
+    posts, comments = social.fetch_posts(*FAR), social.fetch_comments(*FAR)
+    assert posts["engagement_observed_at"].to_list() == [datetime(2025, 1, 2, 8, tzinfo=UTC), None]
+    assert posts.schema["engagement_observed_at"] == pl.Datetime("us", "UTC")
+    assert comments["engagement_observed_at"].to_list() == ["1735808400", "not a time"]
+
+
+def test_unserved_rows_records_groups_no_fetch_asks_for(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "market_bars_5m_odd.csv",
+        "symbol,market,ts_event,open,high,low,close,volume\n"
+        "BTCUSDT,perp,2025-01-01 00:00:00,1,2,0.5,1.5,3\n"
+        "BTCUSDT,spot,2025-01-01 00:00:00,1,2,0.5,1.5,3\n"
+        "XYZUSDT,perp,2025-01-01 00:00:00,1,2,0.5,1.5,3\n"
+        "btcusdt,perp,2025-01-01 00:05:00,1,2,0.5,1.5,3\n"
+        ",perp,2025-01-01 00:10:00,1,2,0.5,1.5,3\n"
+        "BTCUSDT,option,2025-01-01 00:15:00,1,2,0.5,1.5,3\n"
+        "BTCUSDT,perp,never,1,2,0.5,1.5,3\n",  # unparseable ts_event: set aside, not unserved
+    )
+    served = {("BTCUSDT", "spot"), ("BTCUSDT", "perp")}
+    rows = unserved_rows(tmp_path, "market_bars_5m", served)
+    assert rows.columns == ["reason", "raw"]
+    assert sorted(rows["reason"]) == [
+        "not imported: blank symbol",
+        "not imported: symbol 'btcusdt' is not an upper-case symbol like BTCUSDT",
+        "not imported: symbol XYZUSDT not in the universe",
+        "not imported: unknown market 'option'",
+    ]
+    assert {json.loads(r)["ts_event"][:16] for r in rows["raw"]} == {
+        "2025-01-01 00:00",
+        "2025-01-01 00:05",
+        "2025-01-01 00:10",
+        "2025-01-01 00:15",
+    }
+    assert set_aside_rows(tmp_path, "market_bars_5m")["reason"].to_list() == ["unparseable ts_event (bundle file)"]
+    ex = BundleExchange(path=str(tmp_path))
+    served_rows = sum(ex.fetch_bars(s, m, *FAR).height for s, m in served)
+    assert served_rows + rows.height + 1 == 7  # every row of the file is served, unserved or set aside
+    assert unserved_rows(tmp_path, "market_bars_5m", served | {("XYZUSDT", "perp")}).height == 3
+    assert unserved_rows(tmp_path, "funding_rates", {("BTCUSDT",)}).is_empty()  # no such rows
+    _scored(tmp_path)
+    assert unserved_rows(tmp_path, "social_posts_raw", {()}).is_empty()
+    assert unserved_rows(tmp_path, "social_posts_raw", set()).height == 2
 
 
 def _vision_zip(path: Path, name: str, csv: str) -> None:
@@ -289,7 +397,8 @@ def test_binance_vision_files_and_market_rule(tmp_path: Path) -> None:
     )
     ex = BundleExchange(path=str(tmp_path))
     oi, dm = ex.fetch_open_interest("BTCUSDT", *FAR), ex.fetch_derivatives_metrics("BTCUSDT", *FAR)
-    assert oi["open_interest"].to_list() == [100.5] and oi["ts_event"].to_list() == [T0]
+    # create_time is read as the period start (conservative): available at 00:10 in core
+    assert oi["open_interest"].to_list() == [100.5] and oi["ts_event"].to_list() == [T0 + timedelta(minutes=5)]
     assert dm["long_short_account_ratio"].to_list() == [1.3] and dm["mark_price"].null_count() == 1
     assert set(dm["period"]) == {"5m"} and set(oi["source"]) == {"bundle:binance_vision"}
     perp, spot = ex.fetch_bars("BTCUSDT", "perp", *FAR), ex.fetch_bars("BTCUSDT", "spot", *FAR)

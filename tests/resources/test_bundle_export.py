@@ -127,7 +127,7 @@ def lake(tmp_path: Path) -> dict[str, pl.DataFrame]:
             [
                 {
                     "platform": "reddit",
-                    "id": "abc",
+                    "id": "t3_abc",
                     "ts_event": ts[0] + timedelta(seconds=1, microseconds=7),
                     "author": None,
                     "community": "Bitcoin",
@@ -136,6 +136,7 @@ def lake(tmp_path: Path) -> dict[str, pl.DataFrame]:
                     "url": "",
                     "engagement_score": 5,
                     "num_comments": None,
+                    "engagement_observed_at": ts[2] + timedelta(microseconds=123),  # written and read back
                     "source": "reddit",
                 }
             ],
@@ -145,14 +146,15 @@ def lake(tmp_path: Path) -> dict[str, pl.DataFrame]:
             [
                 {
                     "platform": "reddit",
-                    "id": "c1",
-                    "post_id": "abc",
-                    "parent_id": "abc",
+                    "id": "t1_c1",
+                    "post_id": "t3_abc",
+                    "parent_id": "t3_abc",
                     "ts_event": ts[3],
                     "author": "x",
                     "community": "Bitcoin",
                     "text": "  padded  ",
                     "engagement_score": None,
+                    "engagement_observed_at": None,  # unknown stays null
                     "source": "reddit",
                 }
             ],
@@ -189,6 +191,8 @@ def test_export_then_read_back_gives_the_same_rows(tmp_path: Path, lake: dict[st
         want = expected.select(schema.source_columns).sort(list(schema.key))
         assert_frame_equal(got[asset].sort(list(schema.key)), want, check_dtypes=True)
 
+    posts = (out / "social" / "social_posts_raw-2025-01.jsonl").read_text()
+    assert '"engagement_observed_at":"2025-02-01T00:00:00.000123Z"' in posts  # ISO UTC text, as ts_event
     cov = bundle_coverage(out)
     assert cov["market_bars_5m"]["symbols"] == ["BTCUSDT", "ETHUSDT"]
     assert (cov["market_bars_5m"]["start"].isoformat(), cov["market_bars_5m"]["end"].isoformat()) == (

@@ -18,7 +18,7 @@ from quantmm_resources.sources.http_common import (
     DEFAULT_USER_AGENT,
     HttpFetcher,
     SourceHTTPError,
-    dedupe_keep_nulls,
+    drop_exact_duplicates,
     parse_retry_after,
     to_source_frame,
     window_filter,
@@ -153,9 +153,17 @@ def test_window_filter_keeps_unparsed_timestamps() -> None:
     assert out["v"].to_list() == [2, 4]
 
 
+def test_dedupe_drops_only_exact_duplicate_rows() -> None:
+    df = pl.DataFrame({"k": [1, 1, 1, 2, 2, 3], "v": ["a", "a", "b", "c", "c", None]})
+    out = drop_exact_duplicates(df, ["k"])
+    # the repeated (1, a) and (2, c) rows are page overlap; (1, b) shares the key but differs: kept for core
+    assert out.rows() == [(1, "a"), (1, "b"), (2, "c"), (3, None)]
+
+
 def test_dedupe_never_merges_null_keys() -> None:
-    df = pl.DataFrame({"k": [1, 1, None, None, 2], "v": ["a", "b", "c", "d", "e"]})
-    assert sorted(dedupe_keep_nulls(df, ["k"])["v"].to_list()) == ["a", "c", "d", "e"]
+    df = pl.DataFrame({"k": [1, None, 1, None, 2], "v": ["a", "x", "a", "x", "e"]})
+    out = drop_exact_duplicates(df, ["k"])
+    assert out.rows() == [(1, "a"), (None, "x"), (None, "x"), (2, "e")]  # malformed rows: each goes to core
 
 
 def test_to_source_frame_orders_and_fills() -> None:

@@ -48,7 +48,23 @@ def _ctx(keys):
         def add_output_metadata(self, md):
             self.md = md
 
+        class log:
+            warning = staticmethod(lambda msg: None)
+
     return Ctx()
+
+
+def test_a_partition_that_got_no_rows_keeps_its_earlier_data(tmp_path):
+    io = PolarsParquetIOManager(base_dir=str(tmp_path))
+    keys = ["2025-01-01|BTCUSDT", "2025-01-01|ETHUSDT"]
+    io.handle_output(_ctx(keys), frame(1))
+    path = partition_dir(tmp_path / "x", "2025-01-01|ETHUSDT") / "data.parquet"
+    ctx = _ctx(keys)
+    io.handle_output(ctx, frame(1, symbols=("BTCUSDT",)))  # the source had nothing for ETHUSDT this time
+    assert len(pl.read_parquet(path)) == 2 and ctx.md["partitions_kept_unchanged"] == 1
+    newer = frame(1).with_columns(v=pl.lit(-1.0))
+    io.handle_output(_ctx(keys), newer)  # rows again: replaced, not merged
+    assert pl.read_parquet(path)["v"].to_list() == [-1.0, -1.0]
 
 
 def test_opstore_replaces_rejects_idempotently(tmp_path):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from quantmm_assets.core.schemas import RAW_SCHEMAS
+from quantmm_assets.core.schemas import RAW_SCHEMAS, UTC_TS
 from quantmm_resources.sources.base import SocialSource
 from quantmm_resources.sources.http_common import SourceHTTPError
 from quantmm_resources.sources.reddit import RedditSocial
@@ -18,6 +18,7 @@ from quantmm_resources.sources.reddit import RedditSocial
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "http" / "reddit"
 BASE = "https://reddit.test"
 START, END = datetime(2024, 1, 1, 12, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)
+OBSERVED = datetime(2024, 1, 3, 9, 30, tzinfo=UTC)  # the injected clock: when each response was received
 
 
 class FakeReddit:
@@ -46,10 +47,22 @@ class FakeReddit:
         return httpx.Response(200, json=json.loads((FIXTURES / name).read_text()), headers=self.headers)
 
 
-def make(fake: FakeReddit, **config: Any) -> tuple[RedditSocial, list[float]]:
+class Clock:
+    """A clock that advances one minute per reading, from OBSERVED."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def __call__(self) -> datetime:
+        self.readings += 1
+        return OBSERVED + timedelta(minutes=self.readings - 1)
+
+
+def make(fake: FakeReddit, clock: Any = None, **config: Any) -> tuple[RedditSocial, list[float]]:
     sleeps: list[float] = []
     source = RedditSocial(subreddits=["CryptoCurrency"], base_url=BASE, **config)
-    return source.with_http(transport=httpx.MockTransport(fake), sleep=sleeps.append), sleeps
+    clock = clock or (lambda: OBSERVED)
+    return source.with_http(transport=httpx.MockTransport(fake), sleep=sleeps.append, clock=clock), sleeps
 
 
 def test_is_a_social_source() -> None:
@@ -84,6 +97,20 @@ def test_post_fields_mapping() -> None:
     assert first["url"] == f"{BASE}/r/CryptoCurrency/comments/18w1p1a/btc_etf_decision_next_week/"
     assert posts["t3_18w1p2b"]["author"] == "[deleted]" and posts["t3_18w1p2b"]["text"] == "[deleted]"
     assert posts["t3_18w1p3c"]["text"] == ""  # a link post has no body: kept empty, not invented
+    assert {p["engagement_observed_at"] for p in posts.values()} == {OBSERVED}  # counts as of the listing
+
+
+def test_engagement_observed_at_is_when_each_response_was_received() -> None:
+    clock = Clock()
+    source, _ = make(FakeReddit(), clock=clock)
+    posts = source.fetch_posts(START, END)
+    assert posts["engagement_observed_at"].to_list() == [OBSERVED] * 3  # all from the first listing page
+    assert clock.readings == 2  # one reading per listing page
+    comments, _ = make(FakeReddit(), clock=Clock(), comment_lookback_hours=1.5)
+    frame = comments.fetch_comments(START, END)
+    # listing page 1 (reading 1), page 2 (reading 2), then the comments page of 18w1p1a (reading 3)
+    assert set(frame["engagement_observed_at"]) == {OBSERVED + timedelta(minutes=2)}
+    assert frame.schema["engagement_observed_at"] == posts.schema["engagement_observed_at"] == UTC_TS
 
 
 def test_comment_tree_is_flattened_with_parent_and_post_ids() -> None:

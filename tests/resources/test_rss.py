@@ -52,6 +52,7 @@ def test_rss2_items() -> None:
     )
     assert first["url"] == "https://news.example.com/markets/bitcoin-42k"
     assert first["engagement_score"] is None and first["num_comments"] is None
+    assert posts["engagement_observed_at"].null_count() == posts.height  # feeds carry no counts
     second = rows["https://news.example.com/markets/eth-funding"]
     assert second["ts_event"] == datetime(2024, 1, 1, 21, 0, tzinfo=UTC)  # -0500 converted to UTC
     assert second["text"] == second["title"] == "Ether funding rates turn positive"

@@ -36,3 +36,11 @@ def test_audit_lists_missing_kinds_and_backfills_respecting_listing_dates():
     fill = [b for b in rep["backfills"] if b["kind"] == "funding" and b["symbol"] == "BTCUSDT"]
     assert fill[0]["partition_range"] == "2025-01-04|BTCUSDT...2025-01-05|BTCUSDT"
     assert "| funding |" in to_markdown(rep)
+
+
+def test_a_day_with_a_handful_of_bars_is_not_covered():
+    days = [date(2025, 1, 1), date(2025, 1, 2)]
+    rows = [("market_bars_5m", "perp", "BTCUSDT", days[0], 288), ("market_bars_5m", "perp", "BTCUSDT", days[1], 3)]
+    uni = Universe((Listing("BTCUSDT", date(2020, 1, 1)),))
+    rep = audit(counts(rows), uni, window_for("research", date(2025, 1, 3), 420, days[0]))
+    assert rep["kinds"]["perp_bars_5m"]["coverage"] == 0.5

@@ -74,7 +74,7 @@ def ics(universe: Universe) -> dict[tuple[int, bool], float]:
 
 @pytest.mark.parametrize("seed", IC_SEEDS)
 def test_text_predicts_next_hour_return(ics: dict[tuple[int, bool], float], seed: int) -> None:
-    assert 0.02 < ics[(seed, True)] < 0.07
+    assert 0.025 < ics[(seed, True)] < 0.06  # the target is about 0.03 to 0.05
 
 
 @pytest.mark.parametrize("seed", IC_SEEDS)

@@ -18,16 +18,17 @@ RAW_CHECKS: dict[str, tuple[str, ...]] = {
     "open_interest": ("schema", "key_unique", "sanity", "coverage", "freshness"),
     "derivatives_metrics": ("schema", "key_unique", "sanity", "coverage", "freshness"),
     "macro_series": ("schema", "key_unique", "sanity", "coverage", "freshness"),
-    "social_posts_raw": ("schema", "key_unique", "sanity", "freshness"),
-    "social_comments_raw": ("schema", "key_unique", "sanity", "freshness"),
+    "social_posts_raw": ("schema", "key_unique", "sanity", "coverage", "freshness"),
+    "social_comments_raw": ("schema", "key_unique", "sanity", "coverage", "freshness"),
 }
 DESCRIPTIONS = {
     "schema": "Canonical columns and dtypes, no nulls in required columns, unparseable rows within tolerance",
     "key_unique": "Key is unique in the lake; duplicates the source sent stay within tolerance",
     "ohlc_sanity": "low <= open, close <= high; volume >= 0; positive prices",
     "sanity": "Values in range (finite rates, non-negative OI, positive ratios, text size)",
-    "coverage": "Every complete, listed partition is filled (5m bars: missing share per day); none before listing",
-    "freshness": "Per-partition deadline: newest row within the asset's allowed lag of min(now, partition end)",
+    "coverage": "Every complete, listed partition is filled (5m bars: missing share per day; macro: each series on "
+    "its published business days); nothing before a listing date",
+    "freshness": "Per-partition deadline: each partition's newest row within the asset's lag of min(now, its end)",
 }
 WARN_ONLY = {"coverage", "freshness"}
 
