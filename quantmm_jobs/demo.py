@@ -22,6 +22,8 @@ from quantmm_resources.settings import get_settings
 
 def run_demo(days: int = 3, symbols: list[str] | None = None) -> int:
     settings = get_settings()
+    if settings.env == "prod":
+        raise ValueError("the demo runs on the embedded default; in production use the schedules (make ui)")
     symbols = symbols or UNIVERSE.symbols
     instance = instance_for(settings)
     today = datetime.now(UTC).date()

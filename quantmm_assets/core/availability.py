@@ -15,8 +15,9 @@ import holidays
 import polars as pl
 
 BAR_INTERVAL = timedelta(minutes=5)
-# Social items reach us through a crawler, not at the instant they are published.
-DEFAULT_SOCIAL_INGEST_DELAY = timedelta(minutes=2)
+# Social items reach us through a crawler, not at the instant they are published: the social refresh runs
+# every 10 minutes, so an item can be seen up to 10 minutes after it appeared. Training must not assume less.
+DEFAULT_SOCIAL_INGEST_DELAY = timedelta(minutes=10)
 
 PERIODS: dict[str, timedelta] = {
     "5m": timedelta(minutes=5),

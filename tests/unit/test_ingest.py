@@ -134,7 +134,7 @@ def test_social_posts_link_symbols_and_reject_oversized_text():
     )
     assert out.clean["symbols"].to_list() == [["BTCUSDT", "ETHUSDT"]]
     assert out.reject_counts == {"empty text": 1, "oversized text": 1}
-    assert out.clean["ts_available"][0] - out.clean["ts_event"][0] == timedelta(minutes=2)
+    assert out.clean["ts_available"][0] - out.clean["ts_event"][0] == timedelta(minutes=10)  # the crawl cadence
 
 
 def test_rows_of_partitions_the_run_did_not_ask_for_are_quarantined():
