@@ -7,20 +7,20 @@ a materialization, a data version and check results on the instance.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 
+from quantmm_assets.core.schemas import RAW_SCHEMAS
 from quantmm_assets.defs.partitions import UNIVERSE
 from quantmm_assets.defs.raw_assets import RAW_DATE_ASSETS, RAW_MARKET_ASSETS
 from quantmm_jobs.runs import RangeRun, instance_for, run_range
 from quantmm_resources.environment import build_resources
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.settings import get_settings
-from quantmm_resources.sources.bundle import bundle_coverage, set_aside_rows
-
-BUNDLE_PARTITION = "bundle"  # rejects that belong to no partition: rows no window of the bundle serves
+from quantmm_resources.sources.bundle import bundle_coverage, set_aside_rows, unserved_rows
 
 
 def plan_import(
@@ -70,15 +70,30 @@ def import_bundle(
     return runs
 
 
+def served_groups(asset: str) -> set[tuple]:
+    """Groups (symbol[, market]) of ``asset`` that an import can place in a partition: the universe's."""
+    if asset == "market_bars_5m":
+        return {(s, m) for s in UNIVERSE.symbols for m in ("spot", "perp")}
+    if RAW_SCHEMAS[asset].partitioned_by_symbol:
+        return {(s,) for s in UNIVERSE.symbols}
+    return {()}
+
+
+def bundle_partition(path: Path) -> str:
+    """The rejects label of one bundle's unplaceable rows (re-importing it replaces them, other bundles' stay)."""
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    return f"bundle:{path.resolve().name[:36]}:{digest}"
+
+
 def record_set_aside(path: Path, assets: list[str], store: OperationalStore) -> dict[str, int]:
-    """Record the bundle rows no partition receives (superseded copies, unparseable ts_event) as rejects."""
+    """Record the bundle rows no partition receives as rejects: copies superseded by a preferred format,
+    unparseable timestamps, and groups outside the universe (unknown symbol or market)."""
+    label = bundle_partition(path)
     counts = {}
     for asset in assets:
-        rows = set_aside_rows(path, asset)
-        rejects = rows.select(
-            pl.lit(asset).alias("asset"), pl.lit(BUNDLE_PARTITION).alias("partition"), "reason", "raw"
-        )
-        counts[asset] = store.replace_rejects(asset, [BUNDLE_PARTITION], rejects)
+        rows = pl.concat([set_aside_rows(path, asset), unserved_rows(path, asset, served_groups(asset))])
+        rejects = rows.select(pl.lit(asset).alias("asset"), pl.lit(label).alias("partition"), "reason", "raw")
+        counts[asset] = store.replace_rejects(asset, [label], rejects)
         if counts[asset]:
-            print(f"{asset}: {counts[asset]:,} bundle rows set aside as rejects (partition '{BUNDLE_PARTITION}')")
+            print(f"{asset}: {counts[asset]:,} bundle rows no partition receives, recorded as rejects ({label})")
     return counts

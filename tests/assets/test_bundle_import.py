@@ -41,16 +41,34 @@ def write_bundle(path):
         }
     )
     canonical.write_csv(path / "social_posts_raw.csv")
-    return len(scored) + len(canonical)
+    bars = pl.DataFrame(
+        {  # one BTC bar stamped in epoch seconds, one bar of a symbol outside the universe
+            "symbol": ["BTCUSDT", "PEPEUSDT"],
+            "market": ["perp", "perp"],
+            "ts_event": [1741089600, 1741089600],
+            "open": [1.0, 1.0],
+            "high": [1.0, 1.0],
+            "low": [1.0, 1.0],
+            "close": [1.0, 1.0],
+            "volume": [1.0, 1.0],
+        }
+    )
+    bars.write_csv(path / "market_bars_5m.csv")
+    return len(scored) + len(canonical), len(bars)
 
 
 def test_import_accounts_for_every_bundle_row(quantmm_home, tmp_path, instance):
     bundle = tmp_path / "b"
-    n_rows = write_bundle(bundle)
+    n_rows, n_bars = write_bundle(bundle)
     runs = import_bundle(bundle, instance=instance)
-    assert [r.success for r in runs] == [True] and runs[0].partition_range == "2025-03-04...2025-03-05"
-    lake = connect_lake(quantmm_home / "lake").execute("select count(*) from social_posts_raw").fetchone()[0]
+    assert [r.success for r in runs] == [True, True] and runs[1].partition_range == "2025-03-04...2025-03-05"
+    con = connect_lake(quantmm_home / "lake")
+    lake = con.execute("select count(*) from social_posts_raw").fetchone()[0]
     store = OperationalStore(url=get_settings().resolved_ops_url)
+    bar_rejects = store.rejects("market_bars_5m")
+    assert con.execute("select min(ts_event) from market_bars_5m").fetchone()[0].isoformat().startswith("2025-03-04")
+    assert con.execute("select count(*) from market_bars_5m").fetchone()[0] + len(bar_rejects) == n_bars
+    assert bar_rejects["reason"].to_list() == ["not imported: symbol PEPEUSDT not in the universe"]
     reasons = sorted(store.rejects("social_posts_raw")["reason"])
     assert lake == 4
     assert reasons == ["duplicate key: superseded by a preferred bundle format", "unparseable ts_event (bundle file)"]
