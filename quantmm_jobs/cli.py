@@ -20,11 +20,10 @@ def print_runs(runs) -> None:
         )
         for asset, n in r.rows.items():
             print(f"    {asset:<22} {n:>10,} rows   {r.rejected.get(asset, 0):>6,} quarantined")
-        failed = [k for k, v in r.checks.items() if v != "passed"]
-        print(
-            f"    checks: {len(r.checks) - len(failed)}/{len(r.checks)} passed"
-            + (f"; not passed: {', '.join(failed)}" if failed else "")
-        )
+        failed = {k: v for k, v in r.checks.items() if v != "passed"}
+        print(f"    checks: {len(r.checks) - len(failed)}/{len(r.checks)} passed")
+        for name, verdict in failed.items():
+            print(f"      {name}: {verdict[:160]}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

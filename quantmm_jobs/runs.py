@@ -3,6 +3,7 @@ partitions definition (date x symbol, and date) over a range of partitions."""
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -27,7 +28,7 @@ class RangeRun:
     wall_seconds: float
     rows: dict[str, int]
     rejected: dict[str, int]
-    checks: dict[str, str]  # "asset:check" -> "passed" | "FAILED"
+    checks: dict[str, str]  # "asset:check" -> "passed" or "FAILED: <description>"
     run_id: str
 
 
@@ -58,7 +59,7 @@ def run_range(
     else:
         start_key, end_key = str(start), str(end)
     names = ", ".join(a.key.to_user_string() for a in assets)
-    print(f"materializing {names} over {start_key}...{end_key} in one run", flush=True)
+    print(f"materializing {names} over {start_key}...{end_key} in one run", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     result = dg.materialize(
         assets,
@@ -79,7 +80,9 @@ def run_range(
             rejected[name] = md["run_rejected_rows"].value
             partitions = md["run_partitions"].value
     for ev in result.get_asset_check_evaluations():
-        checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = "passed" if ev.passed else "FAILED"
+        checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = (
+            "passed" if ev.passed else f"FAILED: {ev.description}"
+        )
     return RangeRun(
         [a.key.to_user_string() for a in assets],
         f"{start_key}...{end_key}",

@@ -22,6 +22,9 @@ from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.sources.base import empty_source_frame
 
 Fetch = Callable[[str | None, datetime, datetime], pl.DataFrame]
+# Dagster validates each per-partition metadata call against the whole run range (quadratic): above this many
+# partitions (a backfill) the per-partition figures go into one run-level JSON instead.
+PER_PARTITION_METADATA_MAX = 120
 
 
 @dataclass
@@ -71,21 +74,30 @@ def _fetch_all(context: dg.AssetExecutionContext, asset: str, fetch: Fetch, keys
 
 def _partition_metadata(
     context, asset: str, keys: list[str], clean: pl.DataFrame, rejects: pl.DataFrame, now: datetime
-) -> bool:
-    """Rows, quarantined rows and completeness of each partition; returns whether all are complete."""
+) -> dict:
+    """Rows, quarantined rows and completeness of each partition; returns run-level metadata."""
     rows = dict(clean.group_by(partition_label(RAW_SCHEMAS[asset])).len().iter_rows()) if len(clean) else {}
     rejected = dict(rejects.group_by("partition").len().iter_rows()) if len(rejects) else {}
     lag = settle_lag(asset)
-    all_complete = True
+    incomplete = []
     for key in keys:
         day = date.fromisoformat(key.partition("|")[0])
         complete = day_start(day) + timedelta(days=1) + lag <= now
-        all_complete &= complete
-        context.add_asset_metadata(
-            {"rows": rows.get(key, 0), "rejected_rows": rejected.get(key, 0), "complete": complete},
-            partition_key=key,
-        )
-    return all_complete
+        if not complete:
+            incomplete.append(key)
+        if len(keys) <= PER_PARTITION_METADATA_MAX:
+            context.add_asset_metadata(
+                {"rows": rows.get(key, 0), "rejected_rows": rejected.get(key, 0), "complete": complete},
+                partition_key=key,
+            )
+    summary: dict = {"run_complete": not incomplete}
+    if len(keys) > PER_PARTITION_METADATA_MAX:
+        summary |= {
+            "incomplete_partitions": dg.MetadataValue.json(incomplete[:200]),
+            "empty_partitions": dg.MetadataValue.json([k for k in keys if not rows.get(k)][:200]),
+            "partitions_with_rejects": dg.MetadataValue.json(dict(sorted(rejected.items())[:200])),
+        }
+    return summary
 
 
 def ingest_raw(
@@ -111,7 +123,7 @@ def ingest_raw(
     t_norm = time.perf_counter() - t0 - t_fetch
     stored = opstore.replace_rejects(asset, keys, rejects, run_id=context.run.run_id)
     now = datetime.now(UTC)
-    complete = _partition_metadata(context, asset, keys, clean, rejects, now)
+    per_partition = _partition_metadata(context, asset, keys, clean, rejects, now)
     context.log.info(f"{asset}: {len(clean):,} rows to the lake, {stored:,} quarantined over {len(keys)} partition(s)")
     yield dg.Output(
         clean,
@@ -124,7 +136,7 @@ def ingest_raw(
             "date_range": f"{days[0]}..{days[-1]}",
             "symbols": ", ".join(symbols) if symbols else "n/a",
             "partitions_before_listing": fetched.unlisted,
-            "run_complete": complete,
+            **per_partition,
             "source": source_name,
             "fetch_errors": dg.MetadataValue.json(fetched.errors),
             "max_ts_available": str(clean["ts_available"].max()) if len(clean) else "none",
