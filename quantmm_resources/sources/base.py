@@ -23,10 +23,15 @@ import polars as pl
 from quantmm_assets.core.schemas import RAW_SCHEMAS
 
 
+def source_schema(asset: str) -> dict[str, pl.DataType]:
+    """Columns and canonical dtypes of a source frame of ``asset``, in order."""
+    schema = RAW_SCHEMAS[asset]
+    return {c: schema.columns[c] for c in schema.source_columns}
+
+
 def empty_source_frame(asset: str) -> pl.DataFrame:
     """An empty source frame for ``asset`` with canonical dtypes."""
-    schema = RAW_SCHEMAS[asset]
-    return pl.DataFrame(schema={c: schema.columns[c] for c in schema.source_columns})
+    return pl.DataFrame(schema=source_schema(asset))
 
 
 class ExchangeSource(dg.ConfigurableResource, ABC):

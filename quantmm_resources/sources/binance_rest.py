@@ -36,7 +36,6 @@ import polars as pl
 from pydantic import Field, PrivateAttr
 
 from quantmm_assets.core.availability import PERIODS
-from quantmm_assets.core.schemas import RAW_SCHEMAS
 
 from .base import ExchangeSource
 from .binance_wire import (
@@ -50,9 +49,9 @@ from .http_common import (
     HttpSourceResource,
     SourceHTTPError,
     drop_exact_duplicates,
+    finish_pages,
     to_epoch_ms,
     to_source_frame,
-    window_filter,
 )
 
 logger = logging.getLogger(__name__)
@@ -124,7 +123,7 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
             stamp=_open_time,
         )
         frames = [parse_rest_klines(page, symbol, market, SOURCE) for page in pages]
-        return self._finish(frames, "market_bars_5m", start, end)
+        return finish_pages(frames, "market_bars_5m", start, end)
 
     def fetch_funding(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         pages = self._paginate(
@@ -138,7 +137,7 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
             stamp=_funding_time,
         )
         frames = [parse_rest_funding(page, symbol, SOURCE) for page in pages]
-        return self._finish(frames, "funding_rates", start, end)
+        return finish_pages(frames, "funding_rates", start, end)
 
     def fetch_open_interest(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         period = self.metrics_period
@@ -146,7 +145,7 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
             parse_rest_open_interest(page, symbol, period, SOURCE)
             for page in self._stats_pages("/futures/data/openInterestHist", {"symbol": symbol}, start, end)
         ]
-        return self._finish(frames, "open_interest", start, end)
+        return finish_pages(frames, "open_interest", start, end)
 
     def fetch_derivatives_metrics(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         period = self.metrics_period
@@ -177,7 +176,7 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
         for part in parts[1:]:
             merged = merged.join(part, on=METRIC_KEYS, how="full", coalesce=True)
         merged = merged.with_columns(pl.lit(SOURCE).alias("source"))
-        return self._finish([to_source_frame(merged, "derivatives_metrics")], "derivatives_metrics", start, end)
+        return finish_pages([to_source_frame(merged, "derivatives_metrics")], "derivatives_metrics", start, end)
 
     # ---- requests ------------------------------------------------------------------------------------
 
@@ -275,11 +274,3 @@ class BinanceRestExchange(ExchangeSource, HttpSourceResource):
             return drop_exact_duplicates(pl.concat(frames, how="vertical"), METRIC_KEYS)
         schema = {"symbol": pl.Utf8, "period": pl.Utf8, "ts_event": pl.Datetime("us", "UTC")}
         return pl.DataFrame(schema={**schema, **dict.fromkeys(fields.values(), pl.Utf8)})
-
-    @staticmethod
-    def _finish(frames: list[pl.DataFrame], asset: str, start: datetime, end: datetime) -> pl.DataFrame:
-        """Stack pages, drop exact duplicate rows (page overlap), keep the window, sort by time."""
-        if not frames:
-            return to_source_frame(pl.DataFrame(schema={"ts_event": pl.Datetime("us", "UTC")}), asset)
-        df = drop_exact_duplicates(pl.concat(frames, how="vertical"), list(RAW_SCHEMAS[asset].key))
-        return window_filter(df, start, end).sort("ts_event", nulls_last=True, maintain_order=True)

@@ -24,8 +24,6 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 from pydantic import Field, PrivateAttr
 
-from quantmm_assets.core.schemas import RAW_SCHEMAS
-
 from .base import ExchangeSource
 from .binance_wire import (
     parse_vision_funding_csv,
@@ -36,9 +34,7 @@ from .binance_wire import (
 from .http_common import (
     HttpSourceResource,
     SourceHTTPError,
-    drop_exact_duplicates,
-    to_source_frame,
-    window_filter,
+    finish_pages,
 )
 
 logger = logging.getLogger(__name__)
@@ -97,7 +93,7 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
                 data = self._download(f"{root}/daily/klines/{symbol}/5m/{symbol}-5m-{day:%Y-%m-%d}.zip")
                 if data is not None:
                     frames.append(parse_vision_klines_csv(data, symbol, market, SOURCE))
-        return self._finish(frames, "market_bars_5m", start, end)
+        return finish_pages(frames, "market_bars_5m", start, end)
 
     def fetch_funding(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         frames: list[pl.DataFrame] = []
@@ -117,15 +113,15 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
                 if data is not None:
                     frames.append(parse_vision_funding_csv(data, symbol, SOURCE))
             month = _next_month(month)
-        return self._finish(frames, "funding_rates", start, end)
+        return finish_pages(frames, "funding_rates", start, end)
 
     def fetch_open_interest(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         frames = [oi for oi, _ in self._metrics(symbol, start, end)]
-        return self._finish(frames, "open_interest", start, end)
+        return finish_pages(frames, "open_interest", start, end)
 
     def fetch_derivatives_metrics(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         frames = [dm for _, dm in self._metrics(symbol, start, end)]
-        return self._finish(frames, "derivatives_metrics", start, end)
+        return finish_pages(frames, "derivatives_metrics", start, end)
 
     # ---- files ---------------------------------------------------------------------------------------
 
@@ -178,10 +174,3 @@ class BinanceVisionExchange(ExchangeSource, HttpSourceResource):
         while len(self._cache) > self.cache_files:
             self._cache.popitem(last=False)
         return data
-
-    @staticmethod
-    def _finish(frames: list[pl.DataFrame], asset: str, start: datetime, end: datetime) -> pl.DataFrame:
-        if not frames:
-            return to_source_frame(pl.DataFrame(schema={"ts_event": pl.Datetime("us", "UTC")}), asset)
-        df = drop_exact_duplicates(pl.concat(frames, how="vertical"), list(RAW_SCHEMAS[asset].key))
-        return window_filter(df, start, end).sort("ts_event", nulls_last=True, maintain_order=True)

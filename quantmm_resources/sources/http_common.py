@@ -263,3 +263,11 @@ def to_source_frame(df: pl.DataFrame, asset: str, fill_dtype: pl.DataType = pl.U
     columns = RAW_SCHEMAS[asset].source_columns
     missing = [pl.lit(None, dtype=fill_dtype).alias(c) for c in columns if c not in df.columns]
     return df.with_columns(missing).select(columns)
+
+
+def finish_pages(frames: list[pl.DataFrame], asset: str, start: datetime, end: datetime) -> pl.DataFrame:
+    """Stack pages, drop exact duplicate rows (page overlap), keep the window, sort by time."""
+    if not frames:
+        return to_source_frame(pl.DataFrame(schema={"ts_event": pl.Datetime("us", "UTC")}), asset)
+    df = drop_exact_duplicates(pl.concat(frames, how="vertical"), list(RAW_SCHEMAS[asset].key))
+    return window_filter(df, start, end).sort("ts_event", nulls_last=True, maintain_order=True)

@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 from pydantic import Field, PrivateAttr
 
-from .base import SocialSource
+from .base import SocialSource, source_schema
 from .http_common import HttpSourceResource, drop_exact_duplicates, window_filter
 
 logger = logging.getLogger(__name__)
@@ -35,33 +35,8 @@ logger = logging.getLogger(__name__)
 PLATFORM = "reddit"
 SOURCE = "reddit"
 UTC_TS = pl.Datetime("us", "UTC")
-POST_SCHEMA = {
-    "platform": pl.Utf8,
-    "id": pl.Utf8,
-    "ts_event": UTC_TS,
-    "author": pl.Utf8,
-    "community": pl.Utf8,
-    "title": pl.Utf8,
-    "text": pl.Utf8,
-    "url": pl.Utf8,
-    "engagement_score": pl.Int64,
-    "num_comments": pl.Int64,
-    "engagement_observed_at": UTC_TS,
-    "source": pl.Utf8,
-}
-COMMENT_SCHEMA = {
-    "platform": pl.Utf8,
-    "id": pl.Utf8,
-    "post_id": pl.Utf8,
-    "parent_id": pl.Utf8,
-    "ts_event": UTC_TS,
-    "author": pl.Utf8,
-    "community": pl.Utf8,
-    "text": pl.Utf8,
-    "engagement_score": pl.Int64,
-    "engagement_observed_at": UTC_TS,
-    "source": pl.Utf8,
-}
+POST_SCHEMA = source_schema("social_posts_raw")
+COMMENT_SCHEMA = source_schema("social_comments_raw")
 
 
 def _utc(epoch_s: Any) -> datetime | None:

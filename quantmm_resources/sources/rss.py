@@ -21,27 +21,14 @@ import feedparser
 import polars as pl
 from pydantic import Field
 
-from .base import SocialSource, empty_source_frame
+from .base import SocialSource, empty_source_frame, source_schema
 from .http_common import HttpSourceResource, drop_exact_duplicates, window_filter
 
 logger = logging.getLogger(__name__)
 
 PLATFORM = "rss"
 SOURCE = "rss"
-POST_SCHEMA = {
-    "platform": pl.Utf8,
-    "id": pl.Utf8,
-    "ts_event": pl.Datetime("us", "UTC"),
-    "author": pl.Utf8,
-    "community": pl.Utf8,
-    "title": pl.Utf8,
-    "text": pl.Utf8,
-    "url": pl.Utf8,
-    "engagement_score": pl.Int64,
-    "num_comments": pl.Int64,
-    "engagement_observed_at": pl.Datetime("us", "UTC"),
-    "source": pl.Utf8,
-}
+POST_SCHEMA = source_schema("social_posts_raw")
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 
