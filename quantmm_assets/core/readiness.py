@@ -43,6 +43,11 @@ def window_for(mode: str, today: date, lookback_days: int, earliest: date) -> Re
     raise ValueError(f"unknown readiness mode {mode!r}: production | research")
 
 
+def _macro_due(day: date, end: date) -> bool:
+    """A business day whose values are out by ``end``: FRED posts them on a later business day."""
+    return day.weekday() < 5 and any((day + timedelta(days=k)).weekday() < 5 for k in range(1, (end - day).days + 1))
+
+
 def _runs(days: list[date]) -> list[tuple[date, date]]:
     out: list[tuple[date, date]] = []
     for d in sorted(days):
@@ -75,9 +80,8 @@ def audit(counts: pl.DataFrame, universe: Universe, window: ReadinessWindow) -> 
         targets = universe.symbols if by_symbol else [None]
         expected_total = covered_total = 0
         for sym in targets:
-            expected = [
-                d for d in days if (sym is None or universe.is_listed(sym, d)) and (kind != "macro" or d.weekday() < 5)
-            ]  # macro: US business days
+            listed = [d for d in days if sym is None or universe.is_listed(sym, d)]
+            expected = [d for d in listed if kind != "macro" or _macro_due(d, window.end)]
             missing = [d for d in expected if (sym, d) not in have]
             expected_total += len(expected)
             covered_total += len(expected) - len(missing)
