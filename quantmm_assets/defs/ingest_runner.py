@@ -121,7 +121,7 @@ def ingest_raw(
     result = normalize(asset, fetched.frame, params)
     clean, rejects = result.clean, result.rejects
     t_norm = time.perf_counter() - t0 - t_fetch
-    stored = opstore.replace_rejects(asset, keys, rejects, run_id=context.run.run_id)
+    stored = len(rejects)
     now = datetime.now(UTC)
     per_partition = _partition_metadata(context, asset, keys, clean, rejects, now)
     context.log.info(f"{asset}: {len(clean):,} rows to the lake, {stored:,} quarantined over {len(keys)} partition(s)")
@@ -144,6 +144,9 @@ def ingest_raw(
             "normalize_seconds": round(t_norm, 3),
         },
     )
+    # Dagster stores the Output (the IO manager writes the lake) before the generator resumes: the rejects
+    # follow the lake, so a crash in between never leaves rejects that describe rows the lake does not have.
+    opstore.replace_rejects(asset, keys, rejects, run_id=context.run.run_id)
     window = CheckWindow(
         dates=tuple(days),
         symbols=tuple(symbols) if symbols else None,
