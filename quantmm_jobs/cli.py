@@ -50,13 +50,13 @@ def cmd_bundle_export(args: argparse.Namespace) -> int:
 
 def cmd_readiness(args: argparse.Namespace) -> int:
     from quantmm_assets.core.readiness import to_markdown
-    from quantmm_assets.defs.readiness import readiness_report
+    from quantmm_assets.defs.readiness import default_plot_path, readiness_report
     from quantmm_resources.lake_views import LakeResource
 
     settings = get_settings()
-    report = readiness_report(
-        LakeResource(base_dir=str(settings.lake_dir)), args.mode, args.lookback_days or settings.readiness_lookback_days
-    )
+    lake = LakeResource(base_dir=str(settings.lake_dir))
+    plot = default_plot_path(lake, args.mode) if args.plot else None
+    report = readiness_report(lake, args.mode, args.lookback_days or settings.readiness_lookback_days, plot=plot)
     print(json.dumps(report, indent=2) if args.json else to_markdown(report))
     return 0
 
@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", choices=["production", "research"], default="production")
     r.add_argument("--lookback-days", type=int, default=None)
     r.add_argument("--json", action="store_true")
+    r.add_argument("--plot", action="store_true", help="also write the daily coverage heatmap (PNG) and print its path")
     r.set_defaults(func=cmd_readiness)
 
     bench = sub.add_parser("bench", help="benchmarks (print JSON)").add_subparsers(dest="bench_cmd", required=True)

@@ -12,7 +12,7 @@ import dagster as dg
 
 from quantmm_assets.core.readiness import to_markdown
 from quantmm_assets.defs.partitions import UNIVERSE
-from quantmm_assets.defs.readiness import readiness_report
+from quantmm_assets.defs.readiness import default_plot_path, readiness_report
 from quantmm_jobs.cli import print_runs
 from quantmm_jobs.runs import instance_for, run_raw
 from quantmm_resources.environment import build_resources
@@ -35,8 +35,10 @@ def run_demo(days: int = 3, symbols: list[str] | None = None) -> int:
     print(f"raw layer: {start} .. {today} (today is partial) x {', '.join(symbols)}")
     runs = run_raw(start, today, symbols, build_resources(settings), instance)
     print_runs(runs)
-    report = readiness_report(LakeResource(base_dir=str(settings.lake_dir)), "research", days + 1)
+    lake = LakeResource(base_dir=str(settings.lake_dir))
+    report = readiness_report(lake, "research", days + 1, plot=default_plot_path(lake, "research"))
     print("\n" + to_markdown(report).split("\nBackfill")[0])
+    print(f"daily coverage heatmap: {report['plot']}")
     print(f"\nlake: {settings.lake_dir}   operational store: {settings.resolved_ops_url}")
     for asset in sorted(a for r in runs for a in r.assets):
         parts = instance.get_materialized_partitions(dg.AssetKey(asset))

@@ -136,4 +136,6 @@ def to_markdown(report: dict) -> str:
     ]
     for b in report["backfills"][:10]:
         lines.append(f"- `{b['command']}`")
+    if report.get("plot"):
+        lines += ["", f"Daily coverage heatmap: {report['plot']}"]
     return "\n".join(lines)

@@ -2,14 +2,17 @@
 
 import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from quantmm_assets.core.readiness import audit, to_markdown, window_for
+from quantmm_assets.core.readiness_grid import coverage_grid
 from quantmm_assets.defs.partitions import UNIVERSE
 from quantmm_assets.defs.raw_assets import RAW_ASSETS
 from quantmm_resources.lake_views import LakeResource
+from quantmm_resources.readiness_plot import plot_coverage
 from quantmm_resources.settings import get_settings
 
 
@@ -18,12 +21,24 @@ class ReadinessConfig(dg.Config):
     lookback_days: int = 420
 
 
-def readiness_report(lake: LakeResource, mode: str, lookback_days: int, today: date | None = None) -> dict:
-    """Audit the lake as it is now (shared by the asset and `quantmm readiness`)."""
+def readiness_report(
+    lake: LakeResource, mode: str, lookback_days: int, today: date | None = None, plot: Path | None = None
+) -> dict:
+    """Audit the lake as it is now (shared by the asset and `quantmm readiness`); with ``plot``, also write the
+    daily coverage heatmap there and name it in the report."""
     counts = lake.daily_counts()
     earliest = counts["date"].min() if len(counts) else date.fromisoformat(get_settings().partition_start)
     window = window_for(mode, today or datetime.now(UTC).date(), lookback_days, earliest)
-    return audit(counts, UNIVERSE, window)
+    report = audit(counts, UNIVERSE, window)
+    if plot is not None:
+        title = f"Readiness ({mode}) {window.start} .. {window.end}"
+        report["plot"] = str(plot_coverage(coverage_grid(counts, UNIVERSE, window), title, plot))
+    return report
+
+
+def default_plot_path(lake: LakeResource, mode: str) -> Path:
+    """``reports/readiness_<mode>.png`` beside the lake."""
+    return lake.path.parent / "reports" / f"readiness_{mode}.png"
 
 
 @dg.asset(
@@ -34,7 +49,7 @@ def readiness_report(lake: LakeResource, mode: str, lookback_days: int, today: d
     description="Coverage of each modality over a window, missing data kinds and the backfills that fill them.",
 )
 def readiness_audit(context: dg.AssetExecutionContext, config: ReadinessConfig, lake: LakeResource) -> dg.Output:
-    report = readiness_report(lake, config.mode, config.lookback_days)
+    report = readiness_report(lake, config.mode, config.lookback_days, plot=default_plot_path(lake, config.mode))
     table = pl.DataFrame(
         [
             {"kind": k, "asset": v["asset"], "coverage": v["coverage"], "ready": v["ready"]}
@@ -50,6 +65,7 @@ def readiness_audit(context: dg.AssetExecutionContext, config: ReadinessConfig, 
             "ready": report["ready"],
             "missing_kinds": ", ".join(report["missing_kinds"]) or "none",
             "report": dg.MetadataValue.md(to_markdown(report)),
+            "coverage_plot": dg.MetadataValue.path(report["plot"]),
             "backfills": dg.MetadataValue.json(json.loads(json.dumps(report["backfills"][:50]))),
         },
     )

@@ -2,6 +2,7 @@
 the readiness audit asset reports on what the lake holds."""
 
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -62,6 +63,8 @@ def test_readiness_audit_asset_reports_coverage(quantmm_home, instance):
     )
     assert res.success
     md = res.asset_materializations_for_node("readiness_audit")[0].metadata
+    plot = md["coverage_plot"].value
+    assert plot.endswith("readiness_research.png") and Path(plot).stat().st_size > 5_000
     assert md["mode"].value == "research" and md["ready"].value is False  # 8 of 10 symbols never ingested
     first, last = (date.fromisoformat(x) for x in md["window"].value.split(" .. "))
     assert first == START  # research mode: from the earliest day in the lake to yesterday

@@ -44,3 +44,15 @@ def test_a_day_with_a_handful_of_bars_is_not_covered():
     uni = Universe((Listing("BTCUSDT", date(2020, 1, 1)),))
     rep = audit(counts(rows), uni, window_for("research", date(2025, 1, 3), 420, days[0]))
     assert rep["kinds"]["perp_bars_5m"]["coverage"] == 0.5
+
+
+def test_coverage_grid_shares_and_weekends():
+    from quantmm_assets.core.readiness_grid import coverage_grid
+
+    days = [date(2025, 1, 3), date(2025, 1, 4)]  # Friday, Saturday
+    rows = [("market_bars_5m", "perp", "BTCUSDT", days[0], 288), ("macro_series", None, None, days[0], 3)]
+    w = window_for("research", date(2025, 1, 5), 420, days[0])
+    grid = coverage_grid(counts(rows), UNI, w)  # SOLUSDT is listed on 2025-01-03 too
+    share = {(k, d): v for k, d, v in grid.iter_rows()}
+    assert share[("perp_bars_5m", days[0])] == 0.5 and share[("perp_bars_5m", days[1])] == 0.0
+    assert share[("macro", days[0])] == 1.0 and share[("macro", days[1])] is None
