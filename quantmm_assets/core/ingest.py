@@ -177,7 +177,9 @@ def normalize(asset: str, source: pl.DataFrame, params: IngestParams) -> Normali
         if col not in df.columns:
             df = df.with_columns(pl.lit(None, dtype=schema.columns[col]).alias(col))
     src_dtypes = {c: df.schema[c] for c in schema.source_columns}
-    raw_json = pl.struct([pl.col(c).cast(pl.Utf8, strict=False) for c in source.columns]).struct.json_encode()
+    raw_json = pl.struct(
+        [pl.col(c) if source.schema[c].is_nested() else pl.col(c).cast(pl.Utf8, strict=False) for c in source.columns]
+    ).struct.json_encode()
 
     reason: pl.Expr = pl.lit(None, dtype=pl.Utf8)
     converted = []
