@@ -1,5 +1,8 @@
 # quantmm: `make setup && make demo` on a fresh machine; `make test` runs the tests.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+# This machine's pip configuration names local index folders that may be absent: drop those notices.
+QUIET_PIP = 2>&1 | { grep -v "^WARNING: Location" || true; }
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export QUANTMM_HOME ?= $(CURDIR)/.quantmm
@@ -15,9 +18,9 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements.lock
-	$(VENV)/bin/pip install -q --no-deps -e .
+	$(VENV)/bin/pip install -q --upgrade pip $(QUIET_PIP)
+	$(VENV)/bin/pip install -q -r requirements.lock $(QUIET_PIP)
+	$(VENV)/bin/pip install -q --no-deps -e . $(QUIET_PIP)
 	touch $@
 
 demo: setup
