@@ -8,9 +8,9 @@ Layout (also what DuckDB views and bundle export read):
 A run over a range of partitions (single-run backfill) hands over one frame; it is split here by each row's
 partition (UTC date of ``ts_event``, plus ``symbol``) and every partition of the run is written, an empty one
 included, so re-materializing a partition replaces it (idempotent) and never leaves stale rows. One exception:
-a partition for which the run got no rows at all keeps a non-empty file it already had (a live API that only
-serves recent history, a bundle without that symbol, a failed fetch must not erase good data); the run's
-metadata counts those partitions.
+an asset may hand over a ``LakeWrite`` naming partitions to keep: those the source sent nothing for (a live
+API that only serves recent history, a bundle without that symbol) or whose fetch failed keep a non-empty
+file they already had; the run's metadata counts them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -48,6 +49,15 @@ def _row_partition_keys(df: pl.DataFrame) -> pl.Expr:
     return pl.concat_str([day, pl.lit("|"), pl.col("symbol")]) if "symbol" in df.columns else day
 
 
+@dataclass(frozen=True)
+class LakeWrite:
+    """Rows for the run's partitions, and the partitions whose existing non-empty file must be left as is
+    (the source sent nothing for them, or their fetch failed)."""
+
+    frame: pl.DataFrame
+    keep_existing: frozenset[str] = frozenset()
+
+
 def _has_rows(path: Path) -> bool:
     return path.exists() and pq.ParquetFile(path).metadata.num_rows > 0
 
@@ -60,9 +70,12 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
     def _asset_dir(self, key: dg.AssetKey) -> Path:
         return Path(self.base_dir).joinpath(*key.path)
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | None) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | LakeWrite | None) -> None:
         if obj is None:
             return
+        keep_existing: frozenset[str] = frozenset()
+        if isinstance(obj, LakeWrite):
+            obj, keep_existing = obj.frame, obj.keep_existing
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}")
         asset_dir = self._asset_dir(context.asset_key)
@@ -86,8 +99,8 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         kept = []
         for key in keys:
             path = partition_dir(asset_dir, key) / FILE_NAME
-            if key not in parts and _has_rows(path):
-                kept.append(key)  # the source returned nothing: keep what the lake has rather than erase it
+            if key in keep_existing and key not in parts and _has_rows(path):
+                kept.append(key)  # nothing new for it: keep what the lake has rather than erase it
                 continue
             write_atomic(parts.get(key, empty), path)
         if kept:

@@ -99,9 +99,13 @@ class OperationalStore(dg.ConfigurableResource):
         """Replace the rejects of ``asset`` for these partitions (idempotent re-materialization)."""
         keys = sorted(set(partitions))  # only this run's partitions: never another run's rejects
         now = datetime.now(UTC)
+        # PostgreSQL text cannot hold NUL bytes; the raw row is kept, escaped.
+        clean = rejects.select(
+            "partition", *(pl.col(c).str.replace_all("\x00", "\\u0000", literal=True) for c in ("reason", "raw"))
+        )
         rows = [
             {"asset": asset, "partition": p, "reason": r, "raw": raw, "run_id": run_id, "recorded_at": now}
-            for p, r, raw in rejects.select("partition", "reason", "raw").iter_rows()
+            for p, r, raw in clean.iter_rows()
         ]
         with self.engine.begin() as conn:
             for i in range(0, len(keys), _CHUNK):

@@ -21,6 +21,10 @@ from quantmm_assets.core.universe import Universe
 MAX_TEXT_CHARS = 40_000
 MAX_ABS_FUNDING_RATE = 0.05  # Binance caps are +-2..3% per interval; beyond 5% is a unit error
 MARKETS = ("spot", "perp")
+# Optional source-frame column naming, per row, the partition a reject that fits no partition of the run is
+# filed under (the first partition of the fetch that returned it): re-running that fetch replaces it.
+FALLBACK_COLUMN = "_fallback_partition"
+NO_OBSERVATION = "no observation (empty value)"
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,10 @@ def _scope_rules(schema: RawSchema, p: IngestParams) -> list[tuple[pl.Expr, pl.E
     rules: list[tuple[pl.Expr, pl.Expr]] = [(win, pl.lit("outside requested window"))]
     if p.symbols is not None:
         rules.append((~c("symbol").is_in(list(p.symbols)), pl.lit("symbol not requested")))
+    if p.universe is not None and schema.partitioned_by_symbol:
+        listed = {x.symbol: x.listing_date for x in p.universe.listings}
+        listing = c("symbol").replace_strict(listed, default=None, return_dtype=pl.Date)
+        rules.append((c("ts_event").dt.date() < listing, pl.lit("before listing date")))
     return rules
 
 
@@ -178,7 +186,11 @@ def normalize(asset: str, source: pl.DataFrame, params: IngestParams) -> Normali
             df = df.with_columns(pl.lit(None, dtype=schema.columns[col]).alias(col))
     src_dtypes = {c: df.schema[c] for c in schema.source_columns}
     raw_json = pl.struct(
-        [pl.col(c) if source.schema[c].is_nested() else pl.col(c).cast(pl.Utf8, strict=False) for c in source.columns]
+        [
+            pl.col(c) if source.schema[c].is_nested() else pl.col(c).cast(pl.Utf8, strict=False)
+            for c in source.columns
+            if c != FALLBACK_COLUMN
+        ]
     ).struct.json_encode()
 
     reason: pl.Expr = pl.lit(None, dtype=pl.Utf8)
@@ -188,11 +200,9 @@ def normalize(asset: str, source: pl.DataFrame, params: IngestParams) -> Normali
         new = _convert(col, src_dtypes[col], target)
         converted.append(new.alias(col))
         if col in schema.required:
-            reason = (
-                pl.when(new.is_null() & _missing_as_null(col, src_dtypes[col]))
-                .then(pl.lit(f"missing {col}"))
-                .otherwise(reason)
-            )
+            # A macro file's empty value is a day without an observation (a holiday placeholder), not a defect.
+            why = NO_OBSERVATION if (asset, col) == ("macro_series", "value") else f"missing {col}"
+            reason = pl.when(new.is_null() & _missing_as_null(col, src_dtypes[col])).then(pl.lit(why)).otherwise(reason)
         reason = (
             pl.when(new.is_null() & ~_missing_as_null(col, src_dtypes[col]))
             .then(pl.lit(f"unparseable {col}: ") + pl.col(col).cast(pl.Utf8, strict=False).str.slice(0, 40))
@@ -240,7 +250,8 @@ def _reject_frame(schema: RawSchema, bad: pl.DataFrame, p: IngestParams) -> pl.D
         in_window = in_window & pl.col("symbol").is_not_null()
     if p.partition_keys is not None:
         in_window = in_window & partition_label(schema).is_in(list(p.partition_keys))
-    label = pl.when(in_window).then(partition_label(schema)).otherwise(pl.lit(fallback))
+    filed = pl.col(FALLBACK_COLUMN).fill_null(fallback) if FALLBACK_COLUMN in bad.columns else pl.lit(fallback)
+    label = pl.when(in_window).then(partition_label(schema)).otherwise(filed)
     return bad.select(
         pl.lit(schema.name).alias("asset"),
         label.alias("partition"),

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
-from quantmm_assets.core.availability import macro_available
+from quantmm_assets.core.availability import macro_available, us_market_holidays
 from quantmm_assets.core.ingest import MAX_TEXT_CHARS, value_rules
 from quantmm_assets.core.schemas import RAW_SCHEMAS, RawSchema
 from quantmm_assets.core.universe import Universe
@@ -197,7 +197,8 @@ def _published_days(days: list[date], series: str, now: datetime) -> list[date]:
 
 def _macro_coverage(clean: pl.DataFrame, w: CheckWindow, max_missing_share: float) -> CheckOutcome:
     """Each series seen in the run (the canonical three when none) on every published business day."""
-    weekdays = [d for d, _ in w.pairs() if d.weekday() < 5 and w.day_bounds(d)[1] <= w.now]
+    holidays = set(us_market_holidays())
+    weekdays = [d for d, _ in w.pairs() if d.weekday() < 5 and d not in holidays and w.day_bounds(d)[1] <= w.now]
     seen = sorted(clean["series_id"].unique().to_list()) if len(clean) else CANONICAL_MACRO
     per_series, expected_total, missing_total = {}, 0, 0
     for series in seen:
@@ -245,24 +246,37 @@ def check_daily_coverage(
     )
 
 
+def _macro_freshness(clean: pl.DataFrame, w: CheckWindow, max_lag: timedelta) -> CheckOutcome:
+    """The newest observation is no older than ``max_lag`` before the latest business day of the run whose
+    value is published by min(now, range end); a run with no such day is not judged."""
+    deadline = min(w.now, w.day_bounds(max(w.dates))[1])
+    holidays = set(us_market_holidays())
+    days = [d for d in w.dates if d.weekday() < 5 and d not in holidays]
+    due = _published_days(days, CANONICAL_MACRO[-1], deadline)  # vix: the earliest publication
+    newest = clean["ts_event"].max() if len(clean) else None
+    if not due:
+        return CheckOutcome(True, "no business day of the run is published yet: not judged", {"judged": False})
+    expected = max(due)
+    ok = newest is not None and newest.date() >= expected - max_lag
+    return CheckOutcome(
+        ok,
+        f"newest observation {newest} against latest published business day {expected} (allowed {max_lag})",
+        {
+            "judged": True,
+            "newest_observation": str(newest),
+            "expected_day": str(expected),
+            "max_lag_seconds": max_lag.total_seconds(),
+        },
+    )
+
+
 def check_freshness(asset: str, clean: pl.DataFrame, w: CheckWindow) -> CheckOutcome:
     """Per-partition deadline: in each listed partition the newest row is available within the asset's lag of
     min(now, partition end). Macro has no daily rows on weekends and holidays: its newest publication is judged
     against min(now, range end) instead."""
     max_lag = MAX_FRESHNESS_LAG[asset]
     if asset == "macro_series":
-        deadline = min(w.now, w.day_bounds(max(w.dates))[1])
-        newest = clean["ts_available"].max() if len(clean) else None
-        lag = deadline - newest if newest is not None else None
-        return CheckOutcome(
-            lag is not None and lag <= max_lag,
-            f"newest publication {newest} is {lag} before {deadline} (allowed {max_lag})",
-            {
-                "newest_ts_available": str(newest),
-                "lag_seconds": lag.total_seconds() if lag is not None else None,
-                "max_lag_seconds": max_lag.total_seconds(),
-            },
-        )
+        return _macro_freshness(clean, w, max_lag)
     by_symbol = "symbol" in clean.columns
     cols = [pl.col("ts_event").dt.date()] + ([pl.col("symbol")] if by_symbol else [])
     newest = (

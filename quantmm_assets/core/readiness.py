@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from quantmm_assets.core.availability import us_market_holidays
 from quantmm_assets.core.universe import Universe
 
 # (data kind, raw asset, filter on the counts frame, symbol-partitioned)
@@ -44,8 +45,12 @@ def window_for(mode: str, today: date, lookback_days: int, earliest: date) -> Re
 
 
 def _macro_due(day: date, end: date) -> bool:
-    """A business day whose values are out by ``end``: FRED posts them on a later business day."""
-    return day.weekday() < 5 and any((day + timedelta(days=k)).weekday() < 5 for k in range(1, (end - day).days + 1))
+    """A business day (not a US market holiday) whose values are out by ``end``: FRED posts them on a later
+    business day."""
+    holidays = set(us_market_holidays())
+    if day.weekday() >= 5 or day in holidays:
+        return False
+    return any((day + timedelta(days=k)).weekday() < 5 for k in range(1, (end - day).days + 1))
 
 
 def _runs(days: list[date]) -> list[tuple[date, date]]:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import polars as pl
 
+from quantmm_assets.core.availability import us_market_holidays
 from quantmm_assets.core.readiness import DATA_KINDS, MIN_ROWS_PER_DAY, ReadinessWindow
 from quantmm_assets.core.universe import Universe
 
@@ -15,13 +16,14 @@ def coverage_grid(counts: pl.DataFrame, universe: Universe, window: ReadinessWin
     where nothing is expected: macro on weekends, a symbol-partitioned kind before any listing)."""
     days = [window.start + timedelta(days=i) for i in range((window.end - window.start).days + 1)]
     rows = []
+    holidays = set(us_market_holidays())
     for kind, asset, flt, by_symbol in DATA_KINDS:
         sub = counts.filter((pl.col("asset") == asset) & (pl.col("rows") >= MIN_ROWS_PER_DAY.get(kind, 1)))
         if flt is not None:
             sub = sub.filter(pl.col("kind_filter") == flt)
         have = set(sub.select("symbol", "date").iter_rows())
         for d in days:
-            if kind == "macro" and d.weekday() >= 5:  # no observations on weekends: not a gap
+            if kind == "macro" and (d.weekday() >= 5 or d in holidays):  # no observations then: not a gap
                 rows.append({"kind": kind, "date": d, "share": None})
                 continue
             targets = [s for s in universe.symbols if universe.is_listed(s, d)] if by_symbol else [None]

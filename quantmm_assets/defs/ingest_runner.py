@@ -13,11 +13,12 @@ import dagster as dg
 import polars as pl
 
 from quantmm_assets.core.availability import settle_lag
-from quantmm_assets.core.ingest import IngestParams, normalize, partition_label
+from quantmm_assets.core.ingest import FALLBACK_COLUMN, IngestParams, normalize, partition_label
 from quantmm_assets.core.quality import CheckWindow
 from quantmm_assets.core.schemas import RAW_SCHEMAS
 from quantmm_assets.defs.checks.raw_checks import raw_check_results
 from quantmm_assets.defs.partitions import UNIVERSE, contiguous_runs, day_start
+from quantmm_resources.io_manager import LakeWrite
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.sources.base import empty_source_frame
 
@@ -34,6 +35,12 @@ class Fetched:
     windows: int = 0
     unlisted: int = 0
     errors: list[str] = field(default_factory=list)
+    failed_keys: set[str] = field(default_factory=set)
+
+
+def _window_keys(sym: str | None, start: datetime, end: datetime) -> list[str]:
+    days = [start.date() + timedelta(days=i) for i in range((end - start).days)]
+    return [f"{d}|{sym}" if sym else str(d) for d in days]
 
 
 def dates_by_symbol(keys: list[str]) -> dict[str | None, list[date]]:
@@ -46,22 +53,24 @@ def dates_by_symbol(keys: list[str]) -> dict[str | None, list[date]]:
 
 
 def _fetch_all(context: dg.AssetExecutionContext, asset: str, fetch: Fetch, keys: list[str]) -> Fetched:
-    """One fetch per symbol and contiguous run of its own days (listed days only); one failing symbol does
-    not stop the others: its error is reported and its partitions keep what the lake had."""
+    """One fetch per symbol and contiguous run of its own days; one failing symbol does not stop the others:
+    its error is reported and its partitions keep what the lake and the rejects had. Each fetched frame is
+    tagged with its window's first partition, where rows that fit none of the run's partitions are filed."""
     frames = []
     out = Fetched(pl.DataFrame(), datetime.now(UTC))
     for sym, days in dates_by_symbol(keys).items():
-        listed = [d for d in days if sym is None or UNIVERSE.is_listed(sym, d)]
-        out.unlisted += len(days) - len(listed)
-        for start, end in contiguous_runs(listed):
+        out.unlisted += sum(1 for d in days if sym is not None and not UNIVERSE.is_listed(sym, d))
+        for start, end in contiguous_runs(days):
             out.windows += 1
+            window_keys = _window_keys(sym, start, end)
             try:
                 frame = fetch(sym, start, end)
             except Exception as exc:  # reported; the other symbols go on
                 out.errors.append(f"{sym or 'all'} {start:%Y-%m-%d}..{end:%Y-%m-%d}: {type(exc).__name__}: {exc}")
+                out.failed_keys.update(window_keys)
                 context.log.error(f"{asset}: fetch failed: {out.errors[-1]}")
                 continue
-            frames.append(frame)
+            frames.append(frame.with_columns(pl.lit(window_keys[0]).alias(FALLBACK_COLUMN)))
             context.log.debug(
                 f"{asset}: fetched {len(frame):,} rows for {sym or 'all'} {start:%Y-%m-%d}..{end:%Y-%m-%d}"
             )
@@ -120,13 +129,19 @@ def ingest_raw(
     )
     result = normalize(asset, fetched.frame, params)
     clean, rejects = result.clean, result.rejects
+    # Partitions the source sent nothing for (a bundle without that symbol, an API that only serves recent
+    # history) or whose fetch failed keep what the lake and the rejects already hold.
+    touched = set(rejects["partition"].to_list())
+    if len(clean):
+        touched |= set(clean.select(partition_label(RAW_SCHEMAS[asset])).to_series().to_list())
+    keep = frozenset((set(keys) - touched) | fetched.failed_keys)
     t_norm = time.perf_counter() - t0 - t_fetch
     stored = len(rejects)
     now = datetime.now(UTC)
     per_partition = _partition_metadata(context, asset, keys, clean, rejects, now)
     context.log.info(f"{asset}: {len(clean):,} rows to the lake, {stored:,} quarantined over {len(keys)} partition(s)")
     yield dg.Output(
-        clean,
+        LakeWrite(clean, keep_existing=keep),
         metadata={
             "run_rows": len(clean),
             "run_source_rows": len(fetched.frame),
@@ -136,6 +151,7 @@ def ingest_raw(
             "date_range": f"{days[0]}..{days[-1]}",
             "symbols": ", ".join(symbols) if symbols else "n/a",
             "partitions_before_listing": fetched.unlisted,
+            "partitions_kept_as_they_were": len(keep),
             **per_partition,
             "source": source_name,
             "fetch_errors": dg.MetadataValue.json(fetched.errors),
@@ -146,7 +162,9 @@ def ingest_raw(
     )
     # Dagster stores the Output (the IO manager writes the lake) before the generator resumes: the rejects
     # follow the lake, so a crash in between never leaves rejects that describe rows the lake does not have.
-    opstore.replace_rejects(asset, keys, rejects, run_id=context.run.run_id)
+    opstore.replace_rejects(
+        asset, [k for k in keys if k not in fetched.failed_keys], rejects, run_id=context.run.run_id
+    )
     window = CheckWindow(
         dates=tuple(days),
         symbols=tuple(symbols) if symbols else None,

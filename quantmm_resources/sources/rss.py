@@ -42,11 +42,15 @@ def _plain(text: str | None) -> str | None:
 
 
 def _entry_time(entry: Any) -> datetime | None:
-    """``published`` or else ``updated`` of a feedparser entry, as UTC."""
-    for key in ("published_parsed", "updated_parsed"):
-        parsed = entry.get(key)
+    """``published`` or else ``updated`` of a feedparser entry, as UTC. A date without a time of day is read as
+    the day's last instant: the item may have appeared any time that day (never earlier than it could have)."""
+    for key in ("published", "updated"):
+        parsed = entry.get(f"{key}_parsed")
         if parsed:
-            return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+            at = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+            if ":" not in str(entry.get(key, "")):
+                at = at.replace(hour=23, minute=59, second=59)
+            return at
     return None
 
 

@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from quantmm_resources.io_manager import PolarsParquetIOManager, partition_dir
+from quantmm_resources.io_manager import LakeWrite, PolarsParquetIOManager, partition_dir
 from quantmm_resources.lake_views import connect_lake
 from quantmm_resources.opstore import OperationalStore
 
@@ -54,14 +54,17 @@ def _ctx(keys):
     return Ctx()
 
 
-def test_a_partition_that_got_no_rows_keeps_its_earlier_data(tmp_path):
+def test_only_partitions_named_to_keep_keep_their_earlier_data(tmp_path):
     io = PolarsParquetIOManager(base_dir=str(tmp_path))
     keys = ["2025-01-01|BTCUSDT", "2025-01-01|ETHUSDT"]
     io.handle_output(_ctx(keys), frame(1))
     path = partition_dir(tmp_path / "x", "2025-01-01|ETHUSDT") / "data.parquet"
     ctx = _ctx(keys)
-    io.handle_output(ctx, frame(1, symbols=("BTCUSDT",)))  # the source had nothing for ETHUSDT this time
+    only_btc = frame(1, symbols=("BTCUSDT",))
+    io.handle_output(ctx, LakeWrite(only_btc, keep_existing=frozenset({"2025-01-01|ETHUSDT"})))  # source: no ETH
     assert len(pl.read_parquet(path)) == 2 and ctx.md["partitions_kept_unchanged"] == 1
+    io.handle_output(_ctx(keys), only_btc)  # not named: every ETH row was rejected, the partition is emptied
+    assert pl.read_parquet(path).is_empty()
     newer = frame(1).with_columns(v=pl.lit(-1.0))
     io.handle_output(_ctx(keys), newer)  # rows again: replaced, not merged
     assert pl.read_parquet(path)["v"].to_list() == [-1.0, -1.0]

@@ -94,3 +94,11 @@ def test_unreadable_feed_and_http_errors() -> None:
         parse_feed(b"<html><body>Service unavailable", "x")
     with pytest.raises(SourceHTTPError, match="404"):
         make("https://news.test/missing").fetch_posts(START, END)
+
+
+def test_a_date_without_time_is_read_as_the_end_of_that_day() -> None:
+    feed = b"""<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>
+    <entry><id>urn:x:1</id><title>BTC news</title><published>2024-01-01</published><summary>s</summary></entry>
+    </feed>"""
+    posts = parse_feed(feed, "t", "application/atom+xml")
+    assert posts["ts_event"].to_list() == [datetime(2024, 1, 1, 23, 59, 59, tzinfo=UTC)]

@@ -111,7 +111,7 @@ def test_macro_dot_is_missing_not_unparseable_and_unknown_series_rejected():
     )
     p = IngestParams(start=START, end=START + timedelta(days=5))
     out = normalize("macro_series", src, p)
-    assert out.reject_counts == {"missing value": 1, "unknown macro series": 1}
+    assert out.reject_counts == {"no observation (empty value)": 1, "unknown macro series": 1}
     # DGS10 for Thursday 2025-01-02 is published Friday 22:00 UTC.
     assert out.clean["ts_available"][0] == datetime(2025, 1, 3, 22, tzinfo=UTC)
 
@@ -156,3 +156,16 @@ def test_rows_of_partitions_the_run_did_not_ask_for_are_quarantined():
 def test_rows_not_yet_available_at_ingest_are_not_final():
     out = normalize("market_bars_5m", bars(), params(now=START + timedelta(minutes=7)))
     assert len(out.clean) == 1 and out.reject_counts == {"not yet available at ingest": 2}
+
+
+def test_rows_before_the_listing_date_are_quarantined():
+    solana = IngestParams(
+        start=datetime(2020, 9, 13, tzinfo=UTC),
+        end=datetime(2020, 9, 15, tzinfo=UTC),
+        symbols=("SOLUSDT",),
+        universe=UNIVERSE,
+    )  # SOLUSDT perp listed 2020-09-14
+    ms = int(datetime(2020, 9, 13, 23, 55, tzinfo=UTC).timestamp() * 1000)
+    frame = bars(symbol=["SOLUSDT"] * 3, ts_event=[ms, ms + 300_000, ms + 600_000])
+    out = normalize("market_bars_5m", frame, solana)
+    assert out.reject_counts == {"before listing date": 1} and len(out.clean) == 2

@@ -1,7 +1,8 @@
 """Asset checks of the raw assets: specs declared on each asset, results computed in its run from core.quality.
 
-They are evaluated on the rows the run just wrote and the rows it quarantined (no second read of the lake),
-one result per check per run: for a range run the metadata names the worst partitions.
+They are evaluated on the run's rows and the rows it quarantined (no second read of the lake; partitions
+the run kept as they were are not re-judged), one result per check per run: for a range run the metadata
+names the worst partitions.
 """
 
 from __future__ import annotations
