@@ -162,9 +162,7 @@ def ingest_raw(
     )
     # Dagster stores the Output (the IO manager writes the lake) before the generator resumes: the rejects
     # follow the lake, so a crash in between never leaves rejects that describe rows the lake does not have.
-    opstore.replace_rejects(
-        asset, [k for k in keys if k not in fetched.failed_keys], rejects, run_id=context.run.run_id
-    )
+    opstore.replace_rejects(asset, [k for k in keys if k not in keep], rejects, run_id=context.run.run_id)
     window = CheckWindow(
         dates=tuple(days),
         symbols=tuple(symbols) if symbols else None,

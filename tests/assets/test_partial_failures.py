@@ -66,3 +66,24 @@ def test_a_failing_symbol_keeps_its_lake_and_rejects_and_the_others_go_on(quantm
     mat = instance.get_latest_materialization_event(dg.AssetKey("funding_rates")).asset_materialization
     assert "Invalid symbol" in mat.metadata["fetch_errors"].value[0]
     assert run.checks["funding_rates:freshness"].startswith("FAILED: 1 of 2 partitions")  # the failure shows
+
+
+def test_a_symbol_the_source_has_nothing_for_keeps_its_lake_and_rejects(quantmm_home, instance, tmp_path):
+    settings = get_settings()
+    symbols = ["BTCUSDT", "ETHUSDT"]
+    synthetic = build_resources(settings, source="synthetic")
+    assert run_range([market_bars_5m], DAY, DAY, symbols, synthetic, instance, log_level="WARNING").success
+    eth = f"{DAY}|ETHUSDT"
+    before = lake(quantmm_home, "market_bars_5m", eth)
+    store = OperationalStore(url=settings.resolved_ops_url)
+    planted = pl.DataFrame({"asset": ["market_bars_5m"], "partition": [eth], "reason": ["ohlc: x"], "raw": ["{}"]})
+    store.replace_rejects("market_bars_5m", [eth], planted)
+    bundle = tmp_path / "btc_only"
+    bundle.mkdir()
+    btc = lake(quantmm_home, "market_bars_5m", KEY).drop("ts_available")
+    btc.with_columns(pl.col("ts_event").dt.strftime("%Y-%m-%dT%H:%M:%SZ")).write_csv(bundle / "market_bars_5m.csv")
+    only_btc = build_resources(settings, source="bundle", bundle_dir=bundle)
+    run = run_range([market_bars_5m], DAY, DAY, symbols, only_btc, instance, log_level="WARNING")
+    assert run.success
+    assert lake(quantmm_home, "market_bars_5m", eth).equals(before)
+    assert store.rejects("market_bars_5m")["reason"].to_list() == ["ohlc: x"]
