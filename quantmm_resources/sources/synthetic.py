@@ -13,6 +13,7 @@ of it. Requests before ``origin`` and symbols outside ``symbols`` return empty s
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 import polars as pl
 from pydantic import Field
@@ -75,42 +76,32 @@ class SyntheticExchange(ExchangeSource):
     origin: str = _ORIGIN
     symbols: list[str] = _SYMBOLS
 
-    def _cut(self, symbol: str, start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
-        return _window(self.origin, start, end) if symbol in self.symbols else None
+    def _frame(self, asset: str, symbol: str, start: datetime, end: datetime, build) -> pl.DataFrame:
+        """``build(seed, symbol, origin, start, end)`` cut to the configured symbols and the origin."""
+        window = _window(self.origin, start, end) if symbol in self.symbols else None
+        if window is None:
+            return empty_source_frame(asset)
+        return _finish(
+            build(self.seed, symbol, origin=sm.parse_origin(self.origin), start=window[0], end=window[1]), asset
+        )
 
     def fetch_bars(self, symbol: str, market: str, start: datetime, end: datetime) -> pl.DataFrame:
         """Return 5m ``market`` ("spot" | "perp") bars with ``start <= ts_event < end``."""
         if market not in ("spot", "perp"):
             raise ValueError(f"market must be 'spot' or 'perp', got {market!r}")
-        window = self._cut(symbol, start, end)
-        if window is None:
-            return empty_source_frame("market_bars_5m")
-        frame = sm.bars_frame(self.seed, symbol, market, sm.parse_origin(self.origin), *window)
-        return _finish(frame, "market_bars_5m")
+        return self._frame("market_bars_5m", symbol, start, end, partial(sm.bars_frame, market=market))
 
     def fetch_funding(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         """Return funding settlements (00/08/16 UTC) with ``start <= ts_event < end``."""
-        window = self._cut(symbol, start, end)
-        if window is None:
-            return empty_source_frame("funding_rates")
-        frame = deriv.funding_frame(self.seed, symbol, sm.parse_origin(self.origin), *window)
-        return _finish(frame, "funding_rates")
+        return self._frame("funding_rates", symbol, start, end, deriv.funding_frame)
 
     def fetch_open_interest(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         """Return 5m open-interest snapshots with ``start <= ts_event < end``."""
-        window = self._cut(symbol, start, end)
-        if window is None:
-            return empty_source_frame("open_interest")
-        frame = deriv.open_interest_frame(self.seed, symbol, sm.parse_origin(self.origin), *window)
-        return _finish(frame, "open_interest")
+        return self._frame("open_interest", symbol, start, end, deriv.open_interest_frame)
 
     def fetch_derivatives_metrics(self, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
         """Return 5m ratios, basis and mark price with ``start <= ts_event < end``."""
-        window = self._cut(symbol, start, end)
-        if window is None:
-            return empty_source_frame("derivatives_metrics")
-        frame = deriv.derivatives_metrics_frame(self.seed, symbol, sm.parse_origin(self.origin), *window)
-        return _finish(frame, "derivatives_metrics")
+        return self._frame("derivatives_metrics", symbol, start, end, deriv.derivatives_metrics_frame)
 
 
 class SyntheticMacro(MacroSource):
