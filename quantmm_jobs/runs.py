@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -37,6 +37,14 @@ def instance_for(settings: QuantmmSettings) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(ensure_dagster_home(settings)))
 
 
+def graph_with(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """Every asset of the code location (so the selected ones find their upstream assets)."""
+    from quantmm_jobs.definitions import ASSETS
+
+    keys = {a.key for a in assets}
+    return [*assets, *(a for a in ASSETS if a.key not in keys)]
+
+
 def symbol_span(symbols: list[str]) -> tuple[str, str]:
     """First and last of ``symbols`` in universe order (a range covers everything between)."""
     ordered = sorted(symbols, key=UNIVERSE.symbols.index)
@@ -62,7 +70,8 @@ def run_range(
     print(f"materializing {names} over {start_key}...{end_key} in one run", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     result = dg.materialize(
-        assets,
+        graph_with(assets),
+        selection=assets,
         resources=resources,
         instance=instance,
         tags=range_tags(start_key, end_key),
@@ -77,7 +86,7 @@ def run_range(
         md = m.metadata
         if "run_rows" in md:
             rows[name] = md["run_rows"].value
-            rejected[name] = md["run_rejected_rows"].value
+            rejected[name] = md["run_rejected_rows"].value if "run_rejected_rows" in md else 0
             partitions = md["run_partitions"].value
     for ev in result.get_asset_check_evaluations():
         checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = (
@@ -114,3 +123,54 @@ def run_raw(
     if date_assets:
         runs.append(run_range(date_assets, start, end, None, resources, instance))
     return runs
+
+
+def run_features(
+    start: date,
+    end: date,
+    symbols: list[str],
+    resources: dict,
+    instance: dg.DagsterInstance,
+    with_folds: bool = True,
+    fold_config: dict | None = None,
+) -> list[RangeRun]:
+    """The derived layer over a date range: macro features (date), then every date x symbol feature and label
+    asset in one run (Dagster orders them), then the walk-forward folds."""
+    from quantmm_assets.defs.feature_assets import derivatives_features, macro_features, market_features
+    from quantmm_assets.defs.matrix_assets import feature_matrix_main, labels_multi_horizon, walk_forward_folds
+    from quantmm_assets.core.text_features import TEXT_LOOKBACK_DAYS
+    from quantmm_assets.defs.text_assets import TEXT_ASSETS
+
+    # text_items feeds a look-back: its earlier days must exist before the bucket features read them
+    text_items, *text_features = TEXT_ASSETS
+    runs = [
+        run_range([macro_features], start, end, None, resources, instance),
+        run_range([text_items], start - timedelta(days=TEXT_LOOKBACK_DAYS), end, symbols, resources, instance),
+    ]
+    per_symbol = [market_features, derivatives_features, *text_features, feature_matrix_main, labels_multi_horizon]
+    runs.append(run_range(per_symbol, start, end, symbols, resources, instance))
+    if with_folds and runs[-1].success:
+        runs.append(run_unpartitioned([walk_forward_folds], resources, instance, fold_config))
+    return runs
+
+
+def run_unpartitioned(
+    assets: list[dg.AssetsDefinition], resources: dict, instance: dg.DagsterInstance, config: dict | None = None
+) -> RangeRun:
+    """Materialize unpartitioned assets (with op config for the first, when given)."""
+    run_config = {"ops": {assets[0].op.name: {"config": config}}} if config else {}
+    t0 = time.perf_counter()
+    result = dg.materialize(
+        graph_with(assets),
+        selection=assets,
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+        run_config=run_config,
+    )
+    checks = {
+        f"{ev.asset_key.to_user_string()}:{ev.check_name}": "passed" if ev.passed else f"FAILED: {ev.description}"
+        for ev in result.get_asset_check_evaluations()
+    }
+    names = [a.key.to_user_string() for a in assets]
+    return RangeRun(names, "unpartitioned", 1, result.success, time.perf_counter() - t0, {}, {}, checks, result.run_id)

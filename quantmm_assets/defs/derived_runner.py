@@ -1,0 +1,125 @@
+"""What every derived (date x symbol) asset does around its core call: the run's window and symbols, the
+rows it owns, per-partition metadata, and leakage-check results."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+import polars as pl
+
+from quantmm_assets.core.leakage import LeakageOutcome
+from quantmm_assets.defs.ingest_runner import PER_PARTITION_METADATA_MAX, dates_by_symbol
+from quantmm_assets.defs.partitions import UNIVERSE, day_start, lookback
+from quantmm_resources.io_manager import PARTIAL_OK
+
+COMMON = {
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "io_manager_key": "lake_io_manager",
+    "kinds": {"polars"},
+}
+
+
+def window_in(days: int, ahead: int = 0) -> dg.AssetIn:
+    """An input read over the run's days plus ``days`` earlier (and ``ahead`` later) partitions of the same
+    symbol; partitions that were never materialized (before the data starts) are read as no rows."""
+    return dg.AssetIn(partition_mapping=lookback(days, ahead), metadata={PARTIAL_OK: True})
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    """The partitions of one run: keys, [start, end) over its days, its symbols (universe order)."""
+
+    keys: list[str]
+    start: datetime
+    end: datetime
+    symbols: list[str]
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+
+def run_window(context: dg.AssetExecutionContext) -> RunWindow:
+    keys = [str(k) for k in context.partition_keys]
+    by_symbol = dates_by_symbol(keys)
+    days = sorted({d for ds in by_symbol.values() for d in ds})
+    symbols = sorted((s for s in by_symbol if s), key=UNIVERSE.symbols.index)
+    return RunWindow(keys, day_start(days[0]), day_start(days[-1]) + timedelta(days=1), symbols)
+
+
+def owned_rows(frame: pl.DataFrame, win: RunWindow) -> pl.DataFrame:
+    """Rows of the run's own partitions (a selection need not be a rectangle)."""
+    key = pl.concat_str([pl.col("ts_event").dt.strftime("%Y-%m-%d"), pl.lit("|"), pl.col("symbol")])
+    return frame.filter(key.is_in(win.keys))
+
+
+def partition_metadata(context: dg.AssetExecutionContext, frame: pl.DataFrame, win: RunWindow) -> dict:
+    """Rows per partition (on each partition for small runs, as run-level JSON for backfills) and whether each
+    partition is complete (its day is over)."""
+    now = datetime.now(UTC)
+    counts: dict[str, int] = {}
+    if len(frame):
+        key = pl.concat_str([pl.col("ts_event").dt.strftime("%Y-%m-%d"), pl.lit("|"), pl.col("symbol")])
+        counts = dict(frame.group_by(key.alias("k")).len().iter_rows())
+    incomplete = [k for k in win.keys if day_start(date.fromisoformat(k[:10])) + timedelta(days=1) > now]
+    if len(win.keys) <= PER_PARTITION_METADATA_MAX:
+        for k in win.keys:
+            context.add_asset_metadata({"rows": counts.get(k, 0), "complete": k not in incomplete}, partition_key=k)
+        return {"run_complete": not incomplete}
+    return {
+        "run_complete": not incomplete,
+        "incomplete_partitions": dg.MetadataValue.json(incomplete[:200]),
+        "empty_partitions": dg.MetadataValue.json([k for k in win.keys if not counts.get(k)][:200]),
+    }
+
+
+def derived_output(
+    context: dg.AssetExecutionContext, frame: pl.DataFrame, win: RunWindow, seconds: float, extra: dict | None = None
+) -> dg.Output:
+    """The run's rows for the IO manager, with the metadata every derived asset reports."""
+    meta = {
+        "run_rows": len(frame),
+        "run_partitions": len(win.keys),
+        "date_range": f"{win.start:%Y-%m-%d}..{(win.end - timedelta(days=1)):%Y-%m-%d}",
+        "symbols": ", ".join(win.symbols),
+        "compute_seconds": round(seconds, 3),
+        "max_ts_available": str(frame["ts_available"].max())
+        if len(frame) and "ts_available" in frame.columns
+        else "none",
+        **partition_metadata(context, frame, win),
+        **(extra or {}),
+    }
+    context.log.info(f"{context.asset_key.to_user_string()}: {len(frame):,} rows over {len(win.keys)} partition(s)")
+    return dg.Output(frame, metadata=meta)
+
+
+def leakage_result(asset: str, check: str, outcome: LeakageOutcome, seconds: float) -> dg.AssetCheckResult:
+    """An ERROR-severity (blocking where declared so) check result from a leakage outcome."""
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=check,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=outcome.description,
+        metadata={
+            "checked": outcome.checked,
+            "failures": dg.MetadataValue.json(outcome.failures),
+            "check_seconds": round(seconds, 3),
+        },
+    )
+
+
+def timed(fn: Callable[[], pl.DataFrame]) -> tuple[pl.DataFrame, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def run_check(asset: str, check: str, fn: Callable[[], LeakageOutcome]) -> Iterator[dg.AssetCheckResult]:
+    t0 = time.perf_counter()
+    outcome = fn()
+    yield leakage_result(asset, check, outcome, time.perf_counter() - t0)

@@ -1,0 +1,258 @@
+"""``feature_matrix_main`` (with its feature contract), ``labels_multi_horizon`` and ``walk_forward_folds``."""
+
+import json
+from datetime import timedelta
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from quantmm_assets.core import labels as lab
+from quantmm_assets.core.costs import CostConfig
+from quantmm_assets.core.feature_matrix import assemble_matrix, feature_contract, with_schema
+from quantmm_assets.core.folds import FoldSpec, fold_violations
+from quantmm_assets.core.folds import walk_forward_folds as build_folds
+from quantmm_assets.core.leakage import LeakageOutcome
+from quantmm_assets.defs.checks.leakage_checks import matrix_check_specs, matrix_leakage_results
+from quantmm_assets.defs.derived_runner import (
+    COMMON,
+    derived_output,
+    leakage_result,
+    owned_rows,
+    run_check,
+    run_window,
+    timed,
+    window_in,
+)
+from quantmm_assets.defs.partitions import SAME_DAY, UNIVERSE, date_x_symbol
+from quantmm_resources.lake_views import LakeResource
+from quantmm_resources.text_encoder import TextEncoder
+
+
+@dg.asset(
+    partitions_def=date_x_symbol,
+    group_name="features",
+    ins={"macro_features": dg.AssetIn(partition_mapping=SAME_DAY)},
+    check_specs=matrix_check_specs(),
+    description="One row per (symbol, 5m t) of the perpetual: every feature family joined on availability "
+    "(exact on the shared grid, as-of for macro releases), missing flags, text latents at full width. Its "
+    "feature contract (ordered names, dtypes, version) is in the metadata and beside the lake.",
+    **COMMON,
+)
+def feature_matrix_main(
+    context: dg.AssetExecutionContext,
+    market_features: pl.DataFrame,
+    derivatives_features: pl.DataFrame,
+    macro_features: pl.DataFrame,
+    text_bucket_features: pl.DataFrame,
+    text_latents: pl.DataFrame,
+    lake: LakeResource,
+    text_encoder: TextEncoder,
+):
+    win = run_window(context)
+    dim = text_encoder.dim
+    contract = feature_contract(dim)
+    out, secs = timed(
+        lambda: owned_rows(
+            assemble_matrix(
+                market_features,
+                derivatives_features,
+                macro_features,
+                text_bucket_features,
+                text_latents,
+                UNIVERSE.symbols,
+                dim,
+            ),
+            win,
+        )
+    )
+    path = lake.path / "feature_matrix_main" / "contract.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(contract.to_dict(), indent=1))
+    yield derived_output(
+        context,
+        out,
+        win,
+        secs,
+        {
+            "feature_contract_version": contract.version,
+            "features": len(contract.names),
+            "feature_contract": dg.MetadataValue.json(contract.to_dict()),
+            "rows_without_text": int(out["text_missing"].sum()) if len(out) else 0,
+        },
+    )
+    yield from matrix_leakage_results(
+        out, lake, lambda texts, hashes: text_encoder.embed(texts, hashes)[0], dim, UNIVERSE.symbols
+    )
+
+
+class LabelConfig(dg.Config):
+    """The recorded cost configuration (written into the metadata and, later, every training run's params)."""
+
+    fee_bps: float = 4.0
+    slippage_bps: float = 1.0
+    impact_coef: float = 0.5
+    turnover_coef: float = 1.0
+    horizon_coef_bps_per_day: float = 0.0
+
+    def cost(self) -> CostConfig:
+        return CostConfig(**self.model_dump())
+
+
+@dg.asset(
+    partitions_def=date_x_symbol,
+    group_name="labels",
+    ins={"market_bars_5m": window_in(0, ahead=lab.LABEL_LOOKAHEAD_DAYS), "market_features": dg.AssetIn()},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "label_alignment",
+            asset="labels_multi_horizon",
+            blocking=True,
+            description="Blocking: each label's ts_available is t + h, sampled labels rebuild from the bars "
+            "available at t + h, and none can be built from the bars available 5 minutes earlier",
+        )
+    ],
+    description="Per perp row t and horizon (1h, 4h, 1d, 7d): gross forward log return, round-trip cost from the "
+    "recorded cost configuration, forward realized volatility; known at t + h (long format).",
+    **COMMON,
+)
+def labels_multi_horizon(
+    context: dg.AssetExecutionContext, config: LabelConfig, market_bars_5m: pl.DataFrame, market_features: pl.DataFrame
+):
+    win = run_window(context)
+    bars = with_schema(market_bars_5m, "market_bars_5m")
+    spread = market_features.select("symbol", "ts_event", "cs_spread_1d")
+    cost = config.cost()
+    out, secs = timed(lambda: owned_rows(lab.labels_multi_horizon(bars, spread, win.start, win.end, cost), win))
+    yield derived_output(
+        context,
+        out,
+        win,
+        secs,
+        {
+            "cost_config": dg.MetadataValue.json(cost.as_params()),
+            "complete_labels": int(out["complete"].sum()) if len(out) else 0,
+        },
+    )
+    yield from run_check("labels_multi_horizon", "label_alignment", lambda: label_alignment(out, bars, spread, cost))
+
+
+def label_alignment(labels: pl.DataFrame, bars: pl.DataFrame, spread: pl.DataFrame, cost: CostConfig) -> LeakageOutcome:
+    """Recompute sampled labels from bars cut by availability at t + h (equal) and at t + h - 5m (incomplete)."""
+    from quantmm_assets.core.leakage import differences, recomputed_availability
+
+    want_avail = pl.col("ts_event") + pl.col("horizon").replace_strict(
+        {h: timedelta(minutes=5 * k) for h, k in lab.HORIZONS.items()}, return_dtype=pl.Duration("us")
+    )
+    bad_stamp = labels.filter(pl.col("ts_available") != want_avail)
+    failures = [
+        f"{r['symbol']} {r['ts_event']} {r['horizon']}: known at {r['ts_available']}"
+        for r in bad_stamp.head(10).iter_rows(named=True)
+    ]
+    done = labels.filter(pl.col("complete"))
+    sample = done.sample(min(30, len(done)), seed=0) if len(done) else done
+    known = bars.with_columns(recomputed_availability("market_bars_5m", bars).alias("ts_available"))
+    for row in sample.iter_rows(named=True):
+        t, h = row["ts_event"], row["horizon"]
+        one = {h: lab.HORIZONS[h]}
+        for cut, expect_complete in ((row["ts_available"], True), (row["ts_available"] - timedelta(minutes=5), False)):
+            got = lab.labels_multi_horizon(
+                known.filter((pl.col("symbol") == row["symbol"]) & (pl.col("ts_available") <= cut)),
+                spread,
+                t,
+                t + timedelta(microseconds=1),
+                cost,
+                one,
+            )
+            if expect_complete:
+                failures += differences(
+                    sample.filter(
+                        (pl.col("symbol") == row["symbol"]) & (pl.col("ts_event") == t) & (pl.col("horizon") == h)
+                    ).drop("horizon"),
+                    got.drop("horizon"),
+                    f"label {h}",
+                )
+            elif len(got) and bool(got["complete"][0]):
+                failures.append(f"{row['symbol']} {t} {h}: buildable from bars available before t + h")
+    return LeakageOutcome(
+        not failures,
+        f"{len(labels)} labels stamped t + h ({len(bad_stamp)} not); {len(sample)} sampled labels rebuilt from the "
+        "bars available at t + h and not before",
+        len(sample),
+        failures[:20],
+    )
+
+
+class FoldConfig(dg.Config):
+    """The one fold spec every backbone uses (see core.folds.FoldSpec)."""
+
+    n_folds: int = 3
+    test_days: int = 30
+    min_train_days: int = 90
+    embargo_days: float = 1.0
+    purge_days: float = 7.0
+    inner_k: int = 3
+
+    def spec(self) -> FoldSpec:
+        return FoldSpec(
+            n_folds=self.n_folds,
+            test_days=self.test_days,
+            min_train_days=self.min_train_days,
+            embargo=timedelta(days=self.embargo_days),
+            purge=timedelta(days=self.purge_days),
+            inner_k=self.inner_k,
+        )
+
+
+@dg.asset(
+    group_name="labels",
+    deps=["labels_multi_horizon"],
+    io_manager_key="lake_io_manager",
+    kinds={"polars"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "fold_hygiene",
+            asset="walk_forward_folds",
+            blocking=True,
+            description="Blocking: on the materialized intervals, every train label window ends a purge (and an "
+            "embargo) before its evaluation window, nothing trains right after one, test windows never overlap",
+        )
+    ],
+    description="Walk-forward test windows with purged, embargoed train windows and a purged k-fold inside each "
+    "train window: one spec across all symbols and every backbone, over the span of the labels in the lake.",
+)
+def walk_forward_folds(context: dg.AssetExecutionContext, config: FoldConfig, lake: LakeResource):
+    pattern = str(lake.path / "labels_multi_horizon" / "**" / "*.parquet")
+    first, last = duckdb.sql(f"SELECT min(ts_event), max(ts_event) FROM read_parquet('{pattern}')").fetchall()[0]
+    if first is None:
+        raise ValueError("walk_forward_folds: no labels in the lake; materialize labels_multi_horizon first")
+    spec = config.spec()
+    folds = build_folds(first, last, spec)
+    yield dg.Output(
+        folds,
+        metadata={
+            "label_span": f"{first} .. {last}",
+            "spec": dg.MetadataValue.json({k: str(v) for k, v in spec.to_params().items()}),
+            "folds": dg.MetadataValue.md(_folds_md(folds)),
+        },
+    )
+    # verified against the longest label horizon, not only the spec's own purge: a purge set too short fails
+    purge = max(spec.purge, max(lab.HORIZONS.values()) * timedelta(minutes=5))
+    violations = fold_violations(folds, purge, spec.embargo)
+    outcome = LeakageOutcome(
+        not violations,
+        f"{len(folds)} intervals: " + ("purge and embargo hold" if not violations else f"{len(violations)} violations"),
+        len(folds),
+        violations[:20],
+    )
+    yield leakage_result("walk_forward_folds", "fold_hygiene", outcome, 0.0)
+
+
+def _folds_md(folds: pl.DataFrame) -> str:
+    rows = folds.filter(pl.col("kind") == "walk_forward")
+    lines = ["| fold | role | start | end |", "|---|---|---|---|"]
+    lines += [f"| {r['fold']} | {r['role']} | {r['start']} | {r['end']} |" for r in rows.iter_rows(named=True)]
+    return "\n".join(lines)
+
+
+MATRIX_ASSETS = [feature_matrix_main, labels_multi_horizon, walk_forward_folds]
