@@ -29,6 +29,32 @@ GRAPH = {
     "social_comments_raw": [],
     "social_posts_raw": [],
     "readiness_audit": RAW,
+    "market_features": ["market_bars_5m"],
+    "derivatives_features": ["derivatives_metrics", "funding_rates", "market_bars_5m", "open_interest"],
+    "macro_features": ["macro_series"],
+    "text_items": ["social_comments_raw", "social_posts_raw"],
+    "text_bucket_features": ["text_items"],
+    "text_latents": ["text_items"],
+    "feature_matrix_main": [
+        "derivatives_features",
+        "macro_features",
+        "market_features",
+        "text_bucket_features",
+        "text_latents",
+    ],
+    "labels_multi_horizon": ["market_bars_5m", "market_features"],
+    "walk_forward_folds": ["labels_multi_horizon"],
+}
+DERIVED_CHECKS = {
+    "market_features": {"asof_alignment"},
+    "derivatives_features": {"asof_alignment"},
+    "macro_features": {"asof_alignment"},
+    "text_items": {"asof_alignment"},
+    "text_bucket_features": {"asof_alignment"},
+    "text_latents": {"asof_alignment"},
+    "feature_matrix_main": {"asof_alignment", "truncation_invariance"},
+    "labels_multi_horizon": {"label_alignment"},
+    "walk_forward_folds": {"fold_hygiene"},
 }
 
 
@@ -82,3 +108,18 @@ def test_core_never_imports_dagster_fastapi_or_resources():
     )
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_derived_asset_has_blocking_leakage_checks_and_declared_lookbacks():
+    graph = defs.get_repository_def().asset_graph
+    for name, expected in DERIVED_CHECKS.items():
+        checks = {c for c in graph.asset_check_keys if c.asset_key == dg.AssetKey(name)}
+        assert {c.name for c in checks} == expected, name
+        assert all(graph.get_check_spec(c).blocking for c in checks), name
+    # look-backs go through TimeWindowPartitionMapping on the date dimension
+    node = graph.get(dg.AssetKey("market_features"))
+    mapping = node.partition_mappings[dg.AssetKey("market_bars_5m")]
+    date_map = mapping.downstream_mappings_by_upstream_dimension["date"].partition_mapping
+    assert isinstance(date_map, dg.TimeWindowPartitionMapping) and date_map.start_offset == -2
+    labels = graph.get(dg.AssetKey("labels_multi_horizon")).partition_mappings[dg.AssetKey("market_bars_5m")]
+    assert labels.downstream_mappings_by_upstream_dimension["date"].partition_mapping.end_offset == 8

@@ -224,13 +224,19 @@ def raw_inputs(**frames: pl.DataFrame) -> RawInputs:
     return RawInputs(**{name: with_schema(frames.get(name), asset) for name, asset in RAW_ASSET_OF.items()})
 
 
-def raw_window(raw: RawInputs, first: datetime, last: datetime, ahead: timedelta = timedelta(days=1)) -> RawInputs:
+def raw_window(
+    raw: RawInputs,
+    first: datetime,
+    last: datetime,
+    ahead: timedelta = timedelta(days=1),
+    extra_back: timedelta = timedelta(0),
+) -> RawInputs:
     """The raw rows rows in [first, last] need: from each input's look-back before ``first``'s day to ``ahead``
     after ``last`` (data after t is kept on purpose: the checks must see whether a build would use it)."""
     day0 = datetime(first.year, first.month, first.day, tzinfo=first.tzinfo)
 
     def cut(name: str, frame: pl.DataFrame) -> pl.DataFrame:
-        lo = day0 - timedelta(days=RAW_LOOKBACK_DAYS[name])
+        lo = day0 - timedelta(days=RAW_LOOKBACK_DAYS[name]) - extra_back
         return frame.filter((pl.col("ts_event") >= lo) & (pl.col("ts_event") < last + ahead)) if len(frame) else frame
 
     return replace(raw, **{f.name: cut(f.name, getattr(raw, f.name)) for f in fields(raw)})

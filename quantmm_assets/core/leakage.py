@@ -29,7 +29,7 @@ from quantmm_assets.core.availability import (
     period_available,
     social_available,
 )
-from quantmm_assets.core.feature_matrix import RawInputs
+from quantmm_assets.core.feature_matrix import RawInputs, raw_window
 
 TOLERANCE = 1e-9
 Builder = Callable[[RawInputs, datetime, datetime], pl.DataFrame]
@@ -155,7 +155,7 @@ KnownAt = Callable[[object, str, datetime], object]
 
 def raw_known_at(raw: RawInputs, symbol: str, t: datetime) -> RawInputs:
     """``symbol``'s raw rows (and the symbol-free ones) as they could be known at ``t``."""
-    return as_known_at(raw.map(lambda _a, f: _only_symbol(f, symbol)), t)
+    return as_known_at(raw_window(raw.map(lambda _a, f: _only_symbol(f, symbol)), t, t), t)
 
 
 def items_known_at(items: pl.DataFrame, symbol: str, t: datetime) -> tuple[str, pl.DataFrame]:
@@ -247,14 +247,13 @@ def truncation_invariance(
     step = timedelta(minutes=5)
     for cut in cuts:
         lo, hi = cut - compare + step, cut + step  # grid rows t in (cut - compare, cut]
-        full = build(raw, lo, hi)
-        failures += differences(
-            full, build(as_known_at(raw, cut), lo, hi), f"{label} cut at {cut:%Y-%m-%d %H:%M} (end)"
-        )
         day = datetime(lo.year, lo.month, lo.day, tzinfo=UTC)
         since = {a: day - lb for a, lb in lookback.items()} if isinstance(lookback, dict) else day - lookback
+        # one rebuild on data cut at both ends: a difference is look-ahead (the end) or a look-back longer than
+        # declared (the start); the message names the cut
+        cut_both = build(as_known_at(raw, cut, since=since), lo, hi)
         failures += differences(
-            full, build(as_known_at(raw, FAR_FUTURE, since=since), lo, hi), f"{label} data from the look-back (start)"
+            build(raw, lo, hi), cut_both, f"{label} data cut at {cut:%Y-%m-%d %H:%M} and at the look-back"
         )
         if len(failures) >= 20:
             break

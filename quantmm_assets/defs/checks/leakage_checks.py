@@ -20,6 +20,7 @@ from quantmm_assets.core.feature_matrix import (
     RawInputs,
     build_feature_rows,
     raw_inputs,
+    raw_window,
 )
 from quantmm_assets.core.leakage import LeakageOutcome, asof_alignment, cut_instants, sample_rows, truncation_invariance
 from quantmm_assets.defs.derived_runner import leakage_result
@@ -96,6 +97,7 @@ def matrix_leakage_results(
     outcomes = []
     for sym, cut in cut_at:
         mine = raw.map(lambda _a, f, s=sym: f.filter(pl.col("symbol") == s) if _has_symbol(f) else f)
+        mine = raw_window(mine, cut - COMPARE, cut, extra_back=timedelta(days=2))
         outcomes.append(truncation_invariance(mine, build, [cut], LOOKBACKS, sym, COMPARE))
     failures = [f for o in outcomes for f in o.failures][:20]
     trunc = LeakageOutcome(
