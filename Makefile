@@ -31,6 +31,7 @@ test: setup
 
 bench: setup
 	$(VENV)/bin/quantmm bench ingest
+	$(VENV)/bin/quantmm bench features --home $(QUANTMM_HOME)-bench
 
 ui: setup
 	@$(ENSURE_DAGSTER_HOME)

@@ -61,6 +61,15 @@ def cmd_readiness(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_features(args: argparse.Namespace) -> int:
+    from quantmm_jobs.bench_features import bench_features
+
+    out = bench_features(Path(args.data) if args.data else None, Path(args.home) if args.home else None)
+    print(json.dumps(out, indent=2, default=str))
+    build = out["partitioned_build"]
+    return 0 if build["success"] and out["one_pass_floor"]["equal_within_1e-9"] else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from quantmm_jobs.bench import bench_ingest
 
@@ -103,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     ing = bench.add_parser("ingest", help="import ../shared/data's bars, funding and mark prices through Dagster")
     ing.add_argument("--data", help="default: ../shared/data beside the repository")
     ing.set_defaults(func=cmd_bench)
+    feat = bench.add_parser("features", help="the feature layer on ../shared/data: partitioned vs one-pass, MiniLM")
+    feat.add_argument("--data", help="default: ../shared/data beside the repository")
+    feat.add_argument("--home", help="QUANTMM_HOME to use (kept; its raw lake is reused when present)")
+    feat.set_defaults(func=cmd_bench_features)
     return p
 
 

@@ -93,7 +93,8 @@ class FeatureContract:
         missing = [n for n in self.names if n not in frame.columns]
         if missing:
             raise ValueError(f"feature contract {self.version}: missing columns {missing[:5]}")
-        wrong = [n for n, d in zip(self.names, self.dtypes, strict=True) if str(frame.schema[n]) != d]
+        schema = frame.schema
+        wrong = [n for n, d in zip(self.names, self.dtypes, strict=True) if str(schema[n]) != d]
         if wrong:
             raise ValueError(f"feature contract {self.version}: wrong dtypes for {wrong[:5]}")
         return frame.select(*KEY_COLUMNS, *self.names)

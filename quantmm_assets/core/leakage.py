@@ -63,15 +63,17 @@ def recomputed_availability(asset: str, frame: pl.DataFrame) -> pl.Expr:
     raise KeyError(f"no availability rule for {asset!r}")
 
 
-def as_known_at(raw: RawInputs, cut: datetime, since: datetime | dict[str, datetime] | None = None) -> RawInputs:
+def as_known_at(
+    raw: RawInputs, cut: datetime, since: datetime | dict[str, datetime] | None = None, restamp: bool = True
+) -> RawInputs:
     """The raw rows as they could be known at ``cut``: availability recomputed (and re-stamped), rows published
     after ``cut`` dropped, engagement counts observed after ``cut`` blanked; optionally nothing before ``since``
-    (one instant, or one per raw asset name)."""
+    (one instant, or one per raw asset name). ``restamp=False``: ``raw`` was restamped already (``restamped``)."""
 
     def cut_frame(asset: str, frame: pl.DataFrame) -> pl.DataFrame:
         if not len(frame):
             return frame
-        out = frame.with_columns(recomputed_availability(asset, frame).alias("ts_available"))
+        out = frame.with_columns(recomputed_availability(asset, frame).alias("ts_available")) if restamp else frame
         keep = pl.col("ts_available") <= cut
         first = since.get(asset) if isinstance(since, dict) else since
         if first is not None:
@@ -153,9 +155,16 @@ def sample_rows(stored: pl.DataFrame, n: int, seed: int = 0) -> list[tuple[str, 
 KnownAt = Callable[[object, str, datetime], object]
 
 
-def raw_known_at(raw: RawInputs, symbol: str, t: datetime) -> RawInputs:
+def restamped(raw: RawInputs) -> RawInputs:
+    """``raw`` with every ``ts_available`` re-derived from ``ts_event`` (done once before many cuts)."""
+    return raw.map(
+        lambda asset, f: f.with_columns(recomputed_availability(asset, f).alias("ts_available")) if len(f) else f
+    )
+
+
+def raw_known_at(raw: RawInputs, symbol: str, t: datetime, restamp: bool = True) -> RawInputs:
     """``symbol``'s raw rows (and the symbol-free ones) as they could be known at ``t``."""
-    return as_known_at(raw_window(raw.map(lambda _a, f: _only_symbol(f, symbol)), t, t), t)
+    return as_known_at(raw_window(raw.map(lambda _a, f: _only_symbol(f, symbol)), t, t), t, restamp=restamp)
 
 
 def items_known_at(items: pl.DataFrame, symbol: str, t: datetime) -> tuple[str, pl.DataFrame]:
@@ -239,6 +248,7 @@ def truncation_invariance(
     lookback: timedelta | dict[str, timedelta],
     label: str,
     compare: timedelta,
+    restamp: bool = True,
 ) -> LeakageOutcome:
     """Rows in (cut - compare, cut] built from data cut at ``cut`` (and, separately, starting ``lookback`` before
     the compared rows' day: one look-back, or one per raw asset name) must equal the same rows built from all the
@@ -251,7 +261,7 @@ def truncation_invariance(
         since = {a: day - lb for a, lb in lookback.items()} if isinstance(lookback, dict) else day - lookback
         # one rebuild on data cut at both ends: a difference is look-ahead (the end) or a look-back longer than
         # declared (the start); the message names the cut
-        cut_both = build(as_known_at(raw, cut, since=since), lo, hi)
+        cut_both = build(as_known_at(raw, cut, since=since, restamp=restamp), lo, hi)
         failures += differences(
             build(raw, lo, hi), cut_both, f"{label} data cut at {cut:%Y-%m-%d %H:%M} and at the look-back"
         )

@@ -22,7 +22,15 @@ from quantmm_assets.core.feature_matrix import (
     raw_inputs,
     raw_window,
 )
-from quantmm_assets.core.leakage import LeakageOutcome, asof_alignment, cut_instants, sample_rows, truncation_invariance
+from quantmm_assets.core.leakage import (
+    LeakageOutcome,
+    asof_alignment,
+    cut_instants,
+    raw_known_at,
+    restamped,
+    sample_rows,
+    truncation_invariance,
+)
 from quantmm_assets.defs.derived_runner import leakage_result
 from quantmm_resources.lake_views import LakeResource
 
@@ -85,20 +93,22 @@ def matrix_leakage_results(
     )
     cuts = cut_instants(start - timedelta(minutes=5), end - timedelta(minutes=5), timing, TRUNCATION_CUTS, seed)
     cut_at = [(symbols[i % len(symbols)], c) for i, c in enumerate(cuts)]
-    raw = load_raw(lake, samples + cut_at)
+    raw = restamped(load_raw(lake, samples + cut_at))  # availability re-derived once, from ts_event
 
     def build(r: RawInputs, s: datetime, e: datetime) -> pl.DataFrame:
         syms = r.bars["symbol"].unique().to_list() if len(r.bars) else symbols[:1]
         return build_feature_rows(r, syms, s, e, embed, latent_dim, universe)
 
-    asof = asof_alignment(stored, raw, build, samples, "matrix")
+    asof = asof_alignment(
+        stored, raw, build, samples, "matrix", known_at=lambda r, s, t: raw_known_at(r, s, t, restamp=False)
+    )
     yield leakage_result("feature_matrix_main", "asof_alignment", asof, time.perf_counter() - t0)
     t1 = time.perf_counter()
     outcomes = []
     for sym, cut in cut_at:
         mine = raw.map(lambda _a, f, s=sym: f.filter(pl.col("symbol") == s) if _has_symbol(f) else f)
         mine = raw_window(mine, cut - COMPARE, cut, extra_back=timedelta(days=2))
-        outcomes.append(truncation_invariance(mine, build, [cut], LOOKBACKS, sym, COMPARE))
+        outcomes.append(truncation_invariance(mine, build, [cut], LOOKBACKS, sym, COMPARE, restamp=False))
     failures = [f for o in outcomes for f in o.failures][:20]
     trunc = LeakageOutcome(
         not failures,
