@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import tempfile
@@ -34,7 +35,8 @@ def _rss_mb() -> int:
 
 def _lake_frame(lake: Path, asset: str) -> pl.DataFrame:
     pattern = str(lake / asset / "**" / "*.parquet")
-    return duckdb.sql(f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)").pl()
+    frame = duckdb.sql(f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)").pl()
+    return frame.with_columns(pl.col(pl.Datetime).dt.convert_time_zone("UTC"))  # DuckDB says Etc/UTC
 
 
 def bench_features(data_dir: Path | None = None, home: Path | None = None) -> dict:
@@ -68,13 +70,19 @@ def bench_features(data_dir: Path | None = None, home: Path | None = None) -> di
     symbols = sorted(span[2], key=settings.universe().symbols.index)
     out["range"] = f"{first}..{last}"
     out["symbols"] = symbols
-    out["embedding"] = _bench_embedding(lake, settings.embedding_cache)
-    out["partitioned_build"] = _build(first, last - timedelta(days=1), symbols, instance)
-    out["peak_rss_mb_after_build"] = _rss_mb()
-    out["one_pass_floor"] = _floor(lake, first, last)
+    report = home / "bench_features.json"
+
+    def checkpoint(key: str, value: object) -> None:  # a failure later keeps what was measured
+        out[key] = value
+        report.write_text(json.dumps(out, indent=2, default=str))
+
+    checkpoint("embedding", _bench_embedding(lake, settings.embedding_cache))
+    checkpoint("partitioned_build", _build(first, last - timedelta(days=1), symbols, instance))
+    checkpoint("peak_rss_mb_after_build", _rss_mb())
+    checkpoint("one_pass_floor", _floor(lake, first, last))
     build_s = out["partitioned_build"]["wall_seconds"]
     out["ratio_partitioned_over_one_pass"] = round(build_s / out["one_pass_floor"]["seconds"], 1)
-    out["incremental_day"] = _build(last, last, symbols, instance)
+    checkpoint("incremental_day", _build(last, last, symbols, instance))
     out["targets"] = {
         "ratio": "partitioned build <= 30x the one-pass floor",
         "incremental_day_seconds": "< 10",
@@ -198,6 +206,8 @@ def _floor(lake: Path, first: date, last: date) -> dict:
     """One-pass pandas reference over the whole range, compared with the partitioned matrix."""
     from quantmm_jobs.bench_reference import FEATURE_COLUMNS, reference_features
 
+    compared = FEATURE_COLUMNS[3:]  # after symbol, ts_event, ts_available
+
     frames = {
         a: _lake_frame(lake, a).to_pandas()
         for a in ("market_bars_5m", "funding_rates", "open_interest", "derivatives_metrics")
@@ -210,10 +220,10 @@ def _floor(lake: Path, first: date, last: date) -> dict:
         )
         times.append(time.perf_counter() - t0)
     ref = pl.from_pandas(ref).with_columns(pl.col("ts_event").cast(pl.Datetime("us", "UTC")))
-    matrix = _lake_frame(lake, "feature_matrix_main").select("symbol", "ts_event", *FEATURE_COLUMNS)
+    matrix = _lake_frame(lake, "feature_matrix_main").select("symbol", "ts_event", *compared)
     joined = matrix.join(ref, on=["symbol", "ts_event"], how="inner", suffix="_ref")
     worst, bad_cols = 0.0, {}
-    for col in FEATURE_COLUMNS:
+    for col in compared:
         a = joined[col].cast(pl.Float64).to_numpy()
         b = joined[f"{col}_ref"].cast(pl.Float64).to_numpy()
         na, nb = np.isnan(a), np.isnan(b)
@@ -230,7 +240,7 @@ def _floor(lake: Path, first: date, last: date) -> dict:
         "perp_bars": len(ref),
         "rows_compared": len(joined),
         "matrix_rows": len(matrix),
-        "columns_compared": len(FEATURE_COLUMNS),
+        "columns_compared": len(compared),
         "max_relative_difference": worst,
         "columns_differing_beyond_1e-9": bad_cols,
         "equal_within_1e-9": not bad_cols and len(joined) == len(matrix),

@@ -13,7 +13,7 @@ from quantmm_assets.defs.derived_runner import COMMON, derived_output, run_check
 from quantmm_assets.defs.partitions import daily, date_x_symbol
 from quantmm_resources.io_manager import PARTIAL_OK
 
-ASOF_SAMPLES = 40
+ASOF_SAMPLES = 20  # per family asset; feature_matrix_main rebuilds 40 whole rows and 50 cuts
 ASOF = "asof_alignment"
 ASOF_DESCRIPTION = (
     "Blocking: sampled rows rebuilt from the input rows available at their t (availability recomputed from "

@@ -108,7 +108,11 @@ def matrix_leakage_results(
     for sym, cut in cut_at:
         mine = raw.map(lambda _a, f, s=sym: f.filter(pl.col("symbol") == s) if _has_symbol(f) else f)
         mine = raw_window(mine, cut - COMPARE, cut, extra_back=timedelta(days=2))
-        outcomes.append(truncation_invariance(mine, build, [cut], LOOKBACKS, sym, COMPARE, restamp=False))
+        outcomes.append(
+            truncation_invariance(
+                mine, build, [cut], LOOKBACKS, sym, COMPARE, restamp=False, full=stored.filter(pl.col("symbol") == sym)
+            )
+        )
     failures = [f for o in outcomes for f in o.failures][:20]
     trunc = LeakageOutcome(
         not failures,
