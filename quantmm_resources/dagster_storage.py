@@ -4,8 +4,9 @@ Stock ``SqliteEventLogStorage`` builds a new SQLAlchemy engine, connection and s
 every statement and closes the connection after it; in WAL mode the last close also checkpoints (an
 fsync). A single-run backfill writes several events per partition, so on this 2-core machine a range
 run over 2,000 partitions spent most of its time there (40 ms per partition for a trivial asset). This
-subclass changes only ``_connect``: engines (with their compiled-statement cache and a small pool) are kept
-per shard, most recently used first, and ``synchronous=NORMAL`` is set on their connections. Everything
+subclass changes only ``_connect`` and ``has_table`` (asked once per stored event, with a new engine each
+time): engines (with their compiled-statement cache and a small pool) are kept per shard, most recently used
+first, ``synchronous=NORMAL`` is set on their connections, and a table once found is remembered. Everything
 else — schema, migrations, queries, the per-run database layout — is Dagster's own. `dagster.yaml` under
 ``$QUANTMM_HOME/dagster`` names it for the embedded default; production uses dagster-postgres.
 """
@@ -16,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import Connection, Engine, create_engine, event
 
@@ -35,6 +36,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._tables_present: set[str] = set()
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -66,6 +68,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    def has_table(self, table_name: str) -> bool:
+        """Stock: a new engine and a PRAGMA per stored event (~0.5 ms each). Tables only appear (migrations),
+        so a positive answer is remembered; a negative one is asked again."""
+        if table_name in self._tables_present:
+            return True
+        with self._connect(INDEX_SHARD_NAME) as conn:
+            present = bool(conn.dialect.has_table(conn, table_name))
+        if present:
+            self._tables_present.add(table_name)
+        return present
+
     def _dispose(self, shard: str | None = None) -> None:
         for key in [shard] if shard else list(self._engines):
             engine = self._engines.pop(key, None)
@@ -78,6 +91,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def wipe(self) -> None:
         self._dispose()
+        self._tables_present.clear()
         super().wipe()
 
     def dispose(self) -> None:

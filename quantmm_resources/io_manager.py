@@ -128,4 +128,14 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         if missing:  # look-back / look-ahead partitions: what is not there is no data, said in the log
             context.log.warning(f"{name}: {len(missing)} look-back/ahead partition(s) not materialized: {missing[:3]}")
             paths = [p for p in paths if p.exists()]
-        return pl.concat([pl.read_parquet(p) for p in paths], how="vertical_relaxed") if paths else pl.DataFrame()
+        return read_partition_files(paths)
+
+
+def read_partition_files(paths: list[Path]) -> pl.DataFrame:
+    """Concatenate partition files: one parallel scan, or file by file where their schemas differ."""
+    if not paths:
+        return pl.DataFrame()
+    try:
+        return pl.scan_parquet(paths).collect()
+    except (pl.exceptions.SchemaError, pl.exceptions.ComputeError):
+        return pl.concat([pl.read_parquet(p) for p in paths], how="vertical_relaxed")

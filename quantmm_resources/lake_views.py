@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 
 from quantmm_assets.core.schemas import RAW_SCHEMAS
-from quantmm_resources.io_manager import FILE_NAME, partition_dir
+from quantmm_resources.io_manager import FILE_NAME, partition_dir, read_partition_files
 
 
 def connect_lake(lake_dir: Path, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
@@ -60,7 +60,7 @@ class LakeResource(dg.ConfigurableResource):
     def read_partitions(self, asset: str, keys: list[str]) -> pl.DataFrame:
         """Rows of ``asset`` in the given partitions (those never materialized read as no rows)."""
         paths = [partition_dir(self.path / asset, k) / FILE_NAME for k in keys]
-        frames = [pl.read_parquet(p) for p in paths if p.exists()]
-        if not frames:
+        present = [p for p in paths if p.exists()]
+        if not present:
             return RAW_SCHEMAS[asset].empty() if asset in RAW_SCHEMAS else pl.DataFrame()
-        return pl.concat(frames, how="vertical_relaxed")
+        return read_partition_files(present)

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from quantmm_assets.core.features_derivatives import DERIVATIVES_FEATURES, derivatives_features
-from quantmm_assets.core.features_macro import MACRO_FEATURES, macro_asof, macro_features
+from quantmm_assets.core.features_macro import MACRO_FEATURES, MACRO_LOOKBACK_DAYS, macro_asof, macro_features
 from quantmm_assets.core.features_market import MARKET_FEATURES, market_features
 from quantmm_assets.core.schemas import RAW_SCHEMAS
 from quantmm_assets.core.text_features import TEXT_BUCKET_FEATURES, text_bucket_features
@@ -214,7 +214,7 @@ RAW_LOOKBACK_DAYS = {
     "funding": 9,
     "open_interest": 3,
     "metrics": 3,
-    "macro": 100,
+    "macro": MACRO_LOOKBACK_DAYS,
     "posts": 2,
     "comments": 2,
 }

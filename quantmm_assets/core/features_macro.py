@@ -12,13 +12,16 @@ from datetime import datetime, time, timedelta
 
 import polars as pl
 
-MACRO_LOOKBACK_DAYS = 100
+# z-window (90 d) + search horizon (10 d) + the longest publication lag (weekly series, 8 d), rounded up
+MACRO_LOOKBACK_DAYS = 110
 MACRO_SERIES: tuple[str, ...] = ("vix", "us10y", "dollar_index")
 MACRO_Z_WINDOW = timedelta(days=90)
 MACRO_Z_MIN_N = 5
 MACRO_STALE_LIMIT = timedelta(days=10)
-# An observation released this long (or longer) before t counts as absent (keeps results look-back invariant).
-MACRO_HORIZON = timedelta(days=90)
+# An observation released longer than this before t counts as absent (keeps results look-back invariant):
+# the staleness limit, so the z-window of the latest usable observation stays inside the look-back. (It was 90
+# days with a 100-day look-back: the as-of check caught a stale series' z-score reading 180 days back.)
+MACRO_HORIZON = MACRO_STALE_LIMIT
 UTC_TS = pl.Datetime("us", "UTC")
 HOUR_US = 3_600_000_000.0
 
@@ -55,7 +58,7 @@ def series_at(instants: pl.DataFrame, obs: pl.DataFrame, s: str) -> pl.DataFrame
     latest = known.group_by("t", maintain_order=True).agg(
         e=pl.col("ts_event").last(), x=pl.col("value").last(), rel=pl.col("ts_available").last()
     )
-    latest = latest.filter(pl.col("t") - pl.col("rel") < MACRO_HORIZON)
+    latest = latest.filter(pl.col("t") - pl.col("rel") <= MACRO_HORIZON)
     in_window = pl.col("ts_event") > pl.col("e") - MACRO_Z_WINDOW
     stats = (
         known.join(latest.select("t", "e"), on="t", how="inner", maintain_order="left")

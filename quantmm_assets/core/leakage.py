@@ -189,8 +189,13 @@ def asof_alignment(
 ) -> LeakageOutcome:
     """Rebuild each sampled row from the inputs known at its t (``known_at``); any difference is a leak."""
     failures: list[str] = []
+    mine: dict[str, object] = {}  # inputs narrowed to each sampled symbol once
     for symbol, t in samples:
-        got = build(known_at(inputs, symbol, t), t, t + timedelta(microseconds=1))
+        if symbol not in mine:
+            mine[symbol] = (
+                inputs.map(lambda _a, f, s=symbol: _only_symbol(f, s)) if isinstance(inputs, RawInputs) else inputs
+            )
+        got = build(known_at(mine[symbol], symbol, t), t, t + timedelta(microseconds=1))
         want = stored.filter((pl.col("symbol") == symbol) & (pl.col("ts_event") == t))
         failures += differences(want, got.filter(pl.col("symbol") == symbol), f"{label} row at {t:%Y-%m-%d %H:%M}")
         if len(failures) >= 20:

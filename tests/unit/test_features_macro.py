@@ -131,11 +131,11 @@ def test_grid_rows_before_the_first_macro_row_are_missing() -> None:
 
 
 def test_a_release_older_than_the_search_horizon_counts_as_absent() -> None:
-    vix = observations("vix", {D - 98 * DAY: 20.0})  # a Monday, released Tuesday D - 97d 14:00
+    vix = observations("vix", {D - 14 * DAY: 20.0})  # a Monday, released Tuesday D - 13d 14:00
     feats = macro_features(vix, D - 10 * DAY, D + DAY)
     by_t = {r["ts_event"]: r for r in feats.to_dicts()}
-    assert by_t[D - 10 * DAY]["macro_vix_released_at"] == D - 97 * DAY + 14 * H  # 87 days old
-    assert by_t[D]["macro_vix_released_at"] is None and by_t[D]["macro_vix"] is None  # 97 days old
+    assert by_t[D - 10 * DAY]["macro_vix_released_at"] == D - 13 * DAY + 14 * H  # under 3 days old
+    assert by_t[D]["macro_vix_released_at"] is None and by_t[D]["macro_vix"] is None  # over 10 days old
     out = macro_asof(grid(D + H), feats)
     assert out["macro_vix_staleness_h"][0] is None and out["macro_vix_missing"][0] == 1
 
