@@ -13,6 +13,7 @@ else — schema, migrations, queries, the per-run database layout — is Dagster
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool
 
 MAX_OPEN_SHARDS = 8
 BUSY_TIMEOUT_S = 30
@@ -37,6 +39,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._tables_present: set[str] = set()
+        self._has_table_engine: Engine | None = None
+        self._has_table_lock = threading.Lock()
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -73,8 +77,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         so a positive answer is remembered; a negative one is asked again."""
         if table_name in self._tables_present:
             return True
-        with self._connect(INDEX_SHARD_NAME) as conn:
-            present = bool(conn.dialect.has_table(conn, table_name))
+        # Dagster asks from inside an open index connection, which holds ``_db_lock``: use an engine of its own
+        with self._has_table_lock:
+            if self._has_table_engine is None:
+                self._has_table_engine = create_engine(
+                    self.conn_string_for_shard(INDEX_SHARD_NAME),
+                    poolclass=NullPool,
+                    connect_args={"timeout": BUSY_TIMEOUT_S},
+                )
+            engine = self._has_table_engine
+        with engine.connect() as conn:
+            present = bool(engine.dialect.has_table(conn, table_name))
         if present:
             self._tables_present.add(table_name)
         return present
@@ -92,6 +105,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def wipe(self) -> None:
         self._dispose()
         self._tables_present.clear()
+        self._has_table_engine = None
         super().wipe()
 
     def dispose(self) -> None:
