@@ -74,17 +74,19 @@ class FeatureContract:
 
     names: tuple[str, ...]
     dtypes: tuple[str, ...]
+    latent_dim: int = 384
     code_version: str = FEATURE_CODE_VERSION
 
     @property
     def version(self) -> str:
-        payload = json.dumps([self.names, self.dtypes, self.code_version]).encode()
+        payload = json.dumps([self.names, self.dtypes, self.latent_dim, self.code_version]).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
 
     def to_dict(self) -> dict:
         return {
             "version": self.version,
             "code_version": self.code_version,
+            "latent_dim": self.latent_dim,
             "columns": dict(zip(self.names, self.dtypes, strict=True)),
         }
 
@@ -116,8 +118,10 @@ def feature_contract(latent_dim: int) -> FeatureContract:
     names += TEXT_BUCKET_FEATURES
     dtypes += [_text_dtype(n) for n in TEXT_BUCKET_FEATURES]
     names += [*TEXT_COVERAGE_COLUMNS, "post_n", "comment_n", *LATENT_COLUMNS]
-    dtypes += ["Int32", flag, "Int32", "Int32", *[f"Array(Float32, shape=({latent_dim},))"] * 2]
-    return FeatureContract(tuple(names), tuple(dtypes))
+    # latents as List, not Array: a null list costs nothing, a null fixed-size array still holds its width
+    # (600k rows x 768 floats = 1.8 GB for a matrix that has text on a few weeks)
+    dtypes += ["Int32", flag, "Int32", "Int32", "List(Float32)", "List(Float32)"]
+    return FeatureContract(tuple(names), tuple(dtypes), latent_dim=latent_dim)
 
 
 def _text_dtype(name: str) -> str:
@@ -143,7 +147,8 @@ def assemble_matrix(
     macro_rows = macro.drop("symbol", strict=False).unique(subset=["ts_event"], keep="first").sort("ts_event")
     out = macro_asof(out.sort(keys), macro_rows)
     out = out.join(text_buckets.drop("ts_available"), on=keys, how="left", coalesce=True)
-    out = out.join(latents.drop("ts_available"), on=keys, how="left", coalesce=True)
+    lat = latents.drop("ts_available").with_columns(pl.col(*LATENT_COLUMNS).cast(pl.List(pl.Float32)))
+    out = out.join(lat, on=keys, how="left", coalesce=True)
     out = out.with_columns(
         pl.col("text_items_1d").fill_null(0).cast(pl.Int32),
         pl.col("post_n", "comment_n").fill_null(0).cast(pl.Int32),

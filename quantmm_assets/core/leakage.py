@@ -120,7 +120,7 @@ def _show(v: object) -> str:
 
 
 def _unequal(a: pl.Series, b: pl.Series) -> np.ndarray:
-    if isinstance(a.dtype, pl.Array):
+    if isinstance(a.dtype, pl.Array | pl.List):
         na, nb = a.is_null().to_numpy(), b.is_null().to_numpy()
         bad = na != nb
         both = ~na & ~nb
