@@ -19,7 +19,8 @@ def print_runs(runs) -> None:
             f"{r.wall_seconds:.1f}s  run {r.run_id[:8]}"
         )
         for asset, n in r.rows.items():
-            print(f"    {asset:<22} {n:>10,} rows   {r.rejected.get(asset, 0):>6,} quarantined")
+            quarantined = f"   {r.rejected[asset]:>6,} quarantined" if asset in r.rejected else ""
+            print(f"    {asset:<22} {n:>10,} rows{quarantined}")
         failed = {k: v for k, v in r.checks.items() if v != "passed"}
         print(f"    checks: {len(r.checks) - len(failed)}/{len(r.checks)} passed")
         for name, verdict in failed.items():

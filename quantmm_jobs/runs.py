@@ -86,7 +86,8 @@ def run_range(
         md = m.metadata
         if "run_rows" in md:
             rows[name] = md["run_rows"].value
-            rejected[name] = md["run_rejected_rows"].value if "run_rejected_rows" in md else 0
+            if "run_rejected_rows" in md:  # raw assets quarantine; derived ones have nothing to quarantine
+                rejected[name] = md["run_rejected_rows"].value
             partitions = md["run_partitions"].value
     for ev in result.get_asset_check_evaluations():
         checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = (
