@@ -9,6 +9,7 @@ from quantmm_assets.defs.matrix_assets import MATRIX_ASSETS
 from quantmm_assets.defs.raw_assets import RAW_ASSETS
 from quantmm_assets.defs.readiness import readiness_audit
 from quantmm_assets.defs.text_assets import TEXT_ASSETS
+from quantmm_jobs.feature_schedules import FEATURE_JOBS, FEATURE_SCHEDULES
 from quantmm_jobs.schedules import JOBS, SCHEDULES
 from quantmm_resources.environment import build_resources
 from quantmm_resources.settings import get_settings
@@ -20,8 +21,8 @@ def build_definitions(source: str | None = None, bundle_dir: str | None = None) 
     """Definitions with the environment's resources (or an explicit source, e.g. a bundle import)."""
     return dg.Definitions(
         assets=ASSETS,
-        jobs=JOBS,
-        schedules=SCHEDULES,
+        jobs=[*JOBS, *FEATURE_JOBS],
+        schedules=[*SCHEDULES, *FEATURE_SCHEDULES],
         resources=build_resources(get_settings(), source, bundle_dir),
     )
 

@@ -44,3 +44,22 @@ def _skip_while_running(instance: dg.DagsterInstance) -> None:
     assert evaluate("refresh_today_market", datetime(2025, 3, 4, 12, 10, tzinfo=UTC), instance) == []
     instance.report_run_canceled(run)
     assert len(evaluate("refresh_today_market", datetime(2025, 3, 4, 12, 20, tzinfo=UTC), instance)) == 1
+
+
+def test_feature_refresh_follows_the_raw_refresh_and_labels_settle_nine_days():
+    (features,) = evaluate("refresh_today_features", datetime(2025, 3, 4, 0, 15, tzinfo=UTC))
+    assert (features.tags[RANGE_START], features.tags[RANGE_END]) == ("2025-03-03|BTCUSDT", "2025-03-04|AVAXUSDT")
+    (macro,) = evaluate("refresh_today_macro_features", datetime(2025, 3, 4, 12, 15, tzinfo=UTC))
+    assert (macro.tags[RANGE_START], macro.tags[RANGE_END]) == ("2025-03-04", "2025-03-04")
+    (late,) = evaluate("settle_macro_features_daily", datetime(2025, 3, 4, 23, 45, tzinfo=UTC))
+    assert late.tags[RANGE_START] == "2025-02-22"
+    (labels,) = evaluate("settle_labels_daily", datetime(2025, 3, 4, 0, 20, tzinfo=UTC))
+    assert (labels.tags[RANGE_START], labels.tags[RANGE_END]) == ("2025-02-23|BTCUSDT", "2025-03-04|AVAXUSDT")
+
+
+def test_feature_job_selects_the_feature_chain_on_one_partitions_definition(quantmm_home):
+    from quantmm_jobs.feature_schedules import FEATURE_ASSETS
+
+    job = defs.resolve_job_def("features_job")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == set(FEATURE_ASSETS)
+    assert job.partitions_def is not None and len(job.partitions_def.partitions_defs) == 2  # date x symbol
