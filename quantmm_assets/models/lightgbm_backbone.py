@@ -1,0 +1,71 @@
+"""LightGBM backbone: one gradient-boosted regressor per head on the flat feature row (DESIGN section 3).
+
+Shared names map to LightGBM as ``max_steps -> n_estimators``, ``learning_rate``, ``hidden_size -> num_leaves``
+and ``random_seed -> seed``; ``batch_size`` has no effect. Deterministic: ``deterministic=True``,
+``force_col_wise=True`` and a fixed ``num_threads``. NaN are handled natively; ``symbol_code`` is a column.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lightgbm as lgb
+import numpy as np
+
+from quantmm_assets.models.base import COMMON_DEFAULTS, Backbone
+
+LGBM_DEFAULTS: dict[str, Any] = {
+    **COMMON_DEFAULTS,
+    "hidden_size": 31,
+    "learning_rate": 0.05,
+    "max_steps": 200,
+    "num_threads": 1,
+    "min_child_samples": 50,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+}
+
+
+class LightGBMBackbone(Backbone):
+    """Gradient-boosted trees, one ``LGBMRegressor`` per head with shared settings."""
+
+    name: ClassVar[str] = "lightgbm"
+    defaults: ClassVar[dict[str, Any]] = LGBM_DEFAULTS
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if int(self.max_steps) < 1 or int(self.hidden_size) < 2 or not float(self.learning_rate) > 0:
+            raise ValueError(
+                f"lightgbm: needs max_steps >= 1, hidden_size (num_leaves) >= 2, learning_rate > 0; got "
+                f"{self.max_steps}, {self.hidden_size}, {self.learning_rate}"
+            )
+
+    def _regressor(self) -> lgb.LGBMRegressor:
+        return lgb.LGBMRegressor(
+            n_estimators=int(self.max_steps),
+            learning_rate=float(self.learning_rate),
+            num_leaves=int(self.hidden_size),
+            min_child_samples=int(self.min_child_samples),
+            subsample=float(self.subsample),
+            subsample_freq=1 if float(self.subsample) < 1 else 0,
+            colsample_bytree=float(self.colsample_bytree),
+            reg_lambda=float(self.reg_lambda),
+            random_state=int(self.random_seed),
+            n_jobs=int(self.num_threads),
+            deterministic=True,
+            force_col_wise=True,
+            verbose=-1,
+        )
+
+    def _fit_regressor(self, x: np.ndarray, symbol_code: np.ndarray, y: np.ndarray) -> list[lgb.LGBMRegressor]:
+        design = _design(x, symbol_code)
+        return [self._regressor().fit(design, y[:, k]) for k in range(y.shape[1])]
+
+    def _predict_regressor(self, model: list[lgb.LGBMRegressor], x: np.ndarray, symbol_code: np.ndarray) -> np.ndarray:
+        design = _design(x, symbol_code)
+        return np.column_stack([m.predict(design) for m in model])
+
+
+def _design(x: np.ndarray, symbol_code: np.ndarray) -> np.ndarray:
+    return np.column_stack([x.astype(np.float64), symbol_code.astype(np.float64)])

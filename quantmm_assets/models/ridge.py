@@ -1,0 +1,52 @@
+"""Ridge backbone: sklearn ``Ridge`` on the flat feature row (DESIGN section 3).
+
+Inside the fitted pipeline (train rows only): NaN -> train median plus a missing indicator per feature that has
+NaN in train, standardization, and a one-hot of ``symbol_code``. Closed form: ``hidden_size``,
+``learning_rate``, ``max_steps`` and ``batch_size`` are accepted (shared names) but have no effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from quantmm_assets.models.base import COMMON_DEFAULTS, Backbone
+
+
+class RidgeBackbone(Backbone):
+    """Multi-output Ridge regression on standardized flat features (``alpha`` = L2 strength)."""
+
+    name: ClassVar[str] = "ridge"
+    defaults: ClassVar[dict[str, Any]] = {**COMMON_DEFAULTS, "alpha": 10.0}
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not float(self.alpha) > 0:
+            raise ValueError(f"ridge: alpha must be > 0, got {self.alpha}")
+
+    def _fit_regressor(self, x: np.ndarray, symbol_code: np.ndarray, y: np.ndarray) -> Pipeline:
+        f = x.shape[1]
+        numeric = make_pipeline(
+            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler()
+        )
+        design = ColumnTransformer(
+            [
+                ("num", numeric, list(range(f))),
+                ("sym", OneHotEncoder(handle_unknown="ignore", sparse_output=False), [f]),
+            ]
+        )
+        model = Pipeline([("design", design), ("ridge", Ridge(alpha=float(self.alpha)))])
+        return model.fit(_design(x, symbol_code), y)
+
+    def _predict_regressor(self, model: Pipeline, x: np.ndarray, symbol_code: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(_design(x, symbol_code))).reshape(len(x), -1)
+
+
+def _design(x: np.ndarray, symbol_code: np.ndarray) -> np.ndarray:
+    return np.column_stack([x.astype(np.float64), symbol_code.astype(np.float64)])
