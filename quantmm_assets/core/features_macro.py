@@ -125,7 +125,9 @@ def macro_asof(grid: pl.DataFrame, macro_feats: pl.DataFrame) -> pl.DataFrame:
         missing = released.is_null() | (stale > MACRO_STALE_LIMIT / timedelta(hours=1))
         cols += [
             *[pl.when(~missing).then(pl.col(c)).alias(c) for c in _value_columns(s)[:3]],
-            stale.alias(f"macro_{s}_staleness_h"),
+            # past the limit the release counts as absent, as the search horizon makes it at later instants:
+            # stored rows and a rebuild at t agree
+            pl.when(~missing).then(stale).alias(f"macro_{s}_staleness_h"),
             missing.cast(pl.Int8).alias(f"macro_{s}_missing"),
         ]
     return joined.select(*grid.columns, *cols).select(*grid.columns, *MACRO_FEATURES)

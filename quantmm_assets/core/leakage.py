@@ -222,20 +222,25 @@ def _only_symbol(frame: pl.DataFrame, symbol: str) -> pl.DataFrame:
 
 
 def cut_instants(start: datetime, end: datetime, raw: RawInputs, n: int = 60, seed: int = 0) -> list[datetime]:
-    """At least ``n`` instants in (start, end]: every partition boundary (up to a third of them), funding
-    settlements, macro releases, and seeded random 5m instants for the rest."""
+    """Up to ``n`` 5m instants in (start, end]: partition boundaries (00:00, up to a third of the cuts), funding
+    settlements and macro releases *and the bar before each* (a build that uses an event one bar early is only
+    seen with the cut just before it), then seeded random 5m instants; fewer only when the span has fewer."""
     rng = np.random.default_rng(seed)
-    span_days = max(1, (end - start).days)
-    days = [start + timedelta(days=i) for i in range(1, span_days + 1)]
-    picks: set[datetime] = set(_spread(days, n // 3, rng))
-    settle = [t for t in raw.funding["ts_event"].to_list() if start < t <= end] if len(raw.funding) else []
-    picks |= set(_spread(settle, n // 6, rng))
+    bar = timedelta(minutes=5)
+    first_midnight = datetime(start.year, start.month, start.day, tzinfo=UTC) + timedelta(days=1)
+    days = [first_midnight + timedelta(days=i) for i in range(max(0, (end - first_midnight).days + 1))]
+    picks: set[datetime] = set(_spread([d for d in days if start < d <= end], n // 3, rng))
+    events = [t for t in raw.funding["ts_event"].to_list() if start < t <= end] if len(raw.funding) else []
     if len(raw.macro):
         releases = raw.macro.with_columns(recomputed_availability("macro_series", raw.macro).alias("_a"))["_a"]
-        picks |= set(_spread([t for t in releases.to_list() if start < t <= end], n // 6, rng))
-    steps = int((end - start) / timedelta(minutes=5))
-    while len(picks) < n and steps > 0:
-        picks.add(start + timedelta(minutes=5) * int(rng.integers(1, steps + 1)))
+        events += [t for t in releases.to_list() if start < t <= end]
+    for t in _spread(events, n // 6, rng):
+        picks |= {t, t - bar} if t - bar > start else {t}
+    steps = int((end - start) / bar)
+    for k in rng.permutation(steps) + 1 if steps > 0 else []:
+        if len(picks) >= n:
+            break
+        picks.add(start + bar * int(k))
     return sorted(picks)
 
 

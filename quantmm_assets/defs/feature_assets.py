@@ -9,7 +9,15 @@ from quantmm_assets.core import features_macro as fmac
 from quantmm_assets.core import features_market as fm
 from quantmm_assets.core.feature_matrix import raw_inputs, with_schema
 from quantmm_assets.core.leakage import asof_alignment, sample_rows
-from quantmm_assets.defs.derived_runner import COMMON, derived_output, run_check, run_window, timed, window_in
+from quantmm_assets.defs.derived_runner import (
+    COMMON,
+    derived_output,
+    owned_rows,
+    run_check,
+    run_window,
+    timed,
+    window_in,
+)
 from quantmm_assets.defs.partitions import daily, date_x_symbol
 from quantmm_resources.io_manager import PARTIAL_OK
 
@@ -37,7 +45,7 @@ def asof_spec(asset: str) -> list[dg.AssetCheckSpec]:
 def market_features(context: dg.AssetExecutionContext, market_bars_5m: pl.DataFrame):
     win = run_window(context)
     bars = with_schema(market_bars_5m, "market_bars_5m")
-    out, secs = timed(lambda: fm.market_features(bars.filter(pl.col("symbol").is_in(win.symbols)), win.start, win.end))
+    out, secs = timed(lambda: owned_rows(fm.market_features(bars, win.start, win.end), win))
     yield derived_output(context, out, win, secs, {"input_bars": len(bars)})
     raw = raw_inputs(bars=bars)
     yield from run_check(
@@ -81,7 +89,7 @@ def derivatives_features(
     def build(r, s, e):
         return fd.derivatives_features(r.bars, r.funding, r.open_interest, r.metrics, s, e)
 
-    out, secs = timed(lambda: build(raw, win.start, win.end))
+    out, secs = timed(lambda: owned_rows(build(raw, win.start, win.end), win))
     yield derived_output(context, out, win, secs)
     yield from run_check(
         "derivatives_features", ASOF, lambda: asof_alignment(out, raw, build, sample_rows(out, ASOF_SAMPLES), "deriv")

@@ -102,7 +102,8 @@ class LabelConfig(dg.Config):
 @dg.asset(
     partitions_def=date_x_symbol,
     group_name="labels",
-    ins={"market_bars_5m": window_in(0, ahead=lab.LABEL_LOOKAHEAD_DAYS), "market_features": dg.AssetIn()},
+    # one day back: the row at 00:00 starts from the bar that closes then (it opened at 23:55 the day before)
+    ins={"market_bars_5m": window_in(1, ahead=lab.LABEL_LOOKAHEAD_DAYS), "market_features": dg.AssetIn()},
     check_specs=[
         dg.AssetCheckSpec(
             "label_alignment",

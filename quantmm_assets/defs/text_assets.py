@@ -6,7 +6,7 @@ words, content hash). The bucket features and latents read it over a look-back t
 TimeWindowPartitionMapping (Dagster has no date -> date x symbol mapping with a look-back).
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import numpy as np
@@ -114,6 +114,7 @@ def text_bucket_features(context: dg.AssetExecutionContext, text_items: pl.DataF
             win,
         )
     )
+    out = out.filter(pl.col("ts_event") <= datetime.now(UTC))  # today's partition: nothing about the future
     yield derived_output(context, out, win, secs, {"items_read": len(items)})
     samples = sample_rows(out, ASOF_SAMPLES)
     yield from run_check(
@@ -158,14 +159,14 @@ def text_latents(context: dg.AssetExecutionContext, text_items: pl.DataFrame, te
             win,
         )
     )
-    enc = stats[0] if stats else None
+    enc = next((st for st in stats if st.fallback), stats[0] if stats else None)  # any fallback is reported
     yield derived_output(
         context,
         out,
         win,
         secs,
         {
-            "encoder": enc.encoder_id if enc else "none (no text in range)",
+            "encoder": ", ".join(sorted({st.encoder_id for st in stats})) or "none (no text in range)",
             "encoder_fallback": bool(enc and enc.fallback),
             "fallback_reason": (enc.fallback_reason or "") if enc else "",
             "texts_embedded": sum(s.computed for s in stats),

@@ -106,3 +106,24 @@ def test_lookback_longer_than_declared_fails_truncation_invariance() -> None:
     raw = synthetic_raw()
     out = truncation_invariance(raw, long_memory, [DAY0 + timedelta(hours=6)], LOOKBACK, "memory", timedelta(hours=1))
     assert not out.passed
+
+
+def test_an_event_used_one_bar_early_fails_truncation_at_the_cut_before_it():
+    raw = synthetic_raw()
+
+    def early_macro(r, start, end):
+        # the planted leak: macro releases are read 5 minutes before they are published
+        early = r.macro.with_columns(pl.col("ts_available") - timedelta(minutes=5))
+        return build(type(r)(**{**r.__dict__, "macro": early}), start, end)
+
+    cuts = cut_instants(DAY0, DAY2, as_known_at(raw, DAY2 + timedelta(days=1)), n=60, seed=3)
+    releases = set(as_known_at(raw, DAY2).macro["ts_available"].to_list())
+    assert any(c + timedelta(minutes=5) in releases for c in cuts)  # the bar before a release is cut
+    out = truncation_invariance(raw, early_macro, cuts, LOOKBACK, "early", timedelta(hours=1))
+    assert not out.passed and any("macro_" in f for f in out.failures)
+
+
+def test_cut_instants_on_a_short_span_returns_what_there_is():
+    raw = synthetic_raw()
+    cuts = cut_instants(DAY0, DAY0 + timedelta(hours=1), raw, n=50)
+    assert len(cuts) == 12 and cuts[-1] == DAY0 + timedelta(hours=1)
