@@ -120,15 +120,35 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         asset_dir = self._asset_dir(context.asset_key)
         if not context.has_asset_partitions:
             return pl.read_parquet(asset_dir / FILE_NAME)
-        paths = [partition_dir(asset_dir, k) / FILE_NAME for k in context.asset_partition_keys]
-        missing = [str(p) for p in paths if not p.exists()]
+        keys = [str(k) for k in context.asset_partition_keys]
+        present = {k for k in keys if (partition_dir(asset_dir, k) / FILE_NAME).exists()}
         name = context.asset_key.to_user_string()
-        if missing and not (context.definition_metadata or {}).get(PARTIAL_OK):
-            raise FileNotFoundError(f"{name}: {len(missing)} partition(s) not materialized, e.g. {missing[:3]}")
-        if missing:  # look-back / look-ahead partitions: what is not there is no data, said in the log
-            context.log.warning(f"{name}: {len(missing)} look-back/ahead partition(s) not materialized: {missing[:3]}")
-            paths = [p for p in paths if p.exists()]
-        return read_partition_files(paths)
+        missing = [k for k in keys if k not in present]
+        holes = interior_gaps(keys, present)
+        if missing and not ((context.definition_metadata or {}).get(PARTIAL_OK) and not holes):
+            raise FileNotFoundError(
+                f"{name}: {len(missing)} partition(s) not materialized"
+                + (f", {len(holes)} of them between materialized ones" if holes else "")
+                + f", e.g. {(holes or missing)[:3]}: materialize them first"
+            )
+        if missing:  # before the data begins / after it ends (look-back, look-ahead): no rows, said in the log
+            context.log.warning(
+                f"{name}: {len(missing)} look-back/ahead partition(s) at the edges not materialized: {missing[:3]}"
+            )
+        return read_partition_files([partition_dir(asset_dir, k) / FILE_NAME for k in keys if k in present])
+
+
+def interior_gaps(keys: list[str], present: set[str]) -> list[str]:
+    """Missing keys that lie between materialized ones of the same symbol (a hole, not the data's edge)."""
+    by_symbol: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        by_symbol.setdefault(key.partition("|")[2], []).append(key)
+    holes = []
+    for ordered in by_symbol.values():
+        have = [i for i, k in enumerate(ordered) if k in present]
+        if have:
+            holes += [k for k in ordered[have[0] : have[-1] + 1] if k not in present]
+    return holes
 
 
 def read_partition_files(paths: list[Path]) -> pl.DataFrame:

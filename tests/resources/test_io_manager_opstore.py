@@ -82,3 +82,13 @@ def test_opstore_replaces_rejects_idempotently(tmp_path):
     assert store.count_rejects("a") == 0
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_only_missing_partitions_at_the_edges_of_a_look_back_read_as_no_rows():
+    from quantmm_resources.io_manager import interior_gaps
+
+    keys = [f"2025-03-0{d}|BTCUSDT" for d in range(1, 7)] + [f"2025-03-0{d}|ETHUSDT" for d in range(1, 7)]
+    present = {f"2025-03-0{d}|BTCUSDT" for d in (3, 4, 6)} | {f"2025-03-0{d}|ETHUSDT" for d in (1, 2, 3)}
+    # BTC: 1-2 before its data begins (fine), 5 is a hole; ETH: 4-6 after its data ends (fine)
+    assert interior_gaps(keys, present) == ["2025-03-05|BTCUSDT"]
+    assert interior_gaps(keys, set()) == []
