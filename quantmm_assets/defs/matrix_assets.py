@@ -12,7 +12,7 @@ from quantmm_assets.core.costs import CostConfig
 from quantmm_assets.core.feature_matrix import assemble_matrix, feature_contract, with_schema
 from quantmm_assets.core.folds import FoldSpec, fold_violations
 from quantmm_assets.core.folds import walk_forward_folds as build_folds
-from quantmm_assets.core.leakage import LeakageOutcome
+from quantmm_assets.core.leakage import LeakageOutcome, differences, recomputed_availability
 from quantmm_assets.defs.checks.leakage_checks import matrix_check_specs, matrix_leakage_results
 from quantmm_assets.defs.derived_runner import (
     COMMON,
@@ -140,8 +140,6 @@ def labels_multi_horizon(
 
 def label_alignment(labels: pl.DataFrame, bars: pl.DataFrame, spread: pl.DataFrame, cost: CostConfig) -> LeakageOutcome:
     """Recompute sampled labels from bars cut by availability at t + h (equal) and at t + h - 5m (incomplete)."""
-    from quantmm_assets.core.leakage import differences, recomputed_availability
-
     want_avail = pl.col("ts_event") + pl.col("horizon").replace_strict(
         {h: timedelta(minutes=5 * k) for h, k in lab.HORIZONS.items()}, return_dtype=pl.Duration("us")
     )
