@@ -57,15 +57,22 @@ def owned_rows(frame: pl.DataFrame, win: RunWindow) -> pl.DataFrame:
     return frame.filter(key.is_in(win.keys))
 
 
-def partition_metadata(context: dg.AssetExecutionContext, frame: pl.DataFrame, win: RunWindow) -> dict:
+def partition_metadata(
+    context: dg.AssetExecutionContext, frame: pl.DataFrame, win: RunWindow, complete_rows: pl.Expr | None = None
+) -> dict:
     """Rows per partition (on each partition for small runs, as run-level JSON for backfills) and whether each
-    partition is complete (its day is over)."""
+    partition is complete: its day is over (and, with ``complete_rows``, every row of it satisfies that, e.g.
+    labels whose forward window is in the lake)."""
     now = datetime.now(UTC)
     counts: dict[str, int] = {}
     if len(frame):
         key = pl.concat_str([pl.col("ts_event").dt.strftime("%Y-%m-%d"), pl.lit("|"), pl.col("symbol")])
         counts = dict(frame.group_by(key.alias("k")).len().iter_rows())
     incomplete = [k for k in win.keys if day_start(date.fromisoformat(k[:10])) + timedelta(days=1) > now]
+    if complete_rows is not None and len(frame):
+        key = pl.concat_str([pl.col("ts_event").dt.strftime("%Y-%m-%d"), pl.lit("|"), pl.col("symbol")])
+        unfinished = set(frame.filter(~complete_rows).select(key.alias("k")).unique()["k"].to_list())
+        incomplete = [k for k in win.keys if k in unfinished or k in incomplete]
     if len(win.keys) <= PER_PARTITION_METADATA_MAX:
         for k in win.keys:
             context.add_asset_metadata({"rows": counts.get(k, 0), "complete": k not in incomplete}, partition_key=k)
@@ -78,7 +85,12 @@ def partition_metadata(context: dg.AssetExecutionContext, frame: pl.DataFrame, w
 
 
 def derived_output(
-    context: dg.AssetExecutionContext, frame: pl.DataFrame, win: RunWindow, seconds: float, extra: dict | None = None
+    context: dg.AssetExecutionContext,
+    frame: pl.DataFrame,
+    win: RunWindow,
+    seconds: float,
+    extra: dict | None = None,
+    complete_rows: pl.Expr | None = None,
 ) -> dg.Output:
     """The run's rows for the IO manager, with the metadata every derived asset reports."""
     meta = {
@@ -90,7 +102,7 @@ def derived_output(
         "max_ts_available": str(frame["ts_available"].max())
         if len(frame) and "ts_available" in frame.columns
         else "none",
-        **partition_metadata(context, frame, win),
+        **partition_metadata(context, frame, win, complete_rows),
         **(extra or {}),
     }
     context.log.info(f"{context.asset_key.to_user_string()}: {len(frame):,} rows over {len(win.keys)} partition(s)")

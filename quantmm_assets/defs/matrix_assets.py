@@ -134,6 +134,7 @@ def labels_multi_horizon(
             "cost_config": dg.MetadataValue.json(cost.as_params()),
             "complete_labels": int(out["complete"].sum()) if len(out) else 0,
         },
+        complete_rows=pl.col("complete"),  # a day's labels are complete once its 7-day windows are in the lake
     )
     yield from run_check("labels_multi_horizon", "label_alignment", lambda: label_alignment(out, bars, spread, cost))
 

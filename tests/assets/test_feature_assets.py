@@ -84,3 +84,18 @@ def test_folds_whose_purge_is_shorter_than_the_longest_label_fail_the_hygiene_ch
     leaky = run_unpartitioned([walk_forward_folds], resources, instance, {**SMALL_FOLDS, "purge_days": 1.0})
     assert not leaky.success  # the blocking check stops the run
     assert leaky.checks["walk_forward_folds:fold_hygiene"].startswith("FAILED")
+
+
+def test_label_partitions_are_complete_only_once_their_forward_windows_are_in(built):
+    _home, _raw, _runs, resources, instance = built
+    from quantmm_assets.defs.feature_assets import market_features
+    from quantmm_assets.defs.matrix_assets import labels_multi_horizon
+    from quantmm_jobs.runs import run_range
+
+    # bars reach LAST + 8 days: a day 3 days after LAST lacks the end of its 7-day windows
+    day = LAST + timedelta(days=3)
+    run = run_range([market_features, labels_multi_horizon], day, day, SYMBOLS, resources, instance)
+    assert run.success
+    event = instance.get_latest_materialization_event(dg.AssetKey("labels_multi_horizon"))
+    assert event.asset_materialization.partition == f"{day}|BTCUSDT"
+    assert event.asset_materialization.metadata["complete"].value is False
