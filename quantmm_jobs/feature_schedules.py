@@ -8,7 +8,7 @@ import dagster as dg
 
 from quantmm_assets.core.labels import LABEL_LOOKAHEAD_DAYS
 from quantmm_assets.defs.partitions import UNIVERSE
-from quantmm_jobs.schedules import MACRO_SETTLE_DAYS, busy, range_tags, refresh_window
+from quantmm_jobs.schedules import MACRO_SETTLE_DAYS, range_tags, refresh_schedule, refresh_window
 
 FEATURE_ASSETS = (
     "text_items",
@@ -61,53 +61,34 @@ def labels_request(now: datetime) -> dg.RunRequest:
 
 AFTER_RAW = "5-59/10 * * * *"  # five minutes after each raw refresh
 
-
-@dg.schedule(
-    cron_schedule=AFTER_RAW,
-    job=macro_features_job,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Today's macro_features (the 00:00 row the matrix reads, releases of the day) every 10 minutes.",
+refresh_today_macro_features = refresh_schedule(
+    "refresh_today_macro_features",
+    AFTER_RAW,
+    macro_features_job,
+    macro_features_request,
+    "Today's macro_features (the 00:00 row the matrix reads, releases of the day) every 10 minutes.",
 )
-def refresh_today_macro_features(context: dg.ScheduleEvaluationContext):
-    return busy(context, macro_features_job.name) or macro_features_request(
-        context.scheduled_execution_time or datetime.now(UTC)
-    )
-
-
-@dg.schedule(
-    cron_schedule=AFTER_RAW,
-    job=features_job,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Today's feature partitions of every symbol, five minutes after each raw refresh.",
+refresh_today_features = refresh_schedule(
+    "refresh_today_features",
+    AFTER_RAW,
+    features_job,
+    features_request,
+    "Today's feature partitions of every symbol, five minutes after each raw refresh.",
 )
-def refresh_today_features(context: dg.ScheduleEvaluationContext):
-    return busy(context, features_job.name) or features_request(context.scheduled_execution_time or datetime.now(UTC))
-
-
-@dg.schedule(
-    cron_schedule="45 23 * * *",
-    job=macro_features_job,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=f"macro_features over the last {MACRO_SETTLE_DAYS} days after the daily macro settle (23:30).",
+settle_macro_features_daily = refresh_schedule(
+    "settle_macro_features_daily",
+    "45 23 * * *",
+    macro_features_job,
+    lambda now: macro_features_request(now, days=MACRO_SETTLE_DAYS),
+    f"macro_features over the last {MACRO_SETTLE_DAYS} days after the daily macro settle (23:30).",
 )
-def settle_macro_features_daily(context: dg.ScheduleEvaluationContext):
-    return busy(context, macro_features_job.name) or macro_features_request(
-        context.scheduled_execution_time or datetime.now(UTC), days=MACRO_SETTLE_DAYS
-    )
-
-
-@dg.schedule(
-    cron_schedule="20 0 * * *",
-    job=labels_job,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=f"labels_multi_horizon over the last {LABEL_LOOKAHEAD_DAYS + 1} days: their 7d windows fill daily.",
+settle_labels_daily = refresh_schedule(
+    "settle_labels_daily",
+    "20 0 * * *",
+    labels_job,
+    labels_request,
+    f"labels_multi_horizon over the last {LABEL_LOOKAHEAD_DAYS + 1} days: their 7d windows fill daily.",
 )
-def settle_labels_daily(context: dg.ScheduleEvaluationContext):
-    return busy(context, labels_job.name) or labels_request(context.scheduled_execution_time or datetime.now(UTC))
 
 
 FEATURE_JOBS = [features_job, macro_features_job, labels_job]

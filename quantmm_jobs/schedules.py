@@ -79,30 +79,23 @@ def macro_settle_request(now: datetime) -> dg.RunRequest:
 SCHEDULE_DOC = "Re-materialize today's partial partitions every 10 minutes (idempotent overwrite)."
 
 
-@dg.schedule(
-    cron_schedule="*/10 * * * *",
-    job=raw_market_job,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=SCHEDULE_DOC,
-)
-def refresh_today_market(context: dg.ScheduleEvaluationContext):
-    return busy(context, raw_market_job.name) or today_market_request(
-        context.scheduled_execution_time or datetime.now(UTC)
-    )
+def refresh_schedule(
+    name: str, cron: str, job: dg.UnresolvedAssetJobDefinition, request, description: str
+) -> dg.ScheduleDefinition:
+    """A UTC schedule (stopped by default) that asks ``request(tick time)`` unless ``job`` is still running."""
 
-
-@dg.schedule(
-    cron_schedule="*/10 * * * *",
-    job=social_refresh_job,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=SCHEDULE_DOC,
-)
-def refresh_today_social(context: dg.ScheduleEvaluationContext):
-    return busy(context, social_refresh_job.name) or today_date_request(
-        context.scheduled_execution_time or datetime.now(UTC)
+    @dg.schedule(
+        name=name,
+        cron_schedule=cron,
+        job=job,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=description,
     )
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        return busy(context, job.name) or request(context.scheduled_execution_time or datetime.now(UTC))
+
+    return _schedule
 
 
 macro_settle_job = dg.define_asset_job(
@@ -110,19 +103,19 @@ macro_settle_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("macro_series"),
     description="macro_series over the last days, as late publications arrive.",
 )
-
-
-@dg.schedule(
-    cron_schedule="30 23 * * *",
-    job=macro_settle_job,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=f"Re-read the last {MACRO_SETTLE_DAYS} days of macro series daily (late publications).",
+refresh_today_market = refresh_schedule(
+    "refresh_today_market", "*/10 * * * *", raw_market_job, today_market_request, SCHEDULE_DOC
 )
-def settle_macro_daily(context: dg.ScheduleEvaluationContext):
-    return busy(context, macro_settle_job.name) or macro_settle_request(
-        context.scheduled_execution_time or datetime.now(UTC)
-    )
+refresh_today_social = refresh_schedule(
+    "refresh_today_social", "*/10 * * * *", social_refresh_job, today_date_request, SCHEDULE_DOC
+)
+settle_macro_daily = refresh_schedule(
+    "settle_macro_daily",
+    "30 23 * * *",
+    macro_settle_job,
+    macro_settle_request,
+    f"Re-read the last {MACRO_SETTLE_DAYS} days of macro series daily (late publications).",
+)
 
 
 JOBS = [raw_market_job, raw_date_job, social_refresh_job, macro_settle_job]

@@ -21,6 +21,7 @@ from quantmm_assets.core.text_scoring import TEXT_ITEMS_SCHEMA
 from quantmm_assets.core.text_scoring import text_items as score_items
 from quantmm_assets.defs.derived_runner import (
     COMMON,
+    RunWindow,
     derived_output,
     owned_rows,
     run_check,
@@ -87,6 +88,12 @@ def item_availability(items: pl.DataFrame) -> LeakageOutcome:
     )
 
 
+def per_symbol(build, items: pl.DataFrame, win: RunWindow) -> pl.DataFrame:
+    """``build((symbol, its items), start, end)`` for each symbol of the run; the run's own rows kept."""
+    frames = [build((sym, items.filter(pl.col("symbol") == sym)), win.start, win.end) for sym in win.symbols]
+    return owned_rows(pl.concat(frames, how="vertical_relaxed"), win)
+
+
 @dg.asset(
     partitions_def=date_x_symbol,
     group_name="text",
@@ -105,15 +112,7 @@ def text_bucket_features(context: dg.AssetExecutionContext, text_items: pl.DataF
         sym, mine = symbol_items
         return with_item_counts(tf.text_bucket_features(mine, sym, s, e), mine)
 
-    out, secs = timed(
-        lambda: owned_rows(
-            pl.concat(
-                [build((sym, items.filter(pl.col("symbol") == sym)), win.start, win.end) for sym in win.symbols],
-                how="vertical_relaxed",
-            ),
-            win,
-        )
-    )
+    out, secs = timed(lambda: per_symbol(build, items, win))
     out = out.filter(pl.col("ts_event") <= datetime.now(UTC))  # today's partition: nothing about the future
     yield derived_output(context, out, win, secs, {"items_read": len(items)})
     samples = sample_rows(out, ASOF_SAMPLES)
@@ -150,15 +149,7 @@ def text_latents(context: dg.AssetExecutionContext, text_items: pl.DataFrame, te
         sym, mine = symbol_items
         return latents_of(mine, sym, s, e, embed, text_encoder.dim)
 
-    out, secs = timed(
-        lambda: owned_rows(
-            pl.concat(
-                [build((sym, items.filter(pl.col("symbol") == sym)), win.start, win.end) for sym in win.symbols],
-                how="vertical_relaxed",
-            ),
-            win,
-        )
-    )
+    out, secs = timed(lambda: per_symbol(build, items, win))
     enc = next((st for st in stats if st.fallback), stats[0] if stats else None)  # any fallback is reported
     yield derived_output(
         context,

