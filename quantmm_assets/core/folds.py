@@ -2,7 +2,10 @@
 
 One :class:`FoldSpec` serves every backbone. Folds are intervals ``[start, end)`` over *sample times* ``t``
 (the feature / label row time); a sample at ``t`` has label windows ending at most ``t + purge`` (purge =
-the longest label horizon). Hygiene is checked by :func:`fold_violations` from the intervals alone.
+the longest label horizon). The walk-forward test windows sit on a fixed grid anchored at the start of the
+data and the fold number is the grid index, so extending the data never moves (or renumbers) an earlier fold:
+its train, test and inner intervals, and hence its out-of-sample predictions, stay the same. Hygiene is
+checked by :func:`fold_violations` from the intervals alone.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ FOLD_SCHEMA: dict[str, pl.DataType] = {
     "end": UTC_TS,
 }
 DAY = timedelta(days=1)
+REFIT_FOLD = -1  # the fold number of the final refit's intervals
 
 
 @dataclass(frozen=True)
@@ -87,46 +91,82 @@ def _split(start: datetime, end: datetime, k: int) -> list[tuple[datetime, datet
 def walk_forward_folds(first_t: datetime, last_t: datetime, spec: FoldSpec) -> pl.DataFrame:
     """Return the fold intervals (``FOLD_SCHEMA``) for samples with times in ``[first_t, last_t]``.
 
-    ``last_t`` is the last instant the data covers. A test sample at ``s`` needs its labels, i.e. data until
-    ``s + purge``, so the test windows end (exclusive) at ``E = last_t - purge``: the ``n_folds`` test
-    windows are consecutive, ``test_days`` long each, and cover ``[E - n_folds * test_days, E)``; fold 0 is
-    the oldest. Fold f trains on ``[train_start, test_start_f - purge - embargo)``, with ``train_start =
-    first_t`` (expanding) or ``max(first_t, train_end - train_days)`` (rolling): every train label window
-    ends before ``test_start_f - embargo``. Inside each train window, ``inner_k`` contiguous validation
-    blocks ``[vs, ve)``; their train parts are ``[train_start, vs - purge)`` and ``[ve + purge + embargo,
-    train_end)``, empty parts omitted. Raises ValueError when fold 0's train window is shorter than
-    ``min_train_days``, or an inner split has no train interval.
+    The test windows lie on a grid anchored at the *start* of the data: candidate ``k = 0, 1, 2, ...`` is
+    ``[a + k * test_days, a + (k + 1) * test_days)`` with ``a = first_t + min_train_days + purge + embargo``, so
+    candidate 0 already has ``min_train_days`` of train data. ``last_t`` is the last instant the data covers; a
+    test sample at ``s`` needs its labels, i.e. data until ``s + purge``, so a candidate is usable when it ends
+    at or before ``E = last_t - purge``. The folds are the newest ``n_folds`` usable candidates, and the fold
+    number is the grid index ``k`` (ascending = older to newer; not necessarily starting at 0). Fold ``k``
+    trains on ``[train_start, test_start_k - purge - embargo)``, with ``train_start = first_t`` (expanding) or
+    ``max(first_t, train_end - train_days)`` (rolling): every train label window ends before ``test_start_k -
+    embargo``. Inside each train window, ``inner_k`` contiguous validation blocks ``[vs, ve)``; their train
+    parts are ``[train_start, vs - purge)`` and ``[ve + purge + embargo, train_end)``, empty parts omitted.
+
+    Fold ``k``'s intervals depend only on ``first_t``, ``k`` and the spec, never on ``last_t``: extending the
+    data (same ``first_t``) adds newer folds and drops the oldest ones past ``n_folds``, but every fold present
+    before and after keeps its number and identical intervals (walk-forward and inner). Data after the newest
+    usable window's end (less than one test window, plus the purge) is in no test window until the next grid
+    window completes. Raises ValueError when fewer than ``n_folds`` candidates are usable (the data span is
+    shorter than ``min_train_days + purge + embargo + n_folds * test_days + purge``), or an inner split has no
+    train interval.
     """
     first_t, last_t = _utc(first_t), _utc(last_t)
     test_len = timedelta(days=spec.test_days)
     gap = spec.purge + spec.embargo
-    test_end = last_t - spec.purge
-    oldest_test = test_end - spec.n_folds * test_len
-    needed = timedelta(days=spec.min_train_days) + gap + spec.n_folds * test_len + spec.purge
-    if oldest_test - gap - first_t < timedelta(days=spec.min_train_days):
+    anchor = first_t + timedelta(days=spec.min_train_days) + gap  # start of grid window 0
+    test_end = last_t - spec.purge  # a usable test window ends at or before this
+    n_usable = max(0, (test_end - anchor) // test_len)
+    if n_usable < spec.n_folds:
+        needed = timedelta(days=spec.min_train_days) + gap + spec.n_folds * test_len + spec.purge
         raise ValueError(
             f"data span {first_t:%Y-%m-%d %H:%M} .. {last_t:%Y-%m-%d %H:%M} ({(last_t - first_t) / DAY:.2f} days) "
             f"is too short for the fold spec: it needs at least {needed / DAY:.2f} days = min_train_days "
-            f"{spec.min_train_days} + purge + embargo + {spec.n_folds} x {spec.test_days} test days + purge"
+            f"{spec.min_train_days} + purge + embargo + {spec.n_folds} x {spec.test_days} test days + purge "
+            f"({n_usable} complete test window(s) fit)"
         )
     rows: list[dict[str, Any]] = []
-    for f in range(spec.n_folds):
-        test_start = oldest_test + f * test_len
+    for k in range(n_usable - spec.n_folds, n_usable):
+        test_start = anchor + k * test_len
         train_end = test_start - gap
         train_start = first_t if spec.expanding else max(first_t, train_end - timedelta(days=spec.train_days))
         rows += [
-            _row(f, WALK_FORWARD, None, TRAIN, train_start, train_end),
-            _row(f, WALK_FORWARD, None, TEST, test_start, test_start + test_len),
+            _row(k, WALK_FORWARD, None, TRAIN, train_start, train_end),
+            _row(k, WALK_FORWARD, None, TEST, test_start, test_start + test_len),
         ]
-        for i, (vs, ve) in enumerate(_split(train_start, train_end, spec.inner_k)):
-            parts = [(train_start, vs - spec.purge), (ve + gap, train_end)]
-            trains = [(a, b) for a, b in parts if a < b]
-            if not trains:
-                raise ValueError(f"fold {f} inner split {i}: no train data left after purge and embargo")
-            rows += [_row(f, INNER, i, TRAIN, a, b) for a, b in trains if b <= vs]
-            rows.append(_row(f, INNER, i, VALIDATION, vs, ve))
-            rows += [_row(f, INNER, i, TRAIN, a, b) for a, b in trains if a >= ve]
+        rows += _inner_rows(k, train_start, train_end, spec)
     return pl.DataFrame(rows, schema=FOLD_SCHEMA, orient="row")
+
+
+def _inner_rows(fold: int, train_start: datetime, train_end: datetime, spec: FoldSpec) -> list[dict[str, Any]]:
+    """The purged k-fold inside the train window ``[train_start, train_end)`` of ``fold``."""
+    rows: list[dict[str, Any]] = []
+    for i, (vs, ve) in enumerate(_split(train_start, train_end, spec.inner_k)):
+        parts = [(train_start, vs - spec.purge), (ve + spec.purge + spec.embargo, train_end)]
+        trains = [(a, b) for a, b in parts if a < b]
+        if not trains:
+            raise ValueError(f"fold {fold} inner split {i}: no train data left after purge and embargo")
+        rows += [_row(fold, INNER, i, TRAIN, a, b) for a, b in trains if b <= vs]
+        rows.append(_row(fold, INNER, i, VALIDATION, vs, ve))
+        rows += [_row(fold, INNER, i, TRAIN, a, b) for a, b in trains if a >= ve]
+    return rows
+
+
+def refit_intervals(first_t: datetime, last_t: datetime, spec: FoldSpec) -> pl.DataFrame:
+    """Return the intervals of the final refit (``FOLD_SCHEMA``, fold ``REFIT_FOLD``, no test window).
+
+    The refit trains on every sample whose labels are complete, minus the embargo: ``[first_t, last_t - purge -
+    embargo)`` (rolling specs keep the last ``train_days``), with the same purged k-fold inside it.
+    """
+    first_t, last_t = _utc(first_t), _utc(last_t)
+    train_end = last_t - spec.purge - spec.embargo
+    train_start = first_t if spec.expanding else max(first_t, train_end - timedelta(days=spec.train_days))
+    if train_end - train_start < timedelta(days=spec.min_train_days):
+        raise ValueError(
+            f"refit window {train_start:%Y-%m-%d} .. {train_end:%Y-%m-%d} is shorter than min_train_days "
+            f"{spec.min_train_days}"
+        )
+    rows = [_row(REFIT_FOLD, WALK_FORWARD, None, TRAIN, train_start, train_end)]
+    return pl.DataFrame(rows + _inner_rows(REFIT_FOLD, train_start, train_end, spec), schema=FOLD_SCHEMA, orient="row")
 
 
 def _fmt(ts: datetime) -> str:

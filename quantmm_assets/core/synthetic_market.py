@@ -210,13 +210,16 @@ def _round_to(x: np.ndarray, step: float) -> np.ndarray:
     return np.round(np.round(x / step) * step, 10)
 
 
-def symbol_path(seed: int, symbol: str, n_days: int, origin: datetime | None = None) -> SymbolPath:
+def symbol_path(
+    seed: int, symbol: str, n_days: int, origin: datetime | None = None, signal_beta: float = SIGNAL_BETA
+) -> SymbolPath:
     """Return the full path of ``symbol`` for at least ``n_days`` days from ``origin``."""
     origin = origin or parse_origin(DEFAULT_ORIGIN)
-    return _SYMBOL.get((seed, symbol, origin), n_days, lambda n: _build_symbol(seed, symbol, n, origin))
+    key = (seed, symbol, origin, signal_beta)
+    return _SYMBOL.get(key, n_days, lambda n: _build_symbol(seed, symbol, n, origin, signal_beta))
 
 
-def _build_symbol(seed: int, symbol: str, n_days: int, origin: datetime) -> SymbolPath:
+def _build_symbol(seed: int, symbol: str, n_days: int, origin: datetime, signal_beta: float) -> SymbolPath:
     p = SYMBOL_PARAMS.get(symbol, FALLBACK_PARAMS)
     n = n_days * BARS_PER_DAY
     t_idio = np.empty(n)
@@ -233,7 +236,7 @@ def _build_symbol(seed: int, symbol: str, n_days: int, origin: datetime) -> Symb
     sigma = np.sqrt((p.beta * sd_m) ** 2 + sd_e**2)
     s = sentiment_path(seed, symbol, n_days)[: n_days * 24]
     s_prev_hour = np.repeat(np.concatenate([[0.0], s[:-1]]), BARS_PER_HOUR)
-    drift = SIGNAL_BETA / np.sqrt(BARS_PER_HOUR) * s_prev_hour * sigma
+    drift = signal_beta / np.sqrt(BARS_PER_HOUR) * s_prev_hour * sigma
     r = p.beta * sd_m * factor.t[:n] + sd_e * t_idio + drift
     zstd = r / sigma  # standardized bar return (drives volume and taker flow)
 
@@ -316,15 +319,23 @@ def bar_range(origin: datetime, start: datetime, end: datetime) -> tuple[int, in
     return i0, max(i0, i1)
 
 
-def path_through(seed: int, symbol: str, origin: datetime, i1: int) -> SymbolPath:
+def path_through(seed: int, symbol: str, origin: datetime, i1: int, signal_beta: float = SIGNAL_BETA) -> SymbolPath:
     """Return a path of ``symbol`` covering at least the bars before index ``i1``."""
-    return symbol_path(seed, symbol, -(-i1 // BARS_PER_DAY), origin)
+    return symbol_path(seed, symbol, -(-i1 // BARS_PER_DAY), origin, signal_beta)
 
 
-def bars_frame(seed: int, symbol: str, market: str, origin: datetime, start: datetime, end: datetime) -> pl.DataFrame:
+def bars_frame(
+    seed: int,
+    symbol: str,
+    market: str,
+    origin: datetime,
+    start: datetime,
+    end: datetime,
+    signal_beta: float = SIGNAL_BETA,
+) -> pl.DataFrame:
     """Return the 5m ``market`` ("spot" | "perp") bars of ``symbol`` opening in [start, end)."""
     i0, i1 = bar_range(origin, start, end)
-    path = path_through(seed, symbol, origin, i1)
+    path = path_through(seed, symbol, origin, i1, signal_beta)
     pre = "spot_" if market == "spot" else "perp_"
     cols = {c: getattr(path, pre + c)[i0:i1] for c in ("open", "high", "low", "close", "volume", "trades")}
     vwap = (cols["open"] + cols["high"] + cols["low"] + cols["close"]) / 4

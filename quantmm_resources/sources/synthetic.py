@@ -75,6 +75,11 @@ class SyntheticExchange(ExchangeSource):
     seed: int = _SEED
     origin: str = _ORIGIN
     symbols: list[str] = _SYMBOLS
+    signal_beta: float = Field(
+        default=sm.SIGNAL_BETA,
+        description="Next-hour drift per unit of latent sentiment, in hourly standard deviations (the planted "
+        "text signal's strength; tests of the fusion raise it to make a small sample decisive).",
+    )
 
     def _frame(self, asset: str, symbol: str, start: datetime, end: datetime, build) -> pl.DataFrame:
         """``build(seed, symbol, origin, start, end)`` cut to the configured symbols and the origin."""
@@ -82,7 +87,15 @@ class SyntheticExchange(ExchangeSource):
         if window is None:
             return empty_source_frame(asset)
         return _finish(
-            build(self.seed, symbol, origin=sm.parse_origin(self.origin), start=window[0], end=window[1]), asset
+            build(
+                self.seed,
+                symbol,
+                origin=sm.parse_origin(self.origin),
+                start=window[0],
+                end=window[1],
+                signal_beta=self.signal_beta,
+            ),
+            asset,
         )
 
     def fetch_bars(self, symbol: str, market: str, start: datetime, end: datetime) -> pl.DataFrame:
