@@ -32,6 +32,7 @@ test: setup
 bench: setup
 	$(VENV)/bin/quantmm bench ingest
 	$(VENV)/bin/quantmm bench features --home $(QUANTMM_HOME)-bench
+	$(VENV)/bin/quantmm bench train --home $(QUANTMM_HOME)-bench
 
 ui: setup
 	@$(ENSURE_DAGSTER_HOME)

@@ -30,7 +30,7 @@ def print_runs(runs) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from quantmm_jobs.demo import run_demo
 
-    return run_demo(days=args.days, symbols=args.symbols)
+    return run_demo(history=args.days, symbols=args.symbols)
 
 
 def cmd_bundle_import(args: argparse.Namespace) -> int:
@@ -71,6 +71,15 @@ def cmd_bench_features(args: argparse.Namespace) -> int:
     return 0 if build["success"] and out["one_pass_floor"]["equal_within_1e-9"] else 1
 
 
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    from quantmm_jobs.bench_train import bench_train
+
+    home = Path(args.home) if args.home else None
+    out = bench_train(Path(args.data) if args.data else None, home, args.backbones)
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from quantmm_jobs.bench import bench_ingest
 
@@ -86,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quantmm", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="materialize the raw layer on the synthetic sample and print what it did")
-    d.add_argument("--days", type=int, default=3, help="complete days before today (today is added, partial)")
+    d = sub.add_parser("demo", help="run the graph on the synthetic sample (ingest to backbone report), print it")
+    d.add_argument("--days", type=int, default=45, help="days of history before today (today is added, partial)")
     d.add_argument("--symbols", nargs="*", default=None, help="default: every symbol of the universe")
     d.set_defaults(func=cmd_demo)
 
@@ -117,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--data", help="default: ../shared/data beside the repository")
     feat.add_argument("--home", help="QUANTMM_HOME to use (kept; its raw lake is reused when present)")
     feat.set_defaults(func=cmd_bench_features)
+    train = bench.add_parser("train", help="every backbone through the walk-forward on ../shared/data, with baselines")
+    train.add_argument("--data", help="default: ../shared/data beside the repository")
+    train.add_argument("--home", help="QUANTMM_HOME to use (its lake is reused when it holds the feature matrix)")
+    train.add_argument("--backbones", nargs="*", default=None, help="default: every registered backbone")
+    train.set_defaults(func=cmd_bench_train)
     return p
 
 

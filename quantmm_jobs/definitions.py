@@ -8,13 +8,14 @@ from quantmm_assets.defs.feature_assets import FAMILY_ASSETS
 from quantmm_assets.defs.matrix_assets import MATRIX_ASSETS
 from quantmm_assets.defs.raw_assets import RAW_ASSETS
 from quantmm_assets.defs.readiness import readiness_audit
+from quantmm_assets.defs.report_assets import MODEL_ASSETS
 from quantmm_assets.defs.text_assets import TEXT_ASSETS
 from quantmm_jobs.feature_schedules import FEATURE_JOBS, FEATURE_SCHEDULES
 from quantmm_jobs.schedules import JOBS, SCHEDULES
 from quantmm_resources.environment import build_resources
 from quantmm_resources.settings import get_settings
 
-ASSETS = [*RAW_ASSETS, readiness_audit, *FAMILY_ASSETS, *TEXT_ASSETS, *MATRIX_ASSETS]
+ASSETS = [*RAW_ASSETS, readiness_audit, *FAMILY_ASSETS, *TEXT_ASSETS, *MATRIX_ASSETS, *MODEL_ASSETS]
 
 
 def build_definitions(source: str | None = None, bundle_dir: str | None = None) -> dg.Definitions:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from quantmm_resources.io_manager import PolarsParquetIOManager
 from quantmm_resources.lake_views import LakeResource
+from quantmm_resources.mlflow_tracking import MlflowTracking
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.settings import QuantmmSettings
 from quantmm_resources.text_encoder import TextEncoder
@@ -58,6 +59,9 @@ def build_resources(settings: QuantmmSettings, source: str | None = None, bundle
         "opstore": OperationalStore(url=settings.resolved_ops_url),
         "lake": LakeResource(base_dir=str(settings.lake_dir)),
         "text_encoder": TextEncoder(model=settings.text_encoder, cache_path=str(settings.embedding_cache)),
+        "mlflow": MlflowTracking(
+            tracking_uri=settings.resolved_mlflow_uri, artifact_root=str(settings.mlflow_artifacts)
+        ),
         **source_resources(settings, source or settings.resolved_source, bundle_dir),
     }
 

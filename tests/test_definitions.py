@@ -44,6 +44,8 @@ GRAPH = {
     ],
     "labels_multi_horizon": ["market_bars_5m", "market_features"],
     "walk_forward_folds": ["labels_multi_horizon"],
+    "trained_backbones": ["feature_matrix_main", "labels_multi_horizon", "walk_forward_folds"],
+    "backbone_report": ["trained_backbones", "walk_forward_folds"],
 }
 DERIVED_CHECKS = {
     "market_features": {"asof_alignment"},

@@ -59,15 +59,21 @@ class FoldSpec:
 
     def to_params(self, prefix: str = "folds.") -> dict[str, Any]:
         """Return the spec and its hash as a flat dict (durations in days)."""
-        params = {f"{prefix}{k}": v for k, v in self._plain().items()}
+        params = {f"{prefix}{k}": v for k, v in self.plain().items()}
         params[f"{prefix}hash"] = self.spec_hash()
         return params
 
     def spec_hash(self) -> str:
         """Return the first 12 hex digits of the sha256 of the spec as sorted JSON."""
-        return hashlib.sha256(json.dumps(self._plain(), sort_keys=True).encode()).hexdigest()[:12]
+        return hashlib.sha256(json.dumps(self.plain(), sort_keys=True).encode()).hexdigest()[:12]
 
-    def _plain(self) -> dict[str, Any]:
+    @classmethod
+    def from_plain(cls, plain: dict[str, Any]) -> FoldSpec:
+        """Return the spec of a :meth:`plain` dict (durations in float days)."""
+        rest = {k: v for k, v in plain.items() if k not in ("embargo_days", "purge_days")}
+        return cls(**rest, embargo=timedelta(days=plain["embargo_days"]), purge=timedelta(days=plain["purge_days"]))
+
+    def plain(self) -> dict[str, Any]:
         """Return the fields with the durations as float days (``embargo_days``, ``purge_days``)."""
         d = {k: v for k, v in asdict(self).items() if k not in ("embargo", "purge")}
         return d | {"embargo_days": self.embargo / DAY, "purge_days": self.purge / DAY}

@@ -223,11 +223,16 @@ class FoldConfig(dg.Config):
 )
 def walk_forward_folds(context: dg.AssetExecutionContext, config: FoldConfig, lake: LakeResource):
     pattern = str(lake.path / "labels_multi_horizon" / "**" / "*.parquet")
-    first, last = duckdb.sql(f"SELECT min(ts_event), max(ts_event) FROM read_parquet('{pattern}')").fetchall()[0]
+    first, last, horizons = duckdb.sql(
+        f"SELECT min(ts_event), max(ts_event), list(DISTINCT horizon) FROM read_parquet('{pattern}')"
+    ).fetchall()[0]
     if first is None:
         raise ValueError("walk_forward_folds: no labels in the lake; materialize labels_multi_horizon first")
     spec = config.spec()
     folds = build_folds(first, last, spec)
+    # the spec beside the folds: the training assets refit with it (purge, embargo, inner k)
+    (lake.path / "walk_forward_folds").mkdir(parents=True, exist_ok=True)
+    (lake.path / "walk_forward_folds" / "spec.json").write_text(json.dumps(spec.plain(), indent=1))
     yield dg.Output(
         folds,
         metadata={
@@ -236,8 +241,10 @@ def walk_forward_folds(context: dg.AssetExecutionContext, config: FoldConfig, la
             "folds": dg.MetadataValue.md(_folds_md(folds)),
         },
     )
-    # verified against the longest label horizon, not only the spec's own purge: a purge set too short fails
-    purge = max(spec.purge, max(lab.HORIZONS.values()) * timedelta(minutes=5))
+    # verified against the longest label horizon in the lake, not only the spec's own purge: a purge set too
+    # short fails
+    longest = max(lab.HORIZONS.get(h, max(lab.HORIZONS.values())) for h in horizons or lab.HORIZONS)
+    purge = max(spec.purge, longest * timedelta(minutes=5))
     violations = fold_violations(folds, purge, spec.embargo)
     outcome = LeakageOutcome(
         not violations,

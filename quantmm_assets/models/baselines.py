@@ -5,8 +5,8 @@
   ``ret_4h`` for 4h, ``ret_1d`` for 1d and 7d): the position is the momentum sign where its size clears the cost;
 - ``ridge_price``: the Ridge backbone on the price features only (``MARKET_FEATURES`` and the symbol), no text.
 
-Confidence is 0.5 for the rule-based baselines (they have no calibration); vol forecast is the trailing ``rv_1d``
-scaled to the horizon.
+Confidence is 1 for the rule-based baselines (uncalibrated: the edge over the cost alone decides); vol
+forecast is the trailing ``rv_1d`` scaled to the horizon.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _rule(data: ModelData, rows: np.ndarray, kind: str) -> dict[str, Predictions
         out[h] = Predictions(
             expected_return=er,
             vol_forecast=np.maximum(rv_1d * np.sqrt(HORIZONS[h] / BARS_PER_DAY), 1e-8),
-            signal_confidence=np.full(len(rows), 0.5),
+            signal_confidence=np.ones(len(rows)),  # uncalibrated rules: always past the threshold
             y_base=er,
             gate=zeros,
             text_contribution=zeros,

@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 import pytest
-from synthetic_source import SYMBOL_NAMES, synthetic_model_data
+from synthetic_models import SYMBOL_NAMES, synthetic_model_data
 
 from quantmm_assets.core.evaluation_bootstrap import ablation_significance
 from quantmm_assets.models.experiment import walk_forward

@@ -25,7 +25,7 @@ from quantmm_assets.models.data import ModelData, model_data
 from quantmm_resources.sources.synthetic import SyntheticExchange, SyntheticMacro, SyntheticSocial
 from quantmm_resources.text_encoder import hashing_embed
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
 START = datetime(2025, 3, 1, tzinfo=UTC)
 HORIZONS = {"1h": 12, "4h": 48}
@@ -67,20 +67,26 @@ def _raw(days: int, text_signal: bool, seed: int, signal_beta: float) -> RawInpu
 
 
 @lru_cache(maxsize=4)
-def synthetic_model_data(
-    days: int = 180, text_signal: bool = True, seed: int = 7, signal_beta: float = SIGNAL_BETA
-) -> tuple[ModelData, pl.DataFrame]:
-    """Return hourly model data for ``days`` days of SYMBOLS and its walk-forward folds (``SPEC``)."""
+def synthetic_frames(
+    days: int = 120, text_signal: bool = True, seed: int = 7, signal_beta: float = SIGNAL_BETA
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return the hourly feature matrix and the long 1h / 4h labels of ``days`` days of SYMBOLS."""
     raw = _raw(days, text_signal, seed, signal_beta)
     first, end = START + timedelta(days=1), START + timedelta(days=days)
     matrix = build_feature_rows(raw, list(SYMBOLS), first, end, lambda texts, _h: hashing_embed(texts, DIM), DIM)
     matrix = matrix.filter(pl.col("ts_event").dt.minute() == 0)
     spread = matrix.select("symbol", "ts_event", "cs_spread_1d")
-    labels = labels_multi_horizon(raw.bars, spread, first, end, CostConfig(), HORIZONS)
+    return matrix, labels_multi_horizon(raw.bars, spread, first, end, CostConfig(), HORIZONS)
+
+
+def synthetic_model_data(
+    days: int = 120, text_signal: bool = True, seed: int = 7, signal_beta: float = SIGNAL_BETA
+) -> tuple[ModelData, pl.DataFrame]:
+    """Return the model data of :func:`synthetic_frames` and its walk-forward folds (``SPEC``)."""
+    matrix, labels = synthetic_frames(days, text_signal, seed, signal_beta)
     names = [n for n in feature_contract(DIM).names if n != "symbol_code"]
     data = model_data(matrix, labels, names, tuple(HORIZONS), latent_dim=DIM)
-    folds = walk_forward_folds(first, end, SPEC)
-    return data, folds
+    return data, walk_forward_folds(START + timedelta(days=1), START + timedelta(days=days), SPEC)
 
 
 SYMBOL_NAMES = dict(enumerate(SYMBOLS))

@@ -1,0 +1,96 @@
+"""trained_backbones and backbone_report through Dagster on a small synthetic lake, with MLflow behind them."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import polars as pl
+import pytest
+from synthetic_models import DIM, SYMBOLS, synthetic_frames
+
+from quantmm_assets.core.feature_matrix import feature_contract
+from quantmm_assets.defs.matrix_assets import walk_forward_folds
+from quantmm_assets.defs.model_assets import trained_backbones
+from quantmm_assets.defs.model_inputs import load_model_data
+from quantmm_assets.defs.report_assets import backbone_report
+from quantmm_jobs.runs import run_partitions, run_unpartitioned
+from quantmm_resources.environment import build_resources
+from quantmm_resources.io_manager import FILE_NAME, partition_dir
+from quantmm_resources.settings import get_settings
+
+FOLDS = {"n_folds": 2, "test_days": 10, "min_train_days": 30, "purge_days": 1.0, "embargo_days": 1.0, "inner_k": 2}
+TRAINING = {"horizons": ["1h", "4h"], "variants": ["full", "no_text"], "overrides_json": json.dumps({})}
+
+
+def _write_partitions(lake: Path, asset: str, frame: pl.DataFrame) -> None:
+    keyed = frame.with_columns(
+        (pl.col("ts_event").dt.strftime("%Y-%m-%d") + pl.lit("|") + pl.col("symbol")).alias("_key")
+    )
+    for (key,), part in keyed.partition_by("_key", as_dict=True, include_key=False).items():
+        path = partition_dir(lake / asset, key) / FILE_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part.write_parquet(path)
+
+
+@pytest.fixture
+def lake_with_features(quantmm_home: Path) -> Path:
+    matrix, labels = synthetic_frames(70)
+    lake = get_settings().lake_dir
+    _write_partitions(lake, "feature_matrix_main", matrix)
+    _write_partitions(lake, "labels_multi_horizon", labels)
+    (lake / "feature_matrix_main" / "contract.json").write_text(json.dumps(feature_contract(DIM).to_dict()))
+    return lake
+
+
+def test_model_data_from_the_lake(lake_with_features: Path) -> None:
+    loaded = load_model_data(lake_with_features, ("1h", "4h"))
+    assert set(loaded.symbols.values()) == set(SYMBOLS)
+    assert loaded.latent_dim == DIM and loaded.data.text_mask.any()
+    assert loaded.data.label_ok.mean() > 0.9
+    strided = load_model_data(lake_with_features, ("1h",), row_stride=24)  # every second hour
+    assert 0.4 < strided.data.n / loaded.data.n < 0.6
+    with pytest.raises(ValueError, match="row_stride"):
+        load_model_data(lake_with_features, ("1h",), row_stride=0)
+
+
+def test_trained_backbone_and_report(lake_with_features: Path, instance) -> None:
+    resources = build_resources(get_settings())
+    folds = run_unpartitioned([walk_forward_folds], resources, instance, FOLDS)
+    assert folds.success and all(v == "passed" for v in folds.checks.values()), folds.checks
+    (run,) = run_partitions([trained_backbones], ["ridge"], resources, instance, TRAINING)
+    assert run.success
+
+    lake = lake_with_features
+    pred = pl.read_parquet(lake / "trained_backbones" / "ridge" / FILE_NAME)
+    assert set(pred["variant"]) == {"full", "no_text"} and set(pred["horizon"]) == {"1h", "4h"}
+    assert set(pred["fold"]) == {0, 1} or pred["fold"].n_unique() == 2
+    assert pred.filter(pl.col("variant") == "no_text")["degraded"].all()
+    summary = json.loads((lake / "trained_backbones" / "runs" / "ridge.json").read_text())
+    assert summary["n_configs"] == 2 and summary["refit"]["n_train"] > 0
+
+    mlflow.set_tracking_uri(get_settings().resolved_mlflow_uri)
+    logged = mlflow.get_run(summary["mlflow_run_id"])
+    params = logged.data.params
+    assert params["feature_contract_version"] == feature_contract(DIM).version
+    assert params["backbone"] == "ridge" and len(params["config_hash"]) == 12
+    assert "folds.hash" in params and params["data.symbols"] == ",".join(sorted(SYMBOLS, key=list(SYMBOLS).index))
+    assert any(k.startswith("full.1h.rank_ic") for k in logged.data.metrics)
+    artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=logged.info.run_id, artifact_path="evaluation")}
+    assert {"evaluation/oos_predictions.parquet", "evaluation/cumulative_pnl.png"} <= artifacts
+    local = mlflow.artifacts.download_artifacts(run_id=logged.info.run_id, artifact_path="model/backbone.pkl")
+    model = pickle.loads(Path(local).read_bytes())
+    data = load_model_data(lake, ("1h", "4h")).data
+    out = model.predict(data, np.arange(10))
+    assert np.isfinite(out["1h"].expected_return).all()
+
+    report = run_unpartitioned([backbone_report], resources, instance, TRAINING)
+    assert report.success
+    doc = json.loads((lake / "backbone_report" / "report.json").read_text())
+    ranked = {r["backbone"] for r in doc["ranking"]}
+    assert {"ridge", "zero", "momentum", "ridge_price"} <= ranked
+    assert doc["n_configs"]["ridge"] == 2
+    assert (lake / "backbone_report" / "report.md").read_text().startswith("# Backbone comparison")
