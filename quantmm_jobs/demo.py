@@ -25,7 +25,7 @@ from quantmm_assets.defs.partitions import UNIVERSE
 from quantmm_assets.defs.readiness import default_plot_path, readiness_report
 from quantmm_assets.defs.report_assets import backbone_report
 from quantmm_jobs.cli import print_runs
-from quantmm_jobs.runs import instance_for, run_features, run_partitions, run_raw, run_unpartitioned
+from quantmm_jobs.runs import instance_for, run_features, run_partitions, run_raw, run_selection
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake_views import LakeResource
 from quantmm_resources.settings import get_settings
@@ -64,7 +64,7 @@ def run_demo(symbols: list[str] | None = None, history: int = 45) -> int:
     if all(r.success for r in runs):
         print(f"backbones {', '.join(DEMO_BACKBONES)}: walk-forward, ablations, MLflow runs; then the report")
         runs += run_partitions([trained_backbones], DEMO_BACKBONES, resources, instance, DEMO_TRAINING)
-        runs.append(run_unpartitioned([backbone_report], resources, instance, DEMO_TRAINING))
+        runs.append(run_selection([backbone_report], resources, instance, DEMO_TRAINING))
     print_runs(runs)
     _show_features(settings.lake_dir, instance, today, symbols[0])
     lake = LakeResource(base_dir=str(settings.lake_dir))

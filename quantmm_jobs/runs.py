@@ -151,21 +151,29 @@ def run_features(
     per_symbol = [market_features, derivatives_features, *text_features, feature_matrix_main, labels_multi_horizon]
     runs.append(run_range(per_symbol, start, end, symbols, resources, instance))
     if with_folds and runs[-1].success:
-        runs.append(run_unpartitioned([walk_forward_folds], resources, instance, fold_config))
+        runs.append(run_selection([walk_forward_folds], resources, instance, fold_config))
     return runs
 
 
-def run_unpartitioned(
-    assets: list[dg.AssetsDefinition], resources: dict, instance: dg.DagsterInstance, config: dict | None = None
+def run_selection(
+    assets: list[dg.AssetsDefinition],
+    resources: dict,
+    instance: dg.DagsterInstance,
+    config: dict | None = None,
+    partition_key: str | None = None,
 ) -> RangeRun:
-    """Materialize unpartitioned assets (with op config for the first, when given)."""
+    """Materialize ``assets`` in one run (op config for the first, when given), unpartitioned or one partition."""
     run_config = {"ops": {assets[0].op.name: {"config": config}}} if config else {}
+    names = [a.key.to_user_string() for a in assets]
+    if partition_key:
+        print(f"materializing {', '.join(names)}[{partition_key}]", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     result = dg.materialize(
         graph_with(assets),
         selection=assets,
         resources=resources,
         instance=instance,
+        partition_key=partition_key,
         raise_on_error=False,
         run_config=run_config,
     )
@@ -173,8 +181,8 @@ def run_unpartitioned(
         f"{ev.asset_key.to_user_string()}:{ev.check_name}": "passed" if ev.passed else f"FAILED: {ev.description}"
         for ev in result.get_asset_check_evaluations()
     }
-    names = [a.key.to_user_string() for a in assets]
-    return RangeRun(names, "unpartitioned", 1, result.success, time.perf_counter() - t0, {}, {}, checks, result.run_id)
+    what = partition_key or "unpartitioned"
+    return RangeRun(names, what, 1, result.success, time.perf_counter() - t0, {}, {}, checks, result.run_id)
 
 
 def run_partitions(
@@ -185,20 +193,4 @@ def run_partitions(
     config: dict | None = None,
 ) -> list[RangeRun]:
     """Materialize statically partitioned ``assets`` one partition per run (op config for the first asset)."""
-    run_config = {"ops": {assets[0].op.name: {"config": config}}} if config else {}
-    out = []
-    for key in partition_keys:
-        print(f"materializing {assets[0].key.to_user_string()}[{key}]", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        result = dg.materialize(
-            graph_with(assets),
-            selection=assets,
-            resources=resources,
-            instance=instance,
-            partition_key=key,
-            raise_on_error=False,
-            run_config=run_config,
-        )
-        names = [a.key.to_user_string() for a in assets]
-        out.append(RangeRun(names, key, 1, result.success, time.perf_counter() - t0, {}, {}, {}, result.run_id))
-    return out
+    return [run_selection(assets, resources, instance, config, key) for key in partition_keys]

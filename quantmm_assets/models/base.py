@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from quantmm_assets.models.data import ModelData
+from quantmm_assets.models.data import ModelData, base_and_text_columns
 from quantmm_assets.models.fusion import ResidualGate, fit_residual_gate
 
 MODES = ("single_model_multihead", "multi_model_meta")
@@ -64,6 +64,18 @@ class Predictions:
     gate: np.ndarray  # in [0, 1]
     text_contribution: np.ndarray  # gate * delta
     degraded: np.ndarray  # True: no text contribution computed (no text in the row, or no text stage)
+
+
+def checked_splits(
+    name: str, train_idx: np.ndarray, inner_splits: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """Return ``train_idx`` and the inner splits as sorted unique int64 arrays; raise when a split leaves train."""
+    train_idx = np.unique(np.asarray(train_idx, dtype=np.int64))
+    splits = [(np.unique(np.asarray(a, np.int64)), np.unique(np.asarray(b, np.int64))) for a, b in inner_splits]
+    for i, (a, b) in enumerate(splits):
+        if not (np.isin(a, train_idx).all() and np.isin(b, train_idx).all()):
+            raise ValueError(f"{name}: inner split {i} has rows outside train_idx")
+    return train_idx, splits
 
 
 class Backbone(ABC):
@@ -132,15 +144,22 @@ class Backbone(ABC):
             if rows.sum() < 2:
                 raise ValueError(f"{self.name}: fewer than 2 train rows with complete labels for targets {cols}")
             sel = idx[rows]
-            out.append((cols, self._fit_regressor(data.x[sel], data.symbol_code[sel], y[rows][:, cols])))
+            x = data.x[np.ix_(sel, self._base_columns(data))]
+            out.append((cols, self._fit_regressor(x, data.symbol_code[sel], y[rows][:, cols])))
         return out
 
     def _predict_base(self, base: list[tuple[list[int], Any]], data: ModelData, idx: np.ndarray) -> np.ndarray:
         """Return the (m, 2H) base predictions ``[ret_h..., log rv_h...]``."""
         out = np.full((len(idx), 2 * len(data.horizons)), np.nan)
+        x = data.x[np.ix_(idx, self._base_columns(data))]
         for cols, model in base:
-            out[:, cols] = self._predict_regressor(model, data.x[idx], data.symbol_code[idx])
+            out[:, cols] = self._predict_regressor(model, x, data.symbol_code[idx])
         return out
+
+    @staticmethod
+    def _base_columns(data: ModelData) -> list[int]:
+        """Return the columns of y_base: every flat feature but the text ones (those feed the fusion stage)."""
+        return base_and_text_columns(data.feature_names)[0]
 
     def _meta(self, er: np.ndarray) -> np.ndarray:
         """Apply the meta-aggregator (identity in ``single_model_multihead`` or when not fitted)."""
@@ -162,11 +181,7 @@ class Backbone(ABC):
         must lie inside ``train_idx``. Everything fitted (scalers, projection, calibration) sees train rows only.
         """
         self._check_params()
-        train_idx = np.unique(np.asarray(train_idx, dtype=np.int64))
-        splits = [(np.unique(np.asarray(a, np.int64)), np.unique(np.asarray(b, np.int64))) for a, b in inner_splits]
-        for i, (a, b) in enumerate(splits):
-            if not (np.isin(a, train_idx).all() and np.isin(b, train_idx).all()):
-                raise ValueError(f"{self.name}: inner split {i} has rows outside train_idx")
+        train_idx, splits = checked_splits(self.name, train_idx, inner_splits)
         n_h = len(data.horizons)
         self.horizons_ = data.horizons
         self.feature_names_ = data.feature_names

@@ -12,11 +12,20 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from quantmm_assets.core.feature_matrix import LATENT_COLUMNS
+from quantmm_assets.core.feature_matrix import LATENT_COLUMNS, TEXT_COVERAGE_COLUMNS
+from quantmm_assets.core.text_features import TEXT_BUCKET_FEATURES
 
 DEFAULT_HORIZONS = ("1h", "4h", "1d", "7d")
 LABEL_COLUMNS = ("symbol", "ts_event", "horizon", "ret", "rv", "cost", "complete")
 DEFAULT_LATENT_DIM = 384
+# Flat columns that come from text: they feed delta(text), never y_base(price, derivatives, macro).
+TEXT_FLAT_COLUMNS = (*TEXT_BUCKET_FEATURES, *TEXT_COVERAGE_COLUMNS, "post_n", "comment_n")
+
+
+def base_and_text_columns(feature_names: tuple[str, ...]) -> tuple[list[int], list[int]]:
+    """Return the indices of the base (non-text) and the text flat columns of ``feature_names``."""
+    base = [j for j, n in enumerate(feature_names) if n not in TEXT_FLAT_COLUMNS]
+    return base, [j for j, n in enumerate(feature_names) if n in TEXT_FLAT_COLUMNS]
 
 
 @dataclass(frozen=True, eq=False)

@@ -5,7 +5,9 @@ Second stage, fitted after the base model, on the train window only:
 - **projection**: PCA (numpy SVD of the covariance) of the ``2 * dim`` latents to ``k = text_dim`` whitened
   components, fitted on the train rows that have text; it ships inside the fitted model;
 - **delta**: per horizon, a ridge regression (``RidgeCV``, generalized CV over a fixed alpha grid) of the base
-  model's *out-of-fold* residual ``ret - y_base_oof`` (from the inner splits) on the projected text;
+  model's *out-of-fold* residual ``ret - y_base_oof`` (from the inner splits) on the projected text and the text
+  flat columns (``data.TEXT_FLAT_COLUMNS``: bucket features, coverage, counts; train-median imputed and
+  standardized). The base model never sees those columns: ``y_base(price, derivatives, macro)``;
 - **gate**: per horizon ``sigmoid(w . z + b)`` with ``z`` = [log1p of the projected-text norm, post present,
   comment present, log1p of the count columns ``post_n`` / ``comment_n`` / ``text_items_1d`` when they are
   features], standardized. ``(w, b)`` minimize ``sum (r - gate * delta_cf)^2 / sum r^2 + l2 |w|^2`` where
@@ -24,7 +26,7 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.linear_model import RidgeCV
 
-from quantmm_assets.models.data import ModelData
+from quantmm_assets.models.data import ModelData, base_and_text_columns
 
 COUNT_COLUMNS = ("post_n", "comment_n", "text_items_1d")
 ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))
@@ -100,10 +102,38 @@ def fit_gate(z: np.ndarray, r: np.ndarray, delta: np.ndarray, l2: float) -> np.n
 
 
 @dataclass(frozen=True)
+class TextFlatScaler:
+    """Train-fitted imputation and standardization of the text flat columns."""
+
+    columns: tuple[int, ...]
+    fill: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def transform(self, data: ModelData, idx: np.ndarray) -> np.ndarray:
+        """Return the (n, len(columns)) standardized text flat columns of rows ``idx``."""
+        x = data.x[np.ix_(idx, list(self.columns))].astype(np.float64)
+        x = np.where(np.isfinite(x), x, self.fill)
+        return (x - self.mean) / self.scale
+
+
+def fit_text_flat(data: ModelData, rows: np.ndarray) -> TextFlatScaler:
+    """Fit the scaler of the text flat columns on ``rows`` (median fill; a constant column gets scale 1)."""
+    cols = base_and_text_columns(data.feature_names)[1]
+    x = data.x[np.ix_(rows, cols)].astype(np.float64)
+    present = np.isfinite(x)
+    fill = np.array([np.median(x[present[:, j], j]) if present[:, j].any() else 0.0 for j in range(len(cols))])
+    x = np.where(present, x, fill)
+    scale = x.std(axis=0) if len(x) else np.ones(len(cols))
+    return TextFlatScaler(tuple(cols), fill, x.mean(axis=0) if len(x) else fill, np.where(scale > 1e-12, scale, 1.0))
+
+
+@dataclass(frozen=True)
 class ResidualGate:
     """A fitted residual-gate stage (per horizon delta ridge and gate)."""
 
     projection: TextProjection
+    text_flat: TextFlatScaler
     deltas: tuple[RidgeCV | None, ...]  # per horizon; None = no delta (too few rows)
     gates: np.ndarray  # (H, p + 1): gate weights then bias
     z_mean: np.ndarray
@@ -119,10 +149,11 @@ class ResidualGate:
         rows = idx[has]
         proj = self.projection.transform(data.text[rows])
         z = (gate_features(data, rows, proj) - self.z_mean) / self.z_std
+        design = np.hstack([proj, self.text_flat.transform(data, rows)])
         for j, model in enumerate(self.deltas):
             if model is None:
                 continue
-            delta[has, j] = model.predict(proj)
+            delta[has, j] = model.predict(design)
             gate[has, j] = _sigmoid(z @ self.gates[j, :-1] + self.gates[j, -1])
         return gate, delta
 
@@ -154,6 +185,7 @@ def fit_residual_gate(
     projection = fit_projection(data.text[text_train], text_dim)
     if projection.k == 0:
         return None, contrib
+    text_flat = fit_text_flat(data, text_train)
     has = data.text_mask[oof_idx]
     proj_all = np.zeros((len(oof_idx), projection.k))
     proj_all[has] = projection.transform(data.text[oof_idx[has]])
@@ -166,6 +198,9 @@ def fit_residual_gate(
     z_all = np.zeros((len(oof_idx), z_raw.shape[1]))
     if has.any():
         z_all[has] = (z_raw - z_mean) / z_std
+    design = np.zeros((len(oof_idx), projection.k + len(text_flat.columns)))
+    if has.any():
+        design[has] = np.hstack([proj_all[has], text_flat.transform(data, oof_idx[has])])
     fold_of = np.full(len(oof_idx), -1)
     for i, va in enumerate(val_folds):
         fold_of[va] = i
@@ -181,12 +216,14 @@ def fit_residual_gate(
         for i in range(len(val_folds)):
             fit_rows, pred_rows = ok & (fold_of != i), ok & (fold_of == i)
             if fit_rows.sum() >= MIN_TEXT_ROWS and pred_rows.any():
-                cf[pred_rows] = _ridge(proj_all[fit_rows], resid[fit_rows, j]).predict(proj_all[pred_rows])
+                cf[pred_rows] = _ridge(design[fit_rows], resid[fit_rows, j]).predict(design[pred_rows])
         use = ok & np.isfinite(cf)
-        deltas.append(_ridge(proj_all[ok], resid[ok, j]))
+        deltas.append(_ridge(design[ok], resid[ok, j]))
         if use.sum() >= MIN_TEXT_ROWS:
             gates[j] = fit_gate(z_all[use], resid[use, j], cf[use], gate_l2)
             g = _sigmoid(z_all[use] @ gates[j, :-1] + gates[j, -1])
             contrib[use, j] = g * cf[use]
-    stage = ResidualGate(projection=projection, deltas=tuple(deltas), gates=gates, z_mean=z_mean, z_std=z_std)
+    stage = ResidualGate(
+        projection=projection, text_flat=text_flat, deltas=tuple(deltas), gates=gates, z_mean=z_mean, z_std=z_std
+    )
     return stage, contrib

@@ -16,12 +16,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from quantmm_assets.core.feature_matrix import TEXT_COVERAGE_COLUMNS
-from quantmm_assets.core.text_features import TEXT_BUCKET_FEATURES
-from quantmm_assets.models.data import ModelData
+from quantmm_assets.models.data import TEXT_FLAT_COLUMNS, ModelData
 
 VARIANTS = ("full", "no_text", "no_macro", "event_window")
-TEXT_FLAT_COLUMNS = (*TEXT_BUCKET_FEATURES, *TEXT_COVERAGE_COLUMNS, "post_n", "comment_n")
 EVENT_BURST_Z = 2.0
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from quantmm_assets.core.feature_matrix import feature_contract
 from quantmm_assets.defs.matrix_assets import walk_forward_folds
-from quantmm_jobs.runs import run_features, run_raw, run_unpartitioned
+from quantmm_jobs.runs import run_features, run_raw, run_selection
 from quantmm_resources.environment import build_resources
 from quantmm_resources.settings import get_settings
 
@@ -81,7 +81,7 @@ def test_labels_are_known_only_after_their_horizon(built):
 
 def test_folds_whose_purge_is_shorter_than_the_longest_label_fail_the_hygiene_check(built):
     _home, _raw, _runs, resources, instance = built
-    leaky = run_unpartitioned([walk_forward_folds], resources, instance, {**SMALL_FOLDS, "purge_days": 1.0})
+    leaky = run_selection([walk_forward_folds], resources, instance, {**SMALL_FOLDS, "purge_days": 1.0})
     assert not leaky.success  # the blocking check stops the run
     assert leaky.checks["walk_forward_folds:fold_hygiene"].startswith("FAILED")
 

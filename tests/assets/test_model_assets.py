@@ -17,7 +17,7 @@ from quantmm_assets.defs.matrix_assets import walk_forward_folds
 from quantmm_assets.defs.model_assets import trained_backbones
 from quantmm_assets.defs.model_inputs import load_model_data
 from quantmm_assets.defs.report_assets import backbone_report
-from quantmm_jobs.runs import run_partitions, run_unpartitioned
+from quantmm_jobs.runs import run_partitions, run_selection
 from quantmm_resources.environment import build_resources
 from quantmm_resources.io_manager import FILE_NAME, partition_dir
 from quantmm_resources.settings import get_settings
@@ -59,7 +59,7 @@ def test_model_data_from_the_lake(lake_with_features: Path) -> None:
 
 def test_trained_backbone_and_report(lake_with_features: Path, instance) -> None:
     resources = build_resources(get_settings())
-    folds = run_unpartitioned([walk_forward_folds], resources, instance, FOLDS)
+    folds = run_selection([walk_forward_folds], resources, instance, FOLDS)
     assert folds.success and all(v == "passed" for v in folds.checks.values()), folds.checks
     (run,) = run_partitions([trained_backbones], ["ridge"], resources, instance, TRAINING)
     assert run.success
@@ -87,7 +87,7 @@ def test_trained_backbone_and_report(lake_with_features: Path, instance) -> None
     out = model.predict(data, np.arange(10))
     assert np.isfinite(out["1h"].expected_return).all()
 
-    report = run_unpartitioned([backbone_report], resources, instance, TRAINING)
+    report = run_selection([backbone_report], resources, instance, TRAINING)
     assert report.success
     doc = json.loads((lake / "backbone_report" / "report.json").read_text())
     ranked = {r["backbone"] for r in doc["ranking"]}
