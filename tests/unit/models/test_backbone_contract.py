@@ -11,7 +11,24 @@ from quantmm_assets.models.registry import BACKBONES
 
 HORIZONS = ("1h", "4h", "1d", "7d")
 DIM = 32  # per latent tower (the real matrix has 384)
-FAST = {"ridge": {}, "lightgbm": {"max_steps": 40, "hidden_size": 8, "min_child_samples": 20, "learning_rate": 0.1}}
+_TORCH_FAST = {
+    "input_size": 4,
+    "hidden_size": 16,
+    "max_steps": 60,
+    "batch_size": 64,
+    "eval_every": 10,
+    "learning_rate": 1e-2,
+    "symbol_dim": 4,
+    "num_threads": 1,
+}
+FAST = {
+    "ridge": {},
+    "lightgbm": {"max_steps": 40, "hidden_size": 8, "min_child_samples": 20, "learning_rate": 0.1},
+    "tsmixer": {**_TORCH_FAST, "n_blocks": 1, "ff_dim": 16},
+    "itransformer": {**_TORCH_FAST, "n_heads": 2, "n_layers": 1},
+    "patchtst": {**_TORCH_FAST, "patch_len": 2, "stride": 2, "d_model": 16, "n_heads": 2, "n_layers": 1},
+    "tft": {**_TORCH_FAST, "n_heads": 2},
+}
 
 
 def synthetic(seed: int, text_signal: bool = True, n_t: int = 600, n_sym: int = 2, f: int = 10) -> ModelData:

@@ -1,0 +1,382 @@
+"""PyTorch Lightning backbones on windows of the feature matrix, with jointly trained residual-gate text fusion.
+
+One network maps a window of the base (non-text) flat features (:mod:`quantmm_assets.models.torch_windows`) and
+the symbol embedding to a hidden state ``h``; per horizon ``y_base = ret_head(h)`` and ``log rv = vol_head(h)``, so
+``y_base`` never sees text (DESIGN section 3). The text of the *current row* (its latents projected to ``text_dim``
+dims by :func:`~quantmm_assets.models.fusion.fit_projection`, and its text flat columns ``TEXT_FLAT_COLUMNS``,
+standardized on train rows) feeds a small ``delta`` head, and ``gate = sigmoid(net([h, post / comment present,
+log1p counts]))`` (``h`` detached, so the base representation is not shaped by the gate);
+``expected_return = y_base + gate * delta``. Both are 0 where the row has no text, and, with probability
+``modality_dropout`` per training sample, where it has. The loss is the masked MSE of ``ret`` (standardized per
+horizon by its train std, so horizons weigh equally) plus ``vol_weight`` x the masked MSE of the standardized
+``log rv``, plus ``text_l2 * mean(contribution^2)`` over the rows with text.
+
+Fit (DESIGN section 3): on the newest inner split, train on its train rows and evaluate the validation loss every
+``eval_every`` steps (``val_curve_``), keep the best state; on its validation rows fit the meta-aggregator
+(``multi_model_meta``), the text trust and the confidence calibration; then refit on all of ``train_idx`` for the
+best number of steps (``refit=True``). Without inner splits: ``max_steps`` on ``train_idx``, confidence 0.5,
+trust 1. The **text trust** (``text_trust_``, per horizon, in [0, 1]) is the out-of-sample analogue of the flat
+fusion's cross-fitted gate: the least-squares weight of the validation contribution on the validation residual,
+0 unless their correlation has a t-statistic >= ``text_min_t``. An in-sample gate cannot tell noise it has fitted
+from signal; the trust can. The reported ``gate`` is ``trust * sigmoid(...)``, so ``contribution = gate * delta``.
+
+``strategy`` is passed to Lightning as is; the tested path is a single process (``"auto"`` on one device).
+Multi-process strategies run the same seeded batches on every rank and ``ddp_spawn`` does not return the best
+state to the caller: use them only for the final fit where the trade-off is understood.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import warnings
+from abc import abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.linear_model import LinearRegression
+from torch import nn
+
+from quantmm_assets.models.base import (
+    CALIBRATIONS,
+    COMMON_DEFAULTS,
+    FUSION_MODES,
+    MODES,
+    Backbone,
+    Predictions,
+    checked_splits,
+)
+from quantmm_assets.models.data import ModelData
+from quantmm_assets.models.torch_runtime import lightning, masked_mse, preflight, torch_state
+from quantmm_assets.models.torch_windows import (
+    BatchStream,
+    WindowIndex,
+    WindowPrep,
+    fit_prep,
+    make_batch,
+    row_step_us,
+)
+
+__all__ = ["TORCH_DEFAULTS", "FusionNet", "TorchBackbone", "preflight"]  # preflight: re-exported for the jobs
+
+PREDICT_BATCH = 4096
+TORCH_DEFAULTS: dict[str, Any] = {
+    **{k: v for k, v in COMMON_DEFAULTS.items() if k != "gate_l2"},  # the flat fusion's gate_l2 -> text_l2
+    "input_size": 24,
+    "hidden_size": 64,
+    "learning_rate": 1e-3,
+    "max_steps": 1000,
+    "batch_size": 256,
+    "modality_dropout": 0.3,
+    "text_l2": 1.0,
+    "text_hidden": 16,
+    "text_min_t": 2.0,
+    "weight_decay": 1e-4,
+    "vol_weight": 0.5,
+    "symbol_dim": 8,
+    "eval_every": 50,
+    "max_val_rows": 8192,
+    "missing_indicators": "per_feature",
+    "refit": True,
+    "accelerator": "auto",
+    "devices": "auto",
+    "strategy": "auto",
+    "num_threads": 1,  # 2 threads under a second busy process ran 10x slower (OpenMP spinning); 1 is also reproducible
+}
+
+
+class FusionNet(nn.Module):
+    """Encoder + symbol embedding -> ``h``; per-output ``y_base`` / ``log rv`` heads and the text delta / gate."""
+
+    def __init__(self, encoder: nn.Module, hidden: int, n_out: int, n_symbols: int, symbol_dim: int,
+                 text_dim: int, n_gate_extra: int, text_hidden: int) -> None:  # fmt: skip
+        super().__init__()
+        self.encoder, self.text_dim = encoder, text_dim
+        self.symbol = nn.Embedding(n_symbols + 1, symbol_dim)
+        self.ret_head, self.vol_head = nn.Linear(hidden, n_out), nn.Linear(hidden, n_out)
+        if text_dim:
+            self.delta = nn.Sequential(nn.Linear(text_dim, text_hidden), nn.GELU(), nn.Linear(text_hidden, n_out))
+            self.gate = nn.Sequential(
+                nn.Linear(hidden + n_gate_extra, text_hidden), nn.GELU(), nn.Linear(text_hidden, n_out)
+            )
+            nn.init.zeros_(self.delta[-1].weight)  # the text contribution starts at exactly 0
+            nn.init.zeros_(self.delta[-1].bias)
+
+    def forward(self, batch: dict[str, torch.Tensor], text_on: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Return ``y_base``, ``log rv``, ``gate`` and ``delta`` (B, n_out); gate and delta are 0 where not text_on."""
+        h = self.encoder(batch["window"], self.symbol(batch["symbol"]))
+        y, log_rv = self.ret_head(h), self.vol_head(h)
+        if not self.text_dim:
+            return y, log_rv, torch.zeros_like(y), torch.zeros_like(y)
+        on = text_on[:, None].to(y.dtype)
+        delta = self.delta(batch["text"]) * on
+        gate = torch.sigmoid(self.gate(torch.cat([h.detach(), batch["extra"]], dim=1))) * on
+        return y, log_rv, gate, delta
+
+
+@functools.cache
+def _lit_fusion() -> type:
+    """Return the LightningModule class (defined on first use, with the lazy Lightning import)."""
+
+    class LitFusion(lightning().LightningModule):
+        """Training wrapper: the loss, the optimizer and the periodic validation with the best-state snapshot."""
+
+        def __init__(
+            self, net: FusionNet, model: TorchBackbone, steps: int, evaluate: Callable[[FusionNet], float] | None
+        ):
+            super().__init__()
+            self.net, self.steps, self.evaluate = net, steps, evaluate
+            self.lr, self.wd = float(model.learning_rate), float(model.weight_decay)
+            self.text_l2, self.vol_weight = float(model.text_l2), float(model.vol_weight)
+            self.dropout, self.every = float(model.modality_dropout), int(model.eval_every)
+            self.val_curve: list[tuple[int, float]] = []
+            self.train_curve: list[tuple[int, float]] = []
+            self.best: tuple[float, int, dict[str, torch.Tensor] | None] = (float("inf"), steps, None)
+            self._losses: list[float] = []
+
+        def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+            text_on = batch["has"] & (torch.rand(len(batch["has"]), device=self.device) >= self.dropout)
+            y, log_rv, gate, delta = self.net(batch, text_on)
+            contrib = gate * delta
+            loss = masked_mse(y + contrib, batch["ret"]) + self.vol_weight * masked_mse(log_rv, batch["log_rv"])
+            if self.text_l2 and bool(text_on.any()):
+                loss = loss + self.text_l2 * (contrib[text_on] ** 2).mean()
+            self._losses.append(float(loss.detach()))
+            return loss
+
+        def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+            step = int(self.global_step)
+            if step % self.every and step != self.steps:
+                return
+            self.train_curve.append((step, float(np.mean(self._losses))))
+            self._losses = []
+            if self.evaluate is None:
+                return
+            self.net.eval()
+            loss = float(self.evaluate(self.net))
+            self.net.train()
+            self.val_curve.append((step, loss))
+            if loss < self.best[0]:
+                self.best = (loss, step, {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()})
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.wd, foreach=True)
+
+    return LitFusion
+
+
+class TorchBackbone(Backbone):
+    """A window network trained with PyTorch Lightning; subclasses give ``name``, ``defaults`` and ``_encoder``."""
+
+    name: ClassVar[str] = "torch"
+    defaults: ClassVar[dict[str, Any]] = TORCH_DEFAULTS
+
+    @abstractmethod
+    def _encoder(self, n_channels: int, static_dim: int) -> nn.Module:
+        """Return a module mapping a window (B, L, C) and a static embedding (B, S) to (B, hidden_size)."""
+
+    def _fit_regressor(self, x: np.ndarray, symbol_code: np.ndarray, y: np.ndarray) -> Any:
+        raise NotImplementedError("torch backbones train a window network, not a flat regressor")
+
+    def _predict_regressor(self, model: Any, x: np.ndarray, symbol_code: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("torch backbones train a window network, not a flat regressor")
+
+    def _check_params(self) -> None:
+        """Raise ValueError for parameter values out of range."""
+        checks = {
+            "mode": self.mode in MODES,
+            "fusion_mode": self.fusion_mode in FUSION_MODES,
+            "calibration": self.calibration in CALIBRATIONS,
+            "text_dim (16..64)": 16 <= int(self.text_dim) <= 64,
+            "input_size >= 1": int(self.input_size) >= 1,
+            "hidden_size >= 1": int(self.hidden_size) >= 1,
+            "learning_rate > 0": float(self.learning_rate) > 0,
+            "max_steps >= 1": int(self.max_steps) >= 1,
+            "batch_size >= 1": int(self.batch_size) >= 1,
+            "eval_every >= 1": int(self.eval_every) >= 1,
+            "modality_dropout in [0, 1)": 0 <= float(self.modality_dropout) < 1,
+            "text_l2 >= 0": float(self.text_l2) >= 0,
+            "max_val_rows >= 1": int(self.max_val_rows) >= 1,
+            "missing_indicators (per_feature | aggregate)": self.missing_indicators in ("per_feature", "aggregate"),
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"{self.name}: invalid {bad} in {self.get_params()} (modes {MODES}, {FUSION_MODES})")
+
+    def _forward(self, net: FusionNet, data: ModelData, index: WindowIndex, prep: WindowPrep, idx: np.ndarray,
+                 device: torch.device | str = "cpu") -> np.ndarray:  # fmt: skip
+        """Return the (4, len(idx), n_out) standardized ``[y_base, log rv, gate, delta]`` of rows ``idx``."""
+        parts = []
+        with torch.no_grad():
+            for start in range(0, len(idx), PREDICT_BATCH):
+                batch = make_batch(data, index, prep, idx[start : start + PREDICT_BATCH])
+                batch = {k: v.to(device) for k, v in batch.items()}
+                parts.append(torch.stack(net(batch, batch["has"])).cpu().numpy().astype(np.float64))
+        n_out = net.ret_head.out_features
+        return np.concatenate(parts, axis=1) if parts else np.zeros((4, 0, n_out))
+
+    # -- training -----------------------------------------------------------------------------------------
+    def _train(self, data: ModelData, index: WindowIndex, prep: WindowPrep, rows: np.ndarray, cols: list[int],
+               steps: int, val: np.ndarray | None) -> tuple[FusionNet, Any]:  # fmt: skip
+        """Train one network on ``rows`` for ``steps`` steps; keep the best state on ``val`` when given."""
+        labelled = rows[np.isfinite(prep.targets(data, rows, cols)[0]).any(axis=1)]
+        if len(labelled) < 2:
+            raise ValueError(f"{self.name}: fewer than 2 train rows with a complete label for horizons {cols}")
+        pl = lightning()
+        pl.seed_everything(int(self.random_seed), workers=True, verbose=False)
+        n_symbols, static_dim = len(prep.symbols), int(self.symbol_dim)
+        encoder = self._encoder(prep.n_channels, static_dim)
+        net = FusionNet(encoder, int(self.hidden_size), len(cols), n_symbols, static_dim, prep.delta_dim,
+                        prep.n_gate_extra, int(self.text_hidden))  # fmt: skip
+        evaluate = None
+        if val is not None:
+            ret, log_rv = prep.targets(data, val, cols)
+            vol_weight = float(self.vol_weight)
+
+            def evaluate(candidate: FusionNet) -> float:
+                device = next(candidate.parameters()).device
+                y, lrv, gate, delta = self._forward(candidate, data, index, prep, val, device)
+                fused, vol = torch.from_numpy(y + gate * delta), torch.from_numpy(lrv)
+                return float(
+                    masked_mse(fused, torch.from_numpy(ret)) + vol_weight * masked_mse(vol, torch.from_numpy(log_rv))
+                )
+
+        lit = _lit_fusion()(net, self, steps, evaluate)
+        stream = BatchStream(lambda b: make_batch(data, index, prep, b, cols), labelled, int(self.batch_size),
+                             int(self.random_seed))  # fmt: skip
+        trainer = pl.Trainer(
+            max_steps=steps, accelerator=self.accelerator, devices=self.devices, strategy=self.strategy,
+            deterministic=True, enable_progress_bar=False, enable_model_summary=False, logger=False,
+            enable_checkpointing=False, num_sanity_val_steps=0,
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # num_workers / iterable-length advice from Lightning
+            trainer.fit(lit, torch.utils.data.DataLoader(stream, batch_size=None, num_workers=0))
+        net = lit.net.cpu().eval()
+        if lit.best[2] is not None:
+            net.load_state_dict(lit.best[2])
+        return net, lit
+
+    def fit(self, data: ModelData, train_idx: np.ndarray, inner_splits: list[tuple[np.ndarray, np.ndarray]],
+            use_text: bool = True) -> TorchBackbone:  # fmt: skip
+        """Train on the newest inner split with validation, calibrate on its validation rows, refit on ``train_idx``."""
+        start = time.perf_counter()
+        self._check_params()
+        train_idx, splits = checked_splits(self.name, train_idx, inner_splits)
+        self.devices_ = preflight(self.accelerator, self.devices, self.strategy)
+        n_h = len(data.horizons)
+        self.horizons_, self.feature_names_, self.latent_dim_ = data.horizons, data.feature_names, data.latent_dim
+        text = use_text and self.fusion_mode == "residual_gate"
+        groups = [list(range(n_h))] if self.mode == MODES[0] else [[j] for j in range(n_h)]
+        self.window_step_us_ = row_step_us(data.t[train_idx], data.symbol_code[train_idx])
+        index = WindowIndex(data.t, data.symbol_code, int(self.input_size), self.window_step_us_)
+        self.meta_, self.calibrators_, self.text_trust_ = None, [None] * n_h, np.ones(n_h)
+        rows, val = splits[-1] if splits else (train_idx, None)
+        with torch_state(int(self.num_threads)):
+            prep = fit_prep(data, rows, int(self.text_dim), text, self.missing_indicators == "aggregate")
+            val_eval = None if val is None else val[:: max(1, -(-len(val) // int(self.max_val_rows)))]
+            fitted = [self._train(data, index, prep, rows, cols, int(self.max_steps), val_eval) for cols in groups]
+            nets, lits = [net for net, _ in fitted], [lit for _, lit in fitted]
+            self.best_steps_ = [max(1, lit.best[1]) for lit in lits]  # max_steps when there is no validation
+            self.steps_ = int(self.max_steps) * len(groups)
+            if val is not None:
+                self._calibrate(data, index, prep, val, nets, groups)
+                if self.refit:
+                    prep = fit_prep(data, train_idx, int(self.text_dim), text, self.missing_indicators == "aggregate")
+                    pairs = zip(groups, self.best_steps_, strict=True)
+                    nets = [self._train(data, index, prep, train_idx, cols, s, None)[0] for cols, s in pairs]
+                    self.steps_ += sum(self.best_steps_)
+        self.val_curve_ = _mean_curve([lit.val_curve for lit in lits])
+        self.train_curve_ = _mean_curve([lit.train_curve for lit in lits])
+        curve = self.val_curve_ or self.train_curve_  # without validation: did the train loss go down
+        best = min(curve, key=lambda p: p[1]) if curve else (int(self.max_steps), float("nan"))
+        self.best_step_ = int(best[0]) if self.val_curve_ else int(self.max_steps)
+        self.improved_ = bool(curve) and best[1] < curve[0][1] * (1 - 1e-3)
+        self.prep_, self.networks_, self.groups_ = prep, nets, groups
+        self.text_path_ = prep.projection is not None
+        self.n_train_ = len(train_idx)
+        self.fit_seconds_ = round(time.perf_counter() - start, 3)
+        return self
+
+    def _calibrate(self, data: ModelData, index: WindowIndex, prep: WindowPrep, val: np.ndarray,
+                   nets: list[FusionNet], groups: list[list[int]]) -> None:  # fmt: skip
+        """Fit the meta-aggregator (``multi_model_meta``), the text trust and the calibration on validation rows."""
+        y_base, _, _, contrib = self._outputs(data, index, prep, val, nets, groups)
+        y = np.where(data.label_ok[val] & np.isfinite(data.ret[val]), data.ret[val], np.nan)
+        n_h = y.shape[1]
+        if self.mode == MODES[1]:
+            meta = []
+            for j in range(n_h):
+                ok = np.isfinite(y[:, j])
+                meta.append(LinearRegression().fit(y_base[ok], y[ok, j]) if ok.sum() > n_h + 1 else None)
+            self.meta_ = meta
+        y_base = self._meta(y_base)
+        has = data.text_mask[val]
+        self.text_trust_ = np.array(
+            [_trust(y[has, j] - y_base[has, j], contrib[has, j], self.text_min_t) for j in range(n_h)]
+        )
+        er = y_base + contrib * self.text_trust_
+        self.calibrators_ = self._fit_calibrators(er, y, np.ones_like(er, dtype=bool))
+
+    def _outputs(self, data: ModelData, index: WindowIndex, prep: WindowPrep, idx: np.ndarray,
+                 nets: list[FusionNet], groups: list[list[int]]) -> tuple[np.ndarray, ...]:  # fmt: skip
+        """Return ``y_base``, ``log rv``, ``gate`` and the text contribution (n, H) in the units of the labels."""
+        n_h = len(data.horizons)
+        out = np.zeros((4, len(idx), n_h))
+        device = "cuda" if self.devices_.get("accelerator") == "cuda" and torch.cuda.is_available() else "cpu"
+        with torch_state(int(self.num_threads)):
+            for net, cols in zip(nets, groups, strict=True):
+                net.to(device)
+                out[:, :, cols] = self._forward(net, data, index, prep, idx, device)
+                net.cpu()
+        y_base = out[0] * prep.ret_scale
+        log_rv = out[1] * prep.rv_scale + prep.rv_mean
+        gate = out[2] * self.text_trust_
+        return y_base, log_rv, gate, gate * (out[3] * prep.ret_scale)
+
+    def predict(self, data: ModelData, idx: np.ndarray) -> dict[str, Predictions]:
+        """Return ``{horizon: Predictions}`` for rows ``idx`` of ``data`` (eval mode, no grad, batched)."""
+        if not hasattr(self, "networks_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit first")
+        if data.horizons != self.horizons_ or data.feature_names != self.feature_names_:
+            raise ValueError(f"{self.name}: data horizons / features differ from the ones the model was fitted on")
+        idx = np.asarray(idx, dtype=np.int64)
+        index = WindowIndex(data.t, data.symbol_code, int(self.input_size), self.window_step_us_)
+        y_base_raw, log_rv, gate, contrib = self._outputs(data, index, self.prep_, idx, self.networks_, self.groups_)
+        y_base = self._meta(y_base_raw)
+        er = y_base + contrib
+        degraded = ~data.text_mask[idx] if self.text_path_ else np.ones(len(idx), bool)
+        return {
+            h: Predictions(
+                expected_return=er[:, j],
+                vol_forecast=np.exp(log_rv[:, j]),
+                signal_confidence=self._confidence(j, er[:, j]),
+                y_base=y_base[:, j],
+                gate=gate[:, j],
+                text_contribution=contrib[:, j],
+                degraded=degraded.copy(),
+            )
+            for j, h in enumerate(self.horizons_)
+        }
+
+
+def _trust(resid: np.ndarray, contrib: np.ndarray, min_t: float) -> float:
+    """Return the least-squares weight in [0, 1] of ``contrib`` on the validation residual ``resid``, or 0 unless
+    their correlation is positive with a t-statistic of at least ``min_t`` (text that does not help out of sample)."""
+    ok = np.isfinite(resid)
+    r, c = resid[ok], contrib[ok]
+    if len(r) < 10 or not c.std() > 0 or not r.std() > 0:
+        return 0.0
+    corr = float(np.corrcoef(r, c)[0, 1])
+    if corr * np.sqrt(len(r) - 2) / np.sqrt(max(1 - corr**2, 1e-12)) < min_t:
+        return 0.0
+    return float(np.clip((r @ c) / (c @ c), 0.0, 1.0))
+
+
+def _mean_curve(curves: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
+    """Average curves recorded at the same steps (one per network) into one."""
+    if not curves or not curves[0]:
+        return []
+    return [(step, float(np.mean([c[i][1] for c in curves]))) for i, (step, _) in enumerate(curves[0])]
