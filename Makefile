@@ -27,7 +27,7 @@ demo: setup
 	$(VENV)/bin/quantmm demo
 
 test: setup
-	$(VENV)/bin/pytest -q -n 2 -p no:cacheprovider
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup -p no:cacheprovider
 
 bench: setup
 	$(VENV)/bin/quantmm bench ingest

@@ -66,7 +66,7 @@ def _raw(days: int, text_signal: bool, seed: int, signal_beta: float) -> RawInpu
     )
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=6)
 def synthetic_frames(
     days: int = 120, text_signal: bool = True, seed: int = 7, signal_beta: float = SIGNAL_BETA
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
