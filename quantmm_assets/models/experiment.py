@@ -174,8 +174,21 @@ def prediction_frame(
 
 
 def _diagnostics(model: Backbone) -> dict[str, Any]:
-    keys = ("val_curve_", "train_curve_", "improved_", "steps_", "best_step_", "devices_", "n_train_")
-    return {k.rstrip("_"): getattr(model, k) for k in keys if hasattr(model, k)}
+    keys = (
+        "val_curve_",
+        "train_curve_",
+        "text_gain_curve_",
+        "val_zero_loss_",
+        "improved_",
+        "steps_",
+        "best_step_",
+        "best_steps_",
+        "text_trust_",
+        "devices_",
+        "n_train_",
+    )
+    out = {k.rstrip("_"): getattr(model, k) for k in keys if hasattr(model, k)}
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in out.items()}
 
 
 def walk_forward(

@@ -7,18 +7,29 @@ dims by :func:`~quantmm_assets.models.fusion.fit_projection`, and its text flat 
 standardized on train rows) feeds a small ``delta`` head, and ``gate = sigmoid(net([h, post / comment present,
 log1p counts]))`` (``h`` detached, so the base representation is not shaped by the gate);
 ``expected_return = y_base + gate * delta``. Both are 0 where the row has no text, and, with probability
-``modality_dropout`` per training sample, where it has. The loss is the masked MSE of ``ret`` (standardized per
-horizon by its train std, so horizons weigh equally) plus ``vol_weight`` x the masked MSE of the standardized
-``log rv``, plus ``text_l2 * mean(contribution^2)`` over the rows with text.
+``modality_dropout`` per training sample, where it has (drawn from a generator of its own).
 
-Fit (DESIGN section 3): on the newest inner split, train on its train rows and evaluate the validation loss every
-``eval_every`` steps (``val_curve_``), keep the best state; on its validation rows fit the meta-aggregator
+The base and the text path are trained together, in one optimization with one loss of two parts:
+``MSE(y_base, ret) + vol_weight * MSE(log rv)`` for the base (``ret`` standardized per horizon by its train std,
+so horizons weigh equally; ``log rv`` standardized), and, over the rows whose text is on,
+``MSE(stop_grad(y_base) + contribution, ret) + text_l2 * mean(contribution^2)`` for the text path. The stopped
+gradient makes the text path fit the base's residual (the torch analogue of the flat second stage) and keeps the
+base's training identical with and without text: the base's initialization, random stream, batches and gradients
+are the same, so the ``no_text`` ablation of a torch backbone has bit-identical ``y_base`` and ``full - no_text``
+measures the text alone (a jointly shaped base made that difference mostly seed noise).
+
+Fit (DESIGN section 3): on the newest inner split, train on its train rows and evaluate every ``eval_every`` steps
+the base's validation loss (``val_curve_``; ``improved_`` when its best beats the zero forecast's loss
+``val_zero_loss_``) and the text gain, fused minus base ``ret`` loss on the validation rows with text
+(``text_gain_curve_``). The base keeps its state at its best loss and the text path at its best gain
+(``best_steps_``: (base, text) per network). On the validation rows fit the meta-aggregator
 (``multi_model_meta``), the text trust and the confidence calibration; then refit on all of ``train_idx`` for the
-best number of steps (``refit=True``). Without inner splits: ``max_steps`` on ``train_idx``, confidence 0.5,
-trust 1. The **text trust** (``text_trust_``, per horizon, in [0, 1]) is the out-of-sample analogue of the flat
-fusion's cross-fitted gate: the least-squares weight of the validation contribution on the validation residual,
-0 unless their correlation has a t-statistic >= ``text_min_t``. An in-sample gate cannot tell noise it has fitted
-from signal; the trust can. The reported ``gate`` is ``trust * sigmoid(...)``, so ``contribution = gate * delta``.
+larger of the two steps, each part keeping its state at its own step (``refit=True``). Without inner splits:
+``max_steps`` on ``train_idx``, confidence 0.5, trust 1. The **text trust** (``text_trust_``, per horizon, in
+[0, 1]) is the out-of-sample analogue of the flat fusion's cross-fitted gate: the least-squares weight of the
+validation contribution on the validation residual, 0 unless their correlation has a t-statistic >=
+``text_min_t``. An in-sample gate cannot tell noise it has fitted from signal; the trust can. The reported
+``gate`` is ``trust * sigmoid(...)``, so ``contribution = gate * delta``.
 
 ``strategy`` is passed to Lightning as is; the tested path is a single process (``"auto"`` on one device).
 Multi-process strategies run the same seeded batches on every rank and ``ddp_spawn`` does not return the best
@@ -72,7 +83,7 @@ TORCH_DEFAULTS: dict[str, Any] = {
     "modality_dropout": 0.3,
     "text_l2": 1.0,
     "text_hidden": 16,
-    "text_min_t": 2.0,
+    "text_min_t": 3.0,  # at 2 a noise-text fold opened its trust in the honesty worlds (contrast 4.5x < 5x)
     "weight_decay": 1e-4,
     "vol_weight": 0.5,
     "symbol_dim": 8,
@@ -116,38 +127,64 @@ class FusionNet(nn.Module):
         return y, log_rv, gate, delta
 
 
+TEXT_MODULES = ("delta.", "gate.")  # FusionNet's text path; every other parameter is the base
+
+
+def _state(net: FusionNet, text: bool) -> dict[str, torch.Tensor]:
+    """Return a detached CPU copy of the text path's (``text``) or the base's parameters and buffers."""
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items() if k.startswith(TEXT_MODULES) == text}
+
+
 @functools.cache
 def _lit_fusion() -> type:
     """Return the LightningModule class (defined on first use, with the lazy Lightning import)."""
 
     class LitFusion(lightning().LightningModule):
-        """Training wrapper: the loss, the optimizer and the periodic validation with the best-state snapshot."""
+        """Training wrapper: the two-part loss, the optimizer, the periodic validation and the best-state snapshots.
 
-        def __init__(
-            self, net: FusionNet, model: TorchBackbone, steps: int, evaluate: Callable[[FusionNet], float] | None
-        ):
+        With ``evaluate`` the base keeps its state at the lowest validation loss and the text path at the largest
+        validation gain over the base of the same step; with ``snap_steps`` (``(base, text)``, the refit) each part
+        keeps its state at its given step.
+        """
+
+        def __init__(self, net: FusionNet, model: TorchBackbone, steps: int,
+                     evaluate: Callable[[FusionNet], tuple[float, float]] | None,
+                     snap_steps: tuple[int, int] | None = None):  # fmt: skip
             super().__init__()
-            self.net, self.steps, self.evaluate = net, steps, evaluate
+            self.net, self.steps, self.evaluate, self.snap_steps = net, steps, evaluate, snap_steps
             self.lr, self.wd = float(model.learning_rate), float(model.weight_decay)
             self.text_l2, self.vol_weight = float(model.text_l2), float(model.vol_weight)
             self.dropout, self.every = float(model.modality_dropout), int(model.eval_every)
+            # modality dropout draws from its own generator: the base's random stream (its dropout layers) is the
+            # same with and without a text path
+            self.text_rng = torch.Generator().manual_seed(int(model.random_seed))
             self.val_curve: list[tuple[int, float]] = []
             self.train_curve: list[tuple[int, float]] = []
-            self.best: tuple[float, int, dict[str, torch.Tensor] | None] = (float("inf"), steps, None)
+            self.text_gain_curve: list[tuple[int, float]] = []
+            self.best: dict[str, tuple[float, int, dict[str, torch.Tensor] | None]] = {
+                "base": (float("inf"), steps, None),
+                "text": (float("inf"), steps, None),
+            }
             self._losses: list[float] = []
 
         def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-            text_on = batch["has"] & (torch.rand(len(batch["has"]), device=self.device) >= self.dropout)
+            keep = torch.rand(len(batch["has"]), generator=self.text_rng) >= self.dropout
+            text_on = batch["has"] & keep.to(batch["has"].device)
             y, log_rv, gate, delta = self.net(batch, text_on)
-            contrib = gate * delta
-            loss = masked_mse(y + contrib, batch["ret"]) + self.vol_weight * masked_mse(log_rv, batch["log_rv"])
-            if self.text_l2 and bool(text_on.any()):
-                loss = loss + self.text_l2 * (contrib[text_on] ** 2).mean()
+            # y_base learns from price alone; the text path fits the residual of the (stopped-gradient) base
+            loss = masked_mse(y, batch["ret"]) + self.vol_weight * masked_mse(log_rv, batch["log_rv"])
+            if bool(text_on.any()):
+                contrib = (gate * delta)[text_on]
+                fused = y.detach()[text_on] + contrib
+                loss = loss + masked_mse(fused, batch["ret"][text_on]) + self.text_l2 * (contrib**2).mean()
             self._losses.append(float(loss.detach()))
             return loss
 
         def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
             step = int(self.global_step)
+            for part, at in zip(("base", "text"), self.snap_steps or (), strict=False):
+                if step == at:
+                    self.best[part] = (0.0, step, _state(self.net, part == "text"))
             if step % self.every and step != self.steps:
                 return
             self.train_curve.append((step, float(np.mean(self._losses))))
@@ -155,11 +192,13 @@ def _lit_fusion() -> type:
             if self.evaluate is None:
                 return
             self.net.eval()
-            loss = float(self.evaluate(self.net))
+            loss, gain = self.evaluate(self.net)
             self.net.train()
             self.val_curve.append((step, loss))
-            if loss < self.best[0]:
-                self.best = (loss, step, {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()})
+            self.text_gain_curve.append((step, gain))
+            for part, value in (("base", loss), ("text", gain)):
+                if value < self.best[part][0]:
+                    self.best[part] = (value, step, _state(self.net, part == "text"))
 
         def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.wd, foreach=True)
@@ -219,8 +258,10 @@ class TorchBackbone(Backbone):
 
     # -- training -----------------------------------------------------------------------------------------
     def _train(self, data: ModelData, index: WindowIndex, prep: WindowPrep, rows: np.ndarray, cols: list[int],
-               steps: int, val: np.ndarray | None) -> tuple[FusionNet, Any]:  # fmt: skip
-        """Train one network on ``rows`` for ``steps`` steps; keep the best state on ``val`` when given."""
+               steps: int, val: np.ndarray | None, snap_steps: tuple[int, int] | None = None,
+               ) -> tuple[FusionNet, Any]:  # fmt: skip
+        """Train one network on ``rows`` for ``steps`` steps; keep the best states on ``val`` when given, else the
+        states at ``snap_steps`` (base, text) when given, else the last."""
         labelled = rows[np.isfinite(prep.targets(data, rows, cols)[0]).any(axis=1)]
         if len(labelled) < 2:
             raise ValueError(f"{self.name}: fewer than 2 train rows with a complete label for horizons {cols}")
@@ -230,20 +271,27 @@ class TorchBackbone(Backbone):
         encoder = self._encoder(prep.n_channels, static_dim)
         net = FusionNet(encoder, int(self.hidden_size), len(cols), n_symbols, static_dim, prep.delta_dim,
                         prep.n_gate_extra, int(self.text_hidden))  # fmt: skip
-        evaluate = None
+        # the training stream is the same with or without the text modules' initialization before it
+        pl.seed_everything(int(self.random_seed) + 1, workers=True, verbose=False)
+        evaluate, zero_loss = None, float("nan")
         if val is not None:
-            ret, log_rv = prep.targets(data, val, cols)
-            vol_weight = float(self.vol_weight)
+            ret, log_rv = (torch.from_numpy(a) for a in prep.targets(data, val, cols))
+            vol_weight, has = float(self.vol_weight), torch.from_numpy(data.text_mask[val])
+            zeros = torch.zeros_like(ret)
+            zero_loss = float(masked_mse(zeros, ret) + vol_weight * masked_mse(zeros, log_rv))
 
-            def evaluate(candidate: FusionNet) -> float:
-                device = next(candidate.parameters()).device
-                y, lrv, gate, delta = self._forward(candidate, data, index, prep, val, device)
-                fused, vol = torch.from_numpy(y + gate * delta), torch.from_numpy(lrv)
-                return float(
-                    masked_mse(fused, torch.from_numpy(ret)) + vol_weight * masked_mse(vol, torch.from_numpy(log_rv))
-                )
+            def evaluate(candidate: FusionNet) -> tuple[float, float]:
+                """Return the base's validation loss and the text gain (fused minus base ret loss on text rows)."""
+                out = self._forward(candidate, data, index, prep, val, next(candidate.parameters()).device)
+                y, lrv, gate, delta = (torch.from_numpy(a) for a in out)
+                loss = float(masked_mse(y, ret) + vol_weight * masked_mse(lrv, log_rv))
+                if not bool(has.any()):
+                    return loss, 0.0
+                gain = masked_mse((y + gate * delta)[has], ret[has]) - masked_mse(y[has], ret[has])
+                return loss, float(gain)
 
-        lit = _lit_fusion()(net, self, steps, evaluate)
+        lit = _lit_fusion()(net, self, steps, evaluate, snap_steps)
+        lit.zero_loss = zero_loss
         stream = BatchStream(lambda b: make_batch(data, index, prep, b, cols), labelled, int(self.batch_size),
                              int(self.random_seed))  # fmt: skip
         trainer = pl.Trainer(
@@ -255,8 +303,9 @@ class TorchBackbone(Backbone):
             warnings.simplefilter("ignore")  # num_workers / iterable-length advice from Lightning
             trainer.fit(lit, torch.utils.data.DataLoader(stream, batch_size=None, num_workers=0))
         net = lit.net.cpu().eval()
-        if lit.best[2] is not None:
-            net.load_state_dict(lit.best[2])
+        for _, _, state in lit.best.values():
+            if state is not None:
+                net.load_state_dict(state, strict=False)
         return net, lit
 
     def fit(self, data: ModelData, train_idx: np.ndarray, inner_splits: list[tuple[np.ndarray, np.ndarray]],
@@ -279,21 +328,30 @@ class TorchBackbone(Backbone):
             val_eval = None if val is None else val[:: max(1, -(-len(val) // int(self.max_val_rows)))]
             fitted = [self._train(data, index, prep, rows, cols, int(self.max_steps), val_eval) for cols in groups]
             nets, lits = [net for net, _ in fitted], [lit for _, lit in fitted]
-            self.best_steps_ = [max(1, lit.best[1]) for lit in lits]  # max_steps when there is no validation
+            # (base, text) steps of each network: max_steps when there is no validation
+            self.best_steps_ = [(max(1, lit.best["base"][1]), max(1, lit.best["text"][1])) for lit in lits]
             self.steps_ = int(self.max_steps) * len(groups)
             if val is not None:
                 self._calibrate(data, index, prep, val, nets, groups)
                 if self.refit:
                     prep = fit_prep(data, train_idx, int(self.text_dim), text, self.missing_indicators == "aggregate")
-                    pairs = zip(groups, self.best_steps_, strict=True)
-                    nets = [self._train(data, index, prep, train_idx, cols, s, None)[0] for cols, s in pairs]
-                    self.steps_ += sum(self.best_steps_)
+                    nets = [
+                        self._train(data, index, prep, train_idx, cols, max(snap), None, snap)[0]
+                        for cols, snap in zip(groups, self.best_steps_, strict=True)
+                    ]
+                    self.steps_ += sum(max(snap) for snap in self.best_steps_)
         self.val_curve_ = _mean_curve([lit.val_curve for lit in lits])
         self.train_curve_ = _mean_curve([lit.train_curve for lit in lits])
-        curve = self.val_curve_ or self.train_curve_  # without validation: did the train loss go down
-        best = min(curve, key=lambda p: p[1]) if curve else (int(self.max_steps), float("nan"))
-        self.best_step_ = int(best[0]) if self.val_curve_ else int(self.max_steps)
-        self.improved_ = bool(curve) and best[1] < curve[0][1] * (1 - 1e-3)
+        self.text_gain_curve_ = _mean_curve([lit.text_gain_curve for lit in lits]) if text else []
+        # the zero forecast's validation loss (standardized units: about 1 + vol_weight); "improved" means beating it
+        self.val_zero_loss_ = float(np.mean([lit.zero_loss for lit in lits]))
+        if self.val_curve_:
+            best = min(self.val_curve_, key=lambda p: p[1])
+            self.best_step_, self.improved_ = int(best[0]), best[1] < self.val_zero_loss_ * (1 - 1e-3)
+        else:  # without validation: did the train loss go down
+            curve = self.train_curve_
+            self.best_step_ = int(self.max_steps)
+            self.improved_ = bool(curve) and min(v for _, v in curve) < curve[0][1] * (1 - 1e-3)
         self.prep_, self.networks_, self.groups_ = prep, nets, groups
         self.text_path_ = prep.projection is not None
         self.n_train_ = len(train_idx)

@@ -166,11 +166,35 @@ def test_validation_curve_and_improvement_on_an_easy_signal(small: ModelData) ->
     model, test = fit("tsmixer", data)
     steps = [s for s, _ in model.val_curve_]
     assert steps == list(range(10, 61, 10)) and [s for s, _ in model.train_curve_] == steps
-    assert model.improved_ and model.best_step_ in steps
-    assert min(v for _, v in model.val_curve_) < 0.9 * model.val_curve_[0][1]
-    assert model.steps_ == 60 + model.best_step_ and model.fit_seconds_ > 0
+    assert model.improved_ and model.best_step_ in steps and model.best_steps_[0][0] == model.best_step_
+    assert min(v for _, v in model.val_curve_) < 0.9 * model.val_curve_[0][1] < 0.9 * model.val_zero_loss_
+    assert model.steps_ == 60 + max(model.best_steps_[0]) and model.fit_seconds_ > 0
     assert model.devices_["accelerator"] in ("cpu", "cuda") and model.n_train_ == len(splits(data)[0])
     assert np.corrcoef(model.predict(data, test)["1h"].expected_return, data.ret[test, 0])[0, 1] > 0.8
+
+
+def test_improved_means_beating_the_zero_forecast(small: ModelData) -> None:
+    # a network that cannot move from its initialization never beats predicting 0 (standardized units)
+    frozen, _ = fit("tsmixer", small, learning_rate=1e-12)
+    assert frozen.val_zero_loss_ > 1.0 and not frozen.improved_
+    assert min(v for _, v in frozen.val_curve_) >= frozen.val_zero_loss_ * (1 - 1e-3)
+
+
+@pytest.mark.parametrize("name", TORCH)
+def test_no_text_retrains_the_same_base(small: ModelData, fitted: dict, name: str) -> None:
+    """The text path fits the base's residual with the base's gradient stopped: ``no_text`` (the ablation's
+    retraining without any text input) has a bit-identical ``y_base``, so ``full - no_text`` is the text alone."""
+    from quantmm_assets.models.variants import variant_data
+
+    full, test = fitted[name]
+    plain_data, use_text = variant_data(small, "no_text")
+    plain, _ = fit(name, plain_data, use_text=use_text)
+    with_text, without = full.predict(small, test), plain.predict(plain_data, test)
+    assert full.text_path_ and not plain.text_path_
+    for h in small.horizons:
+        np.testing.assert_array_equal(with_text[h].y_base, without[h].y_base, err_msg=f"{name} {h}")
+        np.testing.assert_array_equal(with_text[h].vol_forecast, without[h].vol_forecast, err_msg=f"{name} {h}")
+    assert any(with_text[h].text_contribution.any() for h in small.horizons) or not full.text_trust_.any()
 
 
 def test_without_inner_splits_there_is_no_curve_and_no_calibration(small: ModelData) -> None:
