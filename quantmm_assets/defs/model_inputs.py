@@ -14,6 +14,7 @@ import polars as pl
 
 from quantmm_assets.core.feature_matrix import LATENT_COLUMNS
 from quantmm_assets.models.data import LABEL_COLUMNS, ModelData, model_data
+from quantmm_resources.lake_views import pinned_text_encoder
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ def load_model_data(lake: Path, horizons: tuple[str, ...], row_stride: int = 1) 
             "last_date": str(days.max()),
             "matrix_files": str(len(matrix_files)),
             "symbols": ",".join(codes["symbol"].to_list()),
+            "text_encoder": pinned_text_encoder(lake) or "unpinned (latents written before the encoder pin)",
             "rows": str(matrix.height),
             "rows_with_text": str(
                 int(matrix.select(pl.any_horizontal(pl.col(LATENT_COLUMNS).is_not_null())).sum().item())

@@ -32,6 +32,7 @@ from quantmm_assets.defs.derived_runner import (
 from quantmm_assets.defs.feature_assets import ASOF, ASOF_SAMPLES, asof_spec
 from quantmm_assets.defs.partitions import SAME_DAY, date_x_symbol
 from quantmm_resources.io_manager import PARTIAL_OK
+from quantmm_resources.lake_views import LakeResource, pin_text_encoder
 from quantmm_resources.text_encoder import TextEncoder
 
 SAME_DAY_SOCIAL = dg.AssetIn(partition_mapping=SAME_DAY, metadata={PARTIAL_OK: True})
@@ -130,10 +131,13 @@ def text_bucket_features(context: dg.AssetExecutionContext, text_items: pl.DataF
     check_specs=asof_spec("text_latents"),
     description="Post and comment towers: each text embedded once with the sentence encoder (MiniLM; hashing "
     "fallback reported in the metadata), cached by content hash, pooled over the trailing hour per 5m bucket and "
-    "symbol at full width (engagement-weighted where engagement was observed). Nothing here is fitted.",
+    "symbol at full width (engagement-weighted where engagement was observed). Nothing here is fitted. One encoder "
+    "per lake: the first run pins it (text_latents/encoder.json) and a run embedding with another fails.",
     **COMMON,
 )
-def text_latents(context: dg.AssetExecutionContext, text_items: pl.DataFrame, text_encoder: TextEncoder):
+def text_latents(
+    context: dg.AssetExecutionContext, text_items: pl.DataFrame, text_encoder: TextEncoder, lake: LakeResource
+):
     win = run_window(context)
     items = items_frame(text_items)
     stats = []
@@ -151,6 +155,8 @@ def text_latents(context: dg.AssetExecutionContext, text_items: pl.DataFrame, te
 
     out, secs = timed(lambda: per_symbol(build, items, win))
     enc = next((st for st in stats if st.fallback), stats[0] if stats else None)  # any fallback is reported
+    if stats:  # one encoder per lake: refuses (before anything is written) latents of another encoder
+        pin_text_encoder(lake.path, {st.encoder_id for st in stats}, enc.fallback_reason if enc else None)
     yield derived_output(
         context,
         out,

@@ -99,3 +99,22 @@ def test_label_partitions_are_complete_only_once_their_forward_windows_are_in(bu
     event = instance.get_latest_materialization_event(dg.AssetKey("labels_multi_horizon"))
     assert event.asset_materialization.partition == f"{day}|BTCUSDT"
     assert event.asset_materialization.metadata["complete"].value is False
+
+
+def test_text_latents_of_another_encoder_are_refused_and_nothing_is_written(built, monkeypatch):
+    home, _raw, _runs, _resources, instance = built
+    from quantmm_assets.defs.text_assets import text_latents
+
+    pin = json.loads((home / "lake/text_latents/encoder.json").read_text())
+    assert pin["encoder_id"] == "hashing-v1/384"  # the hashing lake of the fixture
+    target = home / "lake/text_latents/date=2025-03-10/symbol=BTCUSDT/data.parquet"
+    before = target.read_bytes()
+    monkeypatch.setenv("QUANTMM_TEXT_ENCODER", "minilm")
+    get_settings.cache_clear()
+    minilm = build_resources(get_settings(), source="synthetic")
+    run = run_selection([text_latents], minilm, instance, partition_key="2025-03-10|BTCUSDT")
+    assert not run.success
+    (failure,) = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    error = failure.dagster_event.step_failure_data.error.to_string()
+    assert "pinned to hashing-v1/384" in error and "minilm-l6-v2/384" in error
+    assert target.read_bytes() == before

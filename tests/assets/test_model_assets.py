@@ -76,6 +76,7 @@ def test_trained_backbone_and_report(lake_with_features: Path, instance) -> None
     logged = mlflow.get_run(summary["mlflow_run_id"])
     params = logged.data.params
     assert params["feature_contract_version"] == feature_contract(DIM).version
+    assert params["data.text_encoder"].startswith("unpinned")  # this lake's matrix was written without text_latents
     assert params["backbone"] == "ridge" and len(params["config_hash"]) == 12
     assert "folds.hash" in params and params["data.symbols"] == ",".join(sorted(SYMBOLS, key=list(SYMBOLS).index))
     assert any(k.startswith("full.1h.rank_ic") for k in logged.data.metrics)

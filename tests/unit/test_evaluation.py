@@ -172,6 +172,7 @@ def test_sharpe_annualization_and_drawdown_helpers():
         assert sharpe_ratio(pnl, horizon) == pytest.approx(base * math.sqrt(steps_per_year))
     assert sharpe_ratio([0.01], "1h") is None
     assert sharpe_ratio([0.1] * 7, "1h") is None  # numpy's std of a constant is 1.5e-17, not 0
+    assert sharpe_ratio([0.0] * 7, "1h") == 0.0  # never in a position: flat earns nothing
     assert max_drawdown(pnl) == pytest.approx(0.04)  # cum 0.01, -0.02, -0.01, -0.03, 0.02
     assert max_drawdown([-0.01, 0.005]) == pytest.approx(0.01)  # a loss from the start counts
     assert max_drawdown([0.01, 0.02]) == 0.0
@@ -190,6 +191,9 @@ def test_fold_metrics_nulls_where_undefined_and_matches_helpers():
     assert flat["ic"] is None and flat["rank_ic"] is None
     zero_ret = fold_metrics(hourly([0.01, -0.01], [0.0, 0.0])).row(0, named=True)
     assert zero_ret["hit_rate"] is None
+    # every edge below the cost: never in a position, Sharpe 0 (not null: flat ranks above losing money)
+    never = fold_metrics(hourly([1e-5] * 5, [0.01, -0.02, 0.0, 0.01, 0.03], cost=0.01)).row(0, named=True)
+    assert never["exposure"] == 0.0 and never["sharpe"] == 0.0 and never["max_drawdown"] == 0.0
     rng = np.random.default_rng(0)
     ret = rng.normal(0, 0.01, 600)
     frames = [
