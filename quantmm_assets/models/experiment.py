@@ -179,6 +179,7 @@ def _diagnostics(model: Backbone) -> dict[str, Any]:
         "train_curve_",
         "text_gain_curve_",
         "val_zero_loss_",
+        "val_ret_skill_",
         "improved_",
         "steps_",
         "best_step_",

@@ -20,7 +20,8 @@ measures the text alone (a jointly shaped base made that difference mostly seed 
 
 Fit (DESIGN section 3): on the newest inner split, train on its train rows and evaluate every ``eval_every`` steps
 the base's validation loss (``val_curve_``; ``improved_`` when its best beats the zero forecast's loss
-``val_zero_loss_``) and the text gain, fused minus base ``ret`` loss on the validation rows with text
+``val_zero_loss_``; ``val_ret_skill_`` is the return head's alone: 1 - its best validation MSE / the zero
+forecast's) and the text gain, fused minus base ``ret`` loss on the validation rows with text
 (``text_gain_curve_``). The base keeps its state at its best loss and the text path at its best gain
 (``best_steps_``: (base, text) per network). On the validation rows fit the meta-aggregator
 (``multi_model_meta``), the text trust and the confidence calibration; then refit on all of ``train_idx`` for the
@@ -148,7 +149,7 @@ def _lit_fusion() -> type:
         """
 
         def __init__(self, net: FusionNet, model: TorchBackbone, steps: int,
-                     evaluate: Callable[[FusionNet], tuple[float, float]] | None,
+                     evaluate: Callable[[FusionNet], tuple[float, float, float]] | None,
                      snap_steps: tuple[int, int] | None = None):  # fmt: skip
             super().__init__()
             self.net, self.steps, self.evaluate, self.snap_steps = net, steps, evaluate, snap_steps
@@ -161,6 +162,8 @@ def _lit_fusion() -> type:
             self.val_curve: list[tuple[int, float]] = []
             self.train_curve: list[tuple[int, float]] = []
             self.text_gain_curve: list[tuple[int, float]] = []
+            self.ret_curve: list[tuple[int, float]] = []  # the return head's part of the base's validation loss
+            self.zero_loss = self.zero_ret_loss = float("nan")  # the zero forecast's, set by the caller
             self.best: dict[str, tuple[float, int, dict[str, torch.Tensor] | None]] = {
                 "base": (float("inf"), steps, None),
                 "text": (float("inf"), steps, None),
@@ -192,9 +195,10 @@ def _lit_fusion() -> type:
             if self.evaluate is None:
                 return
             self.net.eval()
-            loss, gain = self.evaluate(self.net)
+            loss, ret_loss, gain = self.evaluate(self.net)
             self.net.train()
             self.val_curve.append((step, loss))
+            self.ret_curve.append((step, ret_loss))
             self.text_gain_curve.append((step, gain))
             for part, value in (("base", loss), ("text", gain)):
                 if value < self.best[part][0]:
@@ -273,25 +277,28 @@ class TorchBackbone(Backbone):
                         prep.n_gate_extra, int(self.text_hidden))  # fmt: skip
         # the training stream is the same with or without the text modules' initialization before it
         pl.seed_everything(int(self.random_seed) + 1, workers=True, verbose=False)
-        evaluate, zero_loss = None, float("nan")
+        evaluate, zero_ret, zero_loss = None, float("nan"), float("nan")
         if val is not None:
             ret, log_rv = (torch.from_numpy(a) for a in prep.targets(data, val, cols))
             vol_weight, has = float(self.vol_weight), torch.from_numpy(data.text_mask[val])
             zeros = torch.zeros_like(ret)
-            zero_loss = float(masked_mse(zeros, ret) + vol_weight * masked_mse(zeros, log_rv))
+            zero_ret = float(masked_mse(zeros, ret))
+            zero_loss = zero_ret + vol_weight * float(masked_mse(zeros, log_rv))
 
-            def evaluate(candidate: FusionNet) -> tuple[float, float]:
-                """Return the base's validation loss and the text gain (fused minus base ret loss on text rows)."""
+            def evaluate(candidate: FusionNet) -> tuple[float, float, float]:
+                """Return the base's validation loss, its return part, and the text gain (fused minus base return
+                loss on the rows with text)."""
                 out = self._forward(candidate, data, index, prep, val, next(candidate.parameters()).device)
                 y, lrv, gate, delta = (torch.from_numpy(a) for a in out)
-                loss = float(masked_mse(y, ret) + vol_weight * masked_mse(lrv, log_rv))
+                ret_loss = float(masked_mse(y, ret))
+                loss = ret_loss + vol_weight * float(masked_mse(lrv, log_rv))
                 if not bool(has.any()):
-                    return loss, 0.0
+                    return loss, ret_loss, 0.0
                 gain = masked_mse((y + gate * delta)[has], ret[has]) - masked_mse(y[has], ret[has])
-                return loss, float(gain)
+                return loss, ret_loss, float(gain)
 
         lit = _lit_fusion()(net, self, steps, evaluate, snap_steps)
-        lit.zero_loss = zero_loss
+        lit.zero_loss, lit.zero_ret_loss = zero_loss, zero_ret
         stream = BatchStream(lambda b: make_batch(data, index, prep, b, cols), labelled, int(self.batch_size),
                              int(self.random_seed))  # fmt: skip
         trainer = pl.Trainer(
@@ -345,6 +352,10 @@ class TorchBackbone(Backbone):
         self.text_gain_curve_ = _mean_curve([lit.text_gain_curve for lit in lits]) if text else []
         # the zero forecast's validation loss (standardized units: about 1 + vol_weight); "improved" means beating it
         self.val_zero_loss_ = float(np.mean([lit.zero_loss for lit in lits]))
+        # the return head alone: 1 - its best validation MSE / the zero forecast's (> 0: it beats predicting 0)
+        ret_curve = _mean_curve([lit.ret_curve for lit in lits])
+        zero_ret = float(np.mean([lit.zero_ret_loss for lit in lits]))
+        self.val_ret_skill_ = 1 - min(v for _, v in ret_curve) / zero_ret if ret_curve else float("nan")
         if self.val_curve_:
             best = min(self.val_curve_, key=lambda p: p[1])
             self.best_step_, self.improved_ = int(best[0]), best[1] < self.val_zero_loss_ * (1 - 1e-3)
