@@ -111,6 +111,7 @@ def bench_train(data_dir: Path | None = None, home: Path | None = None, backbone
         frames.append(exp.predictions)
         n_configs[name] = exp.n_configs
         curves = {r.fold: r.diagnostics.get("full", {}) for r in exp.folds}
+        skill = {f: d["val_ret_skill"] for f, d in curves.items() if "val_ret_skill" in d}
         per_backbone[name] = {
             "wall_seconds": round(seconds, 1),
             "n_configs": exp.n_configs,
@@ -121,10 +122,12 @@ def bench_train(data_dir: Path | None = None, home: Path | None = None, backbone
             "val_zero_loss": {f: d.get("val_zero_loss") for f, d in curves.items() if "val_zero_loss" in d},
             "loss_improved": {f: d.get("improved") for f, d in curves.items() if "improved" in d},
             # the return head alone (1 - best validation MSE / the zero forecast's): > 0 when it beats predicting 0
-            "val_ret_skill": {f: d.get("val_ret_skill") for f, d in curves.items() if "val_ret_skill" in d},
+            "val_ret_skill": skill,
             "best_steps_base_text": {f: d.get("best_steps") for f, d in curves.items() if "best_steps" in d},
             "text_trust": {f: d.get("text_trust") for f, d in curves.items() if "text_trust" in d},
             "flag_not_learning": any(d.get("improved") is False for d in curves.values()),
+            # every fold's return head worse than predicting 0 (its "improved" loss came from the vol head alone)
+            "flag_return_head_no_skill": bool(skill) and all(v <= 0 for v in skill.values()),
         }
         checkpoint("backbones", per_backbone)
     baselines = baseline_predictions(data, folds, inputs.symbols)
