@@ -39,11 +39,9 @@ state to the caller: use them only for the final fit where the trade-off is unde
 
 from __future__ import annotations
 
-import functools
 import time
 import warnings
 from abc import abstractmethod
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -61,6 +59,7 @@ from quantmm_assets.models.base import (
     checked_splits,
 )
 from quantmm_assets.models.data import ModelData
+from quantmm_assets.models.torch_fusion import FusionNet, lit_fusion, mean_curve, trust
 from quantmm_assets.models.torch_runtime import lightning, masked_mse, preflight, torch_state
 from quantmm_assets.models.torch_windows import (
     BatchStream,
@@ -97,117 +96,6 @@ TORCH_DEFAULTS: dict[str, Any] = {
     "strategy": "auto",
     "num_threads": 1,  # 2 threads under a second busy process ran 10x slower (OpenMP spinning); 1 is also reproducible
 }
-
-
-class FusionNet(nn.Module):
-    """Encoder + symbol embedding -> ``h``; per-output ``y_base`` / ``log rv`` heads and the text delta / gate."""
-
-    def __init__(self, encoder: nn.Module, hidden: int, n_out: int, n_symbols: int, symbol_dim: int,
-                 text_dim: int, n_gate_extra: int, text_hidden: int) -> None:  # fmt: skip
-        super().__init__()
-        self.encoder, self.text_dim = encoder, text_dim
-        self.symbol = nn.Embedding(n_symbols + 1, symbol_dim)
-        self.ret_head, self.vol_head = nn.Linear(hidden, n_out), nn.Linear(hidden, n_out)
-        if text_dim:
-            self.delta = nn.Sequential(nn.Linear(text_dim, text_hidden), nn.GELU(), nn.Linear(text_hidden, n_out))
-            self.gate = nn.Sequential(
-                nn.Linear(hidden + n_gate_extra, text_hidden), nn.GELU(), nn.Linear(text_hidden, n_out)
-            )
-            nn.init.zeros_(self.delta[-1].weight)  # the text contribution starts at exactly 0
-            nn.init.zeros_(self.delta[-1].bias)
-
-    def forward(self, batch: dict[str, torch.Tensor], text_on: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Return ``y_base``, ``log rv``, ``gate`` and ``delta`` (B, n_out); gate and delta are 0 where not text_on."""
-        h = self.encoder(batch["window"], self.symbol(batch["symbol"]))
-        y, log_rv = self.ret_head(h), self.vol_head(h)
-        if not self.text_dim:
-            return y, log_rv, torch.zeros_like(y), torch.zeros_like(y)
-        on = text_on[:, None].to(y.dtype)
-        delta = self.delta(batch["text"]) * on
-        gate = torch.sigmoid(self.gate(torch.cat([h.detach(), batch["extra"]], dim=1))) * on
-        return y, log_rv, gate, delta
-
-
-TEXT_MODULES = ("delta.", "gate.")  # FusionNet's text path; every other parameter is the base
-
-
-def _state(net: FusionNet, text: bool) -> dict[str, torch.Tensor]:
-    """Return a detached CPU copy of the text path's (``text``) or the base's parameters and buffers."""
-    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items() if k.startswith(TEXT_MODULES) == text}
-
-
-@functools.cache
-def _lit_fusion() -> type:
-    """Return the LightningModule class (defined on first use, with the lazy Lightning import)."""
-
-    class LitFusion(lightning().LightningModule):
-        """Training wrapper: the two-part loss, the optimizer, the periodic validation and the best-state snapshots.
-
-        With ``evaluate`` the base keeps its state at the lowest validation loss and the text path at the largest
-        validation gain over the base of the same step; with ``snap_steps`` (``(base, text)``, the refit) each part
-        keeps its state at its given step.
-        """
-
-        def __init__(self, net: FusionNet, model: TorchBackbone, steps: int,
-                     evaluate: Callable[[FusionNet], tuple[float, float, float]] | None,
-                     snap_steps: tuple[int, int] | None = None):  # fmt: skip
-            super().__init__()
-            self.net, self.steps, self.evaluate, self.snap_steps = net, steps, evaluate, snap_steps
-            self.lr, self.wd = float(model.learning_rate), float(model.weight_decay)
-            self.text_l2, self.vol_weight = float(model.text_l2), float(model.vol_weight)
-            self.dropout, self.every = float(model.modality_dropout), int(model.eval_every)
-            # modality dropout draws from its own generator: the base's random stream (its dropout layers) is the
-            # same with and without a text path
-            self.text_rng = torch.Generator().manual_seed(int(model.random_seed))
-            self.val_curve: list[tuple[int, float]] = []
-            self.train_curve: list[tuple[int, float]] = []
-            self.text_gain_curve: list[tuple[int, float]] = []
-            self.ret_curve: list[tuple[int, float]] = []  # the return head's part of the base's validation loss
-            self.zero_loss = self.zero_ret_loss = float("nan")  # the zero forecast's, set by the caller
-            self.best: dict[str, tuple[float, int, dict[str, torch.Tensor] | None]] = {
-                "base": (float("inf"), steps, None),
-                "text": (float("inf"), steps, None),
-            }
-            self._losses: list[float] = []
-
-        def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-            keep = torch.rand(len(batch["has"]), generator=self.text_rng) >= self.dropout
-            text_on = batch["has"] & keep.to(batch["has"].device)
-            y, log_rv, gate, delta = self.net(batch, text_on)
-            # y_base learns from price alone; the text path fits the residual of the (stopped-gradient) base
-            loss = masked_mse(y, batch["ret"]) + self.vol_weight * masked_mse(log_rv, batch["log_rv"])
-            if bool(text_on.any()):
-                contrib = (gate * delta)[text_on]
-                fused = y.detach()[text_on] + contrib
-                loss = loss + masked_mse(fused, batch["ret"][text_on]) + self.text_l2 * (contrib**2).mean()
-            self._losses.append(float(loss.detach()))
-            return loss
-
-        def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-            step = int(self.global_step)
-            for part, at in zip(("base", "text"), self.snap_steps or (), strict=False):
-                if step == at:
-                    self.best[part] = (0.0, step, _state(self.net, part == "text"))
-            if step % self.every and step != self.steps:
-                return
-            self.train_curve.append((step, float(np.mean(self._losses))))
-            self._losses = []
-            if self.evaluate is None:
-                return
-            self.net.eval()
-            loss, ret_loss, gain = self.evaluate(self.net)
-            self.net.train()
-            self.val_curve.append((step, loss))
-            self.ret_curve.append((step, ret_loss))
-            self.text_gain_curve.append((step, gain))
-            for part, value in (("base", loss), ("text", gain)):
-                if value < self.best[part][0]:
-                    self.best[part] = (value, step, _state(self.net, part == "text"))
-
-        def configure_optimizers(self) -> torch.optim.Optimizer:
-            return torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.wd, foreach=True)
-
-    return LitFusion
 
 
 class TorchBackbone(Backbone):
@@ -297,8 +185,7 @@ class TorchBackbone(Backbone):
                 gain = masked_mse((y + gate * delta)[has], ret[has]) - masked_mse(y[has], ret[has])
                 return loss, ret_loss, float(gain)
 
-        lit = _lit_fusion()(net, self, steps, evaluate, snap_steps)
-        lit.zero_loss, lit.zero_ret_loss = zero_loss, zero_ret
+        lit = lit_fusion()(net, self, steps, evaluate, snap_steps, (zero_loss, zero_ret))
         stream = BatchStream(lambda b: make_batch(data, index, prep, b, cols), labelled, int(self.batch_size),
                              int(self.random_seed))  # fmt: skip
         trainer = pl.Trainer(
@@ -347,13 +234,13 @@ class TorchBackbone(Backbone):
                         for cols, snap in zip(groups, self.best_steps_, strict=True)
                     ]
                     self.steps_ += sum(max(snap) for snap in self.best_steps_)
-        self.val_curve_ = _mean_curve([lit.val_curve for lit in lits])
-        self.train_curve_ = _mean_curve([lit.train_curve for lit in lits])
-        self.text_gain_curve_ = _mean_curve([lit.text_gain_curve for lit in lits]) if text else []
+        self.val_curve_ = mean_curve([lit.val_curve for lit in lits])
+        self.train_curve_ = mean_curve([lit.train_curve for lit in lits])
+        self.text_gain_curve_ = mean_curve([lit.text_gain_curve for lit in lits]) if text else []
         # the zero forecast's validation loss (standardized units: about 1 + vol_weight); "improved" means beating it
         self.val_zero_loss_ = float(np.mean([lit.zero_loss for lit in lits]))
         # the return head alone: 1 - its best validation MSE / the zero forecast's (> 0: it beats predicting 0)
-        ret_curve = _mean_curve([lit.ret_curve for lit in lits])
+        ret_curve = mean_curve([lit.ret_curve for lit in lits])
         zero_ret = float(np.mean([lit.zero_ret_loss for lit in lits]))
         self.val_ret_skill_ = 1 - min(v for _, v in ret_curve) / zero_ret if ret_curve else float("nan")
         if self.val_curve_:
@@ -384,7 +271,7 @@ class TorchBackbone(Backbone):
         y_base = self._meta(y_base)
         has = data.text_mask[val]
         self.text_trust_ = np.array(
-            [_trust(y[has, j] - y_base[has, j], contrib[has, j], self.text_min_t) for j in range(n_h)]
+            [trust(y[has, j] - y_base[has, j], contrib[has, j], self.text_min_t) for j in range(n_h)]
         )
         er = y_base + contrib * self.text_trust_
         self.calibrators_ = self._fit_calibrators(er, y, np.ones_like(er, dtype=bool))
@@ -429,23 +316,3 @@ class TorchBackbone(Backbone):
             )
             for j, h in enumerate(self.horizons_)
         }
-
-
-def _trust(resid: np.ndarray, contrib: np.ndarray, min_t: float) -> float:
-    """Return the least-squares weight in [0, 1] of ``contrib`` on the validation residual ``resid``, or 0 unless
-    their correlation is positive with a t-statistic of at least ``min_t`` (text that does not help out of sample)."""
-    ok = np.isfinite(resid)
-    r, c = resid[ok], contrib[ok]
-    if len(r) < 10 or not c.std() > 0 or not r.std() > 0:
-        return 0.0
-    corr = float(np.corrcoef(r, c)[0, 1])
-    if corr * np.sqrt(len(r) - 2) / np.sqrt(max(1 - corr**2, 1e-12)) < min_t:
-        return 0.0
-    return float(np.clip((r @ c) / (c @ c), 0.0, 1.0))
-
-
-def _mean_curve(curves: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
-    """Average curves recorded at the same steps (one per network) into one."""
-    if not curves or not curves[0]:
-        return []
-    return [(step, float(np.mean([c[i][1] for c in curves]))) for i, (step, _) in enumerate(curves[0])]
