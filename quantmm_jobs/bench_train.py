@@ -63,6 +63,11 @@ def _build_lake(data_dir: Path, out: dict) -> None:
     }
 
 
+def _per_fold(diagnostics: dict[int, dict], key: str) -> dict[int, object]:
+    """``{fold: diagnostics[fold][key]}`` for the folds where the fit reported it (not None, not empty)."""
+    return {f: d[key] for f, d in diagnostics.items() if d.get(key) not in (None, [])}
+
+
 def bench_train(data_dir: Path | None = None, home: Path | None = None, backbones: list[str] | None = None) -> dict:
     data_dir = data_dir or DEFAULT_DATA
     if not (data_dir / "binance_usdt_5m").is_dir():
@@ -111,20 +116,20 @@ def bench_train(data_dir: Path | None = None, home: Path | None = None, backbone
         frames.append(exp.predictions)
         n_configs[name] = exp.n_configs
         curves = {r.fold: r.diagnostics.get("full", {}) for r in exp.folds}
-        skill = {f: d["val_ret_skill"] for f, d in curves.items() if "val_ret_skill" in d}
+        skill = _per_fold(curves, "val_ret_skill")
         per_backbone[name] = {
             "wall_seconds": round(seconds, 1),
             "n_configs": exp.n_configs,
             "step_budget": STEP_BUDGETS.get(name),
             "fit_seconds": {r.fold: r.fit_seconds for r in exp.folds},
-            "val_loss_curves": {f: d.get("val_curve") for f, d in curves.items() if d.get("val_curve")},
+            "val_loss_curves": _per_fold(curves, "val_curve"),
             # the zero forecast's validation loss: "improved" means the best of the curve beats it
-            "val_zero_loss": {f: d.get("val_zero_loss") for f, d in curves.items() if "val_zero_loss" in d},
-            "loss_improved": {f: d.get("improved") for f, d in curves.items() if "improved" in d},
+            "val_zero_loss": _per_fold(curves, "val_zero_loss"),
+            "loss_improved": _per_fold(curves, "improved"),
             # the return head alone (1 - best validation MSE / the zero forecast's): > 0 when it beats predicting 0
             "val_ret_skill": skill,
-            "best_steps_base_text": {f: d.get("best_steps") for f, d in curves.items() if "best_steps" in d},
-            "text_trust": {f: d.get("text_trust") for f, d in curves.items() if "text_trust" in d},
+            "best_steps_base_text": _per_fold(curves, "best_steps"),
+            "text_trust": _per_fold(curves, "text_trust"),
             "flag_not_learning": any(d.get("improved") is False for d in curves.values()),
             # every fold's return head worse than predicting 0 (its "improved" loss came from the vol head alone)
             "flag_return_head_no_skill": bool(skill) and all(v <= 0 for v in skill.values()),

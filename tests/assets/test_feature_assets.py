@@ -111,8 +111,12 @@ def test_text_latents_of_another_encoder_are_refused_and_nothing_is_written(buil
     before = target.read_bytes()
     monkeypatch.setenv("QUANTMM_TEXT_ENCODER", "minilm")
     get_settings.cache_clear()
-    minilm = build_resources(get_settings(), source="synthetic")
-    run = run_selection([text_latents], minilm, instance, partition_key="2025-03-10|BTCUSDT")
+    try:
+        minilm = build_resources(get_settings(), source="synthetic")
+        run = run_selection([text_latents], minilm, instance, partition_key="2025-03-10|BTCUSDT")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()  # no MiniLM settings left cached for later tests
     assert not run.success
     (failure,) = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
     error = failure.dagster_event.step_failure_data.error.to_string()
