@@ -52,7 +52,7 @@ def cmd_bundle_export(args: argparse.Namespace) -> int:
 def cmd_readiness(args: argparse.Namespace) -> int:
     from quantmm_assets.core.readiness import to_markdown
     from quantmm_assets.defs.readiness import default_plot_path, readiness_report
-    from quantmm_resources.lake_views import LakeResource
+    from quantmm_resources.lake import LakeResource
 
     settings = get_settings()
     lake = LakeResource(base_dir=str(settings.lake_dir))

@@ -27,7 +27,7 @@ from quantmm_assets.defs.report_assets import backbone_report
 from quantmm_jobs.cli import print_runs
 from quantmm_jobs.runs import instance_for, run_features, run_partitions, run_raw, run_selection
 from quantmm_resources.environment import build_resources
-from quantmm_resources.lake_views import LakeResource
+from quantmm_resources.lake import LakeResource
 from quantmm_resources.settings import get_settings
 
 # Two purged walk-forward folds of 3 test days (purge = the 7-day label horizon) fit in 45 days of history.

@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from quantmm_assets.core.schemas import RAW_SCHEMAS
+from quantmm_resources.lake import Lake
 
 EXCHANGE_ASSETS = ("market_bars_5m", "funding_rates", "open_interest", "derivatives_metrics")
 SOCIAL_ASSETS = ("social_posts_raw", "social_comments_raw")
@@ -30,7 +31,7 @@ TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 def read_lake_asset(lake_dir: Path, asset: str) -> pl.DataFrame:
     """All partitions of ``asset`` in the lake, restricted to its source columns (empty if absent)."""
     schema = RAW_SCHEMAS[asset]
-    paths = sorted((Path(lake_dir) / asset).glob("**/data.parquet"))
+    paths = Lake(Path(lake_dir)).files(asset, required=False)
     if not paths:
         return pl.DataFrame(schema={c: schema.columns[c] for c in schema.source_columns})
     frame = pl.concat([pl.read_parquet(p, hive_partitioning=False) for p in paths], how="diagonal_relaxed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from quantmm_resources.io_manager import PolarsParquetIOManager
-from quantmm_resources.lake_views import LakeResource
+from quantmm_resources.lake import LakeResource
 from quantmm_resources.mlflow_tracking import MlflowTracking
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.settings import QuantmmSettings

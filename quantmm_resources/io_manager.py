@@ -1,9 +1,5 @@
-"""Polars Parquet IO manager: one file per partition under ``$QUANTMM_HOME/lake/<asset>/``.
-
-Layout (also what DuckDB views and bundle export read):
-- ``<asset>/date=YYYY-MM-DD/symbol=SYM/data.parquet`` for date x symbol assets,
-- ``<asset>/date=YYYY-MM-DD/data.parquet`` for date assets,
-- ``<asset>/<KEY>/data.parquet`` for other partitioned assets, ``<asset>/data.parquet`` when unpartitioned.
+"""Polars Parquet IO manager: one file per partition under ``$QUANTMM_HOME/lake/<asset>/`` (the layout is the lake
+API's, ``quantmm_resources/lake.py``).
 
 A run over a range of partitions (single-run backfill) hands over one frame; it is split here by each row's
 partition (UTC date of ``ts_event``, plus ``symbol``) and every partition of the run is written, an empty one
@@ -15,9 +11,7 @@ file they already had; the run's metadata counts them.
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,31 +19,10 @@ import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 
-FILE_NAME = "data.parquet"
+from quantmm_resources.lake import Lake, is_dated, write_atomic
+
 # Input metadata: partitions of this input that are not materialized are read as no rows (look-back windows).
 PARTIAL_OK = "partial_ok"
-
-
-def is_dated(key: str) -> bool:
-    """Whether a partition key starts with a date (``2025-01-01`` or ``2025-01-01|BTCUSDT``)."""
-    date = key.partition("|")[0]
-    return len(date) == 10 and date[4] == "-" and date[7] == "-"
-
-
-def partition_dir(asset_dir: Path, key: str) -> Path:
-    """Directory of one partition key (``2025-01-01|BTCUSDT``, ``2025-01-01`` or any other key)."""
-    date, _, symbol = key.partition("|")
-    if is_dated(key):
-        return asset_dir / f"date={date}" / (f"symbol={symbol}" if symbol else "")
-    return asset_dir / key
-
-
-def write_atomic(df: pl.DataFrame, path: Path) -> None:
-    """Write Parquet through a temporary file and an atomic rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    df.write_parquet(tmp, statistics=True)
-    os.replace(tmp, path)
 
 
 def _row_partition_keys(df: pl.DataFrame) -> pl.Expr:
@@ -75,8 +48,8 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
 
     base_dir: str
 
-    def _asset_dir(self, key: dg.AssetKey) -> Path:
-        return Path(self.base_dir).joinpath(*key.path)
+    def _lake(self) -> Lake:
+        return Lake(Path(self.base_dir))
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | LakeWrite | None) -> None:
         if obj is None:
@@ -86,14 +59,14 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
             obj, keep_existing = obj.frame, obj.keep_existing
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a polars DataFrame, got {type(obj)}")
-        asset_dir = self._asset_dir(context.asset_key)
+        lake, asset = self._lake(), "/".join(context.asset_key.path)
         if not context.has_asset_partitions:
-            write_atomic(obj, asset_dir / FILE_NAME)
-            context.add_output_metadata({"lake_path": dg.MetadataValue.path(str(asset_dir / FILE_NAME))})
+            write_atomic(obj, lake.partition_file(asset))
+            context.add_output_metadata({"lake_path": dg.MetadataValue.path(str(lake.partition_file(asset)))})
             return
         keys = list(context.asset_partition_keys)
         if len(keys) == 1 and ("ts_event" not in obj.columns or not is_dated(keys[0])):  # e.g. one backbone
-            write_atomic(obj, partition_dir(asset_dir, keys[0]) / FILE_NAME)
+            write_atomic(obj, lake.partition_file(asset, keys[0]))
             return
         parts: dict[str, pl.DataFrame] = {}
         if len(obj):
@@ -106,7 +79,7 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         t0 = time.perf_counter()
         kept = []
         for key in keys:
-            path = partition_dir(asset_dir, key) / FILE_NAME
+            path = lake.partition_file(asset, key)
             if key in keep_existing and key not in parts and _has_rows(path):
                 kept.append(key)  # nothing new for it: keep what the lake has rather than erase it
                 continue
@@ -115,7 +88,7 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
             context.log.warning(f"{len(kept)} partition(s) got no rows and keep their earlier data: {kept[:5]}")
         context.add_output_metadata(
             {
-                "lake_path": dg.MetadataValue.path(str(asset_dir)),
+                "lake_path": dg.MetadataValue.path(str(lake.asset_dir(asset))),
                 "partition_files_written": len(keys) - len(kept),
                 "partitions_kept_unchanged": len(kept),
                 "write_seconds": round(time.perf_counter() - t0, 3),
@@ -123,11 +96,11 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        asset_dir = self._asset_dir(context.asset_key)
+        lake, asset = self._lake(), "/".join(context.asset_key.path)
         if not context.has_asset_partitions:
-            return pl.read_parquet(asset_dir / FILE_NAME)
+            return pl.read_parquet(lake.partition_file(asset))
         keys = [str(k) for k in context.asset_partition_keys]
-        present = {k for k in keys if (partition_dir(asset_dir, k) / FILE_NAME).exists()}
+        present = {k for k in keys if lake.partition_file(asset, k).exists()}
         name = context.asset_key.to_user_string()
         missing = [k for k in keys if k not in present]
         holes = interior_gaps(keys, present)
@@ -141,7 +114,7 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
             context.log.warning(
                 f"{name}: {len(missing)} look-back/ahead partition(s) at the edges not materialized: {missing[:3]}"
             )
-        return read_partition_files([partition_dir(asset_dir, k) / FILE_NAME for k in keys if k in present])
+        return lake.read_partitions(asset, [k for k in keys if k in present])
 
 
 def interior_gaps(keys: list[str], present: set[str]) -> list[str]:
@@ -156,12 +129,3 @@ def interior_gaps(keys: list[str], present: set[str]) -> list[str]:
             holes += [k for k in ordered[have[0] : have[-1] + 1] if k not in present]
     return holes
 
-
-def read_partition_files(paths: list[Path]) -> pl.DataFrame:
-    """Concatenate partition files: one parallel scan, or file by file where their schemas differ."""
-    if not paths:
-        return pl.DataFrame()
-    try:
-        return pl.scan_parquet(paths).collect()
-    except (pl.exceptions.SchemaError, pl.exceptions.ComputeError):
-        return pl.concat([pl.read_parquet(p) for p in paths], how="vertical_relaxed")

@@ -1,6 +1,5 @@
 """``feature_matrix_main`` (with its feature contract), ``labels_multi_horizon`` and ``walk_forward_folds``."""
 
-import json
 from datetime import timedelta
 
 import dagster as dg
@@ -25,7 +24,7 @@ from quantmm_assets.defs.derived_runner import (
     window_in,
 )
 from quantmm_assets.defs.partitions import SAME_DAY, UNIVERSE, date_x_symbol
-from quantmm_resources.lake_views import LakeResource
+from quantmm_resources.lake import LakeResource
 from quantmm_resources.text_encoder import TextEncoder
 
 
@@ -66,9 +65,7 @@ def feature_matrix_main(
             win,
         )
     )
-    path = lake.path / "feature_matrix_main" / "contract.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(contract.to_dict(), indent=1))
+    lake.write_feature_contract(contract.to_dict())
     yield derived_output(
         context,
         out,
@@ -222,17 +219,18 @@ class FoldConfig(dg.Config):
     "train window: one spec across all symbols and every backbone, over the span of the labels in the lake.",
 )
 def walk_forward_folds(context: dg.AssetExecutionContext, config: FoldConfig, lake: LakeResource):
-    pattern = str(lake.path / "labels_multi_horizon" / "**" / "*.parquet")
+    if not lake.has("labels_multi_horizon"):
+        raise ValueError("walk_forward_folds: no labels in the lake; materialize labels_multi_horizon first")
     first, last, horizons = duckdb.sql(
-        f"SELECT min(ts_event), max(ts_event), list(DISTINCT horizon) FROM read_parquet('{pattern}')"
+        "SELECT min(ts_event), max(ts_event), list(DISTINCT horizon) "
+        f"FROM read_parquet('{lake.pattern('labels_multi_horizon')}')"
     ).fetchall()[0]
     if first is None:
         raise ValueError("walk_forward_folds: no labels in the lake; materialize labels_multi_horizon first")
     spec = config.spec()
     folds = build_folds(first, last, spec)
     # the spec beside the folds: the training assets refit with it (purge, embargo, inner k)
-    (lake.path / "walk_forward_folds").mkdir(parents=True, exist_ok=True)
-    (lake.path / "walk_forward_folds" / "spec.json").write_text(json.dumps(spec.plain(), indent=1))
+    lake.write_fold_spec(spec.plain())
     yield dg.Output(
         folds,
         metadata={

@@ -25,11 +25,10 @@ from quantmm_assets.models.experiment import Experiment, refit_final, walk_forwa
 from quantmm_assets.models.grids import grid_for
 from quantmm_assets.models.registry import BACKBONES
 from quantmm_assets.models.variants import VARIANTS
-from quantmm_resources.lake_views import LakeResource
+from quantmm_resources.lake import LakeLayout, LakeResource
 from quantmm_resources.mlflow_tracking import MlflowTracking
 
 backbone_partitions = dg.StaticPartitionsDefinition(sorted(BACKBONES))
-RUNS_DIR = "runs"  # lake/trained_backbones/runs/<backbone>.json: the run summary the report reads
 
 
 class TrainConfig(dg.Config):
@@ -52,12 +51,9 @@ class TrainConfig(dg.Config):
         return parsed.get(backbone, {})
 
 
-def fold_spec(lake: Path) -> FoldSpec:
+def fold_spec(lake: LakeLayout) -> FoldSpec:
     """Return the spec ``walk_forward_folds`` wrote beside its output."""
-    path = lake / "walk_forward_folds" / "spec.json"
-    if not path.exists():
-        raise ValueError(f"{path} is missing: materialize walk_forward_folds first")
-    return FoldSpec.from_plain(json.loads(path.read_text()))
+    return FoldSpec.from_plain(lake.fold_spec())
 
 
 def _per_fold_metrics(metrics: pl.DataFrame) -> pl.DataFrame:
@@ -137,8 +133,8 @@ def trained_backbones(
 ) -> dg.Output:
     backbone = context.partition_key
     started = time.perf_counter()
-    inputs = load_model_data(lake.path, tuple(config.horizons), config.row_stride)
-    spec = fold_spec(lake.path)
+    inputs = load_model_data(lake, tuple(config.horizons), config.row_stride)
+    spec = fold_spec(lake)
     grid = grid_for(backbone, config.overrides(backbone), config.random_seed)
     context.log.info(f"{backbone}: {inputs.data.n} rows, {len(grid)} configuration(s), variants {config.variants}")
     tags = {"backbone": backbone, "feature_contract": inputs.contract_version, "fold_spec": spec.spec_hash()}
@@ -169,9 +165,7 @@ def trained_backbones(
             mlflow.log_pickle(model, "model/backbone.pkl")
             summary["refit"] = {"n_train": len(rows.train), "config_hash": model.config_hash()}
         summary |= {"mlflow_run_id": run.info.run_id, "seconds": round(time.perf_counter() - started, 1)}
-    path = lake.path / "trained_backbones" / RUNS_DIR / f"{backbone}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=1, default=str))
+    lake.write_run_summary(backbone, summary)
     table = _per_fold_metrics(metrics).filter(pl.col("variant") == "full")
     return dg.Output(
         exp.predictions,

@@ -6,15 +6,13 @@ through ``polars.scan_parquet`` (only the contract's columns), so no IO manager 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
 from quantmm_assets.core.feature_matrix import LATENT_COLUMNS
 from quantmm_assets.models.data import LABEL_COLUMNS, ModelData, model_data
-from quantmm_resources.lake_views import pinned_text_encoder
+from quantmm_resources.lake import LakeLayout
 
 
 @dataclass(frozen=True)
@@ -28,30 +26,20 @@ class LakeModelData:
     partitions: dict[str, str]  # first / last date and counts of the partitions read
 
 
-def _files(lake: Path, asset: str) -> list[Path]:
-    files = sorted((lake / asset).glob("**/*.parquet"))
-    if not files:
-        raise ValueError(f"no {asset} in the lake at {lake}: materialize it first")
-    return files
-
-
-def load_model_data(lake: Path, horizons: tuple[str, ...], row_stride: int = 1) -> LakeModelData:
+def load_model_data(lake: LakeLayout, horizons: tuple[str, ...], row_stride: int = 1) -> LakeModelData:
     """Read the matrix and labels from ``lake``; keep every ``row_stride``-th 5m row per symbol (1 = all)."""
     if row_stride < 1:
         raise ValueError(f"row_stride must be >= 1, got {row_stride}")
-    contract_path = lake / "feature_matrix_main" / "contract.json"
-    if not contract_path.exists():
-        raise ValueError(f"{contract_path} is missing: materialize feature_matrix_main first")
-    contract = json.loads(contract_path.read_text())
+    contract = lake.feature_contract()
     names = [n for n in contract["columns"] if n != "symbol_code"]
-    matrix_files = _files(lake, "feature_matrix_main")
+    matrix_files = lake.files("feature_matrix_main")
     scan = pl.scan_parquet(matrix_files, hive_partitioning=False).select("symbol", "ts_event", "symbol_code", *names)
     if row_stride > 1:
         minutes = pl.col("ts_event").dt.hour().cast(pl.Int64) * 60 + pl.col("ts_event").dt.minute()
         scan = scan.filter((minutes // 5) % row_stride == 0)
     matrix = scan.collect()
     labels = (
-        pl.scan_parquet(_files(lake, "labels_multi_horizon"), hive_partitioning=False)
+        lake.scan("labels_multi_horizon")
         .select(*LABEL_COLUMNS)
         .filter(pl.col("horizon").is_in(list(horizons)))
         .collect()
@@ -70,7 +58,7 @@ def load_model_data(lake: Path, horizons: tuple[str, ...], row_stride: int = 1) 
             "last_date": str(days.max()),
             "matrix_files": str(len(matrix_files)),
             "symbols": ",".join(codes["symbol"].to_list()),
-            "text_encoder": pinned_text_encoder(lake) or "unpinned (latents written before the encoder pin)",
+            "text_encoder": lake.pinned_text_encoder() or "unpinned (latents written before the encoder pin)",
             "rows": str(matrix.height),
             "rows_with_text": str(
                 int(matrix.select(pl.any_horizontal(pl.col(LATENT_COLUMNS).is_not_null())).sum().item())

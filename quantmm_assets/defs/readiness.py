@@ -11,7 +11,8 @@ from quantmm_assets.core.readiness import audit, to_markdown, window_for
 from quantmm_assets.core.readiness_grid import coverage_grid
 from quantmm_assets.defs.partitions import UNIVERSE
 from quantmm_assets.defs.raw_assets import RAW_ASSETS
-from quantmm_resources.lake_views import LakeResource
+from quantmm_resources.lake import LakeLayout, LakeResource
+from quantmm_resources.lake_views import daily_counts
 from quantmm_resources.readiness_plot import plot_coverage
 from quantmm_resources.settings import get_settings
 
@@ -22,11 +23,11 @@ class ReadinessConfig(dg.Config):
 
 
 def readiness_report(
-    lake: LakeResource, mode: str, lookback_days: int, today: date | None = None, plot: Path | None = None
+    lake: LakeLayout, mode: str, lookback_days: int, today: date | None = None, plot: Path | None = None
 ) -> dict:
     """Audit the lake as it is now (shared by the asset and `quantmm readiness`); with ``plot``, also write the
     daily coverage heatmap there and name it in the report."""
-    counts = lake.daily_counts()
+    counts = daily_counts(lake)
     earliest = counts["date"].min() if len(counts) else date.fromisoformat(get_settings().partition_start)
     window = window_for(mode, today or datetime.now(UTC).date(), lookback_days, earliest)
     report = audit(counts, UNIVERSE, window)
@@ -36,9 +37,9 @@ def readiness_report(
     return report
 
 
-def default_plot_path(lake: LakeResource, mode: str) -> Path:
+def default_plot_path(lake: LakeLayout, mode: str) -> Path:
     """``reports/readiness_<mode>.png`` beside the lake."""
-    return lake.path.parent / "reports" / f"readiness_{mode}.png"
+    return lake.reports_dir() / f"readiness_{mode}.png"
 
 
 @dg.asset(

@@ -17,17 +17,12 @@ from quantmm_assets.core.evaluation import calibration_table, expected_calibrati
 from quantmm_assets.core.evaluation_bootstrap import ablation_significance
 from quantmm_assets.core.evaluation_plots import plot_calibration, plot_cumulative_pnl
 from quantmm_assets.core.evaluation_report import ablation_table, rank_backbones, report_markdown
-from quantmm_assets.defs.model_assets import RUNS_DIR, TrainConfig, trained_backbones
+from quantmm_assets.defs.model_assets import TrainConfig, trained_backbones
 from quantmm_assets.defs.model_inputs import load_model_data
 from quantmm_assets.models.baselines import baseline_predictions
 from quantmm_assets.models.registry import BACKBONES
-from quantmm_resources.lake_views import LakeResource
+from quantmm_resources.lake import LakeResource
 from quantmm_resources.mlflow_tracking import MlflowTracking
-
-
-def _summaries(lake: Path) -> dict[str, dict]:
-    runs = lake / "trained_backbones" / RUNS_DIR
-    return {p.stem: json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))} if runs.exists() else {}
 
 
 def build_report(predictions: pl.DataFrame, n_configs: dict[str, int], out_dir: Path, n_boot: int = 300) -> dict:
@@ -78,13 +73,13 @@ def backbone_report(
     if trained.is_empty():
         raise ValueError("backbone_report: no trained_backbones partition is materialized")
     horizons = tuple(h for h in config.horizons if h in set(trained["horizon"].unique().to_list()))
-    inputs = load_model_data(lake.path, horizons, config.row_stride)
+    inputs = load_model_data(lake, horizons, config.row_stride)
     baselines = baseline_predictions(inputs.data, walk_forward_folds, inputs.symbols)
     predictions = pl.concat([trained, baselines.select(trained.columns)])
-    summaries = _summaries(lake.path)
+    summaries = lake.run_summaries()
     n_configs = {b: int(s["n_configs"]) for b, s in summaries.items()}
     n_configs |= dict.fromkeys(baselines["backbone"].unique().to_list(), 1)
-    out_dir = lake.path / "backbone_report"
+    out_dir = lake.report_dir()
     doc = build_report(predictions, n_configs, out_dir)
     with mlflow.run("backbone_report", tags={"kind": "report"}):
         for name in ("report.json", "report.md", "cumulative_pnl.png", "calibration.png"):

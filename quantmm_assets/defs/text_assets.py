@@ -32,7 +32,7 @@ from quantmm_assets.defs.derived_runner import (
 from quantmm_assets.defs.feature_assets import ASOF, ASOF_SAMPLES, asof_spec
 from quantmm_assets.defs.partitions import SAME_DAY, date_x_symbol
 from quantmm_resources.io_manager import PARTIAL_OK
-from quantmm_resources.lake_views import LakeResource, pin_text_encoder
+from quantmm_resources.lake import LakeResource
 from quantmm_resources.text_encoder import TextEncoder
 
 SAME_DAY_SOCIAL = dg.AssetIn(partition_mapping=SAME_DAY, metadata={PARTIAL_OK: True})
@@ -156,7 +156,7 @@ def text_latents(
     out, secs = timed(lambda: per_symbol(build, items, win))
     enc = next((st for st in stats if st.fallback), stats[0] if stats else None)  # any fallback is reported
     if stats:  # one encoder per lake: refuses (before anything is written) latents of another encoder
-        pin_text_encoder(lake.path, {st.encoder_id for st in stats}, enc.fallback_reason if enc else None)
+        lake.pin_text_encoder({st.encoder_id for st in stats}, enc.fallback_reason if enc else None)
     yield derived_output(
         context,
         out,

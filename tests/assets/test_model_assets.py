@@ -19,34 +19,34 @@ from quantmm_assets.defs.model_inputs import load_model_data
 from quantmm_assets.defs.report_assets import backbone_report
 from quantmm_jobs.runs import run_partitions, run_selection
 from quantmm_resources.environment import build_resources
-from quantmm_resources.io_manager import FILE_NAME, partition_dir
+from quantmm_resources.lake import Lake
 from quantmm_resources.settings import get_settings
 
 FOLDS = {"n_folds": 2, "test_days": 10, "min_train_days": 30, "purge_days": 1.0, "embargo_days": 1.0, "inner_k": 2}
 TRAINING = {"horizons": ["1h", "4h"], "variants": ["full", "no_text"], "overrides_json": json.dumps({})}
 
 
-def _write_partitions(lake: Path, asset: str, frame: pl.DataFrame) -> None:
+def _write_partitions(lake: Lake, asset: str, frame: pl.DataFrame) -> None:
     keyed = frame.with_columns(
         (pl.col("ts_event").dt.strftime("%Y-%m-%d") + pl.lit("|") + pl.col("symbol")).alias("_key")
     )
     for (key,), part in keyed.partition_by("_key", as_dict=True, include_key=False).items():
-        path = partition_dir(lake / asset, key) / FILE_NAME
+        path = lake.partition_file(asset, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         part.write_parquet(path)
 
 
 @pytest.fixture
-def lake_with_features(quantmm_home: Path) -> Path:
+def lake_with_features(quantmm_home: Path) -> Lake:
     matrix, labels = synthetic_frames(70)
-    lake = get_settings().lake_dir
+    lake = Lake(get_settings().lake_dir)
     _write_partitions(lake, "feature_matrix_main", matrix)
     _write_partitions(lake, "labels_multi_horizon", labels)
-    (lake / "feature_matrix_main" / "contract.json").write_text(json.dumps(feature_contract(DIM).to_dict()))
+    lake.write_feature_contract(feature_contract(DIM).to_dict())
     return lake
 
 
-def test_model_data_from_the_lake(lake_with_features: Path) -> None:
+def test_model_data_from_the_lake(lake_with_features: Lake) -> None:
     loaded = load_model_data(lake_with_features, ("1h", "4h"))
     assert set(loaded.symbols.values()) == set(SYMBOLS)
     assert loaded.latent_dim == DIM and loaded.data.text_mask.any()
@@ -57,7 +57,7 @@ def test_model_data_from_the_lake(lake_with_features: Path) -> None:
         load_model_data(lake_with_features, ("1h",), row_stride=0)
 
 
-def test_trained_backbone_and_report(lake_with_features: Path, instance) -> None:
+def test_trained_backbone_and_report(lake_with_features: Lake, instance) -> None:
     resources = build_resources(get_settings())
     folds = run_selection([walk_forward_folds], resources, instance, FOLDS)
     assert folds.success and all(v == "passed" for v in folds.checks.values()), folds.checks
@@ -65,11 +65,11 @@ def test_trained_backbone_and_report(lake_with_features: Path, instance) -> None
     assert run.success
 
     lake = lake_with_features
-    pred = pl.read_parquet(lake / "trained_backbones" / "ridge" / FILE_NAME)
+    pred = pl.read_parquet(lake.partition_file("trained_backbones", "ridge"))
     assert set(pred["variant"]) == {"full", "no_text"} and set(pred["horizon"]) == {"1h", "4h"}
     assert set(pred["fold"]) == {0, 1} or pred["fold"].n_unique() == 2
     assert pred.filter(pl.col("variant") == "no_text")["degraded"].all()
-    summary = json.loads((lake / "trained_backbones" / "runs" / "ridge.json").read_text())
+    summary = lake.run_summaries()["ridge"]
     assert summary["n_configs"] == 2 and summary["refit"]["n_train"] > 0
 
     mlflow.set_tracking_uri(get_settings().resolved_mlflow_uri)
@@ -90,8 +90,8 @@ def test_trained_backbone_and_report(lake_with_features: Path, instance) -> None
 
     report = run_selection([backbone_report], resources, instance, TRAINING)
     assert report.success
-    doc = json.loads((lake / "backbone_report" / "report.json").read_text())
+    doc = json.loads(lake.report_file("report.json").read_text())
     ranked = {r["backbone"] for r in doc["ranking"]}
     assert {"ridge", "zero", "momentum", "ridge_price"} <= ranked
     assert doc["n_configs"]["ridge"] == 2
-    assert (lake / "backbone_report" / "report.md").read_text().startswith("# Backbone comparison")
+    assert lake.report_file("report.md").read_text().startswith("# Backbone comparison")

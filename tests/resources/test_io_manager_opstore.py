@@ -4,7 +4,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from quantmm_resources.io_manager import LakeWrite, PolarsParquetIOManager, partition_dir
+from quantmm_resources.io_manager import LakeWrite, PolarsParquetIOManager
+from quantmm_resources.lake import Lake
 from quantmm_resources.lake_views import connect_lake
 from quantmm_resources.opstore import OperationalStore
 
@@ -28,7 +29,7 @@ def test_range_output_is_split_one_file_per_partition_and_read_back(tmp_path):
     io.handle_output(_ctx(keys), data)
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.parquet"))
     assert len(files) == 6 and "x/date=2025-01-03/symbol=ETHUSDT/data.parquet" in files
-    assert pl.read_parquet(partition_dir(tmp_path / "x", "2025-01-03|ETHUSDT") / "data.parquet").is_empty()
+    assert pl.read_parquet(Lake(tmp_path).partition_file("x", "2025-01-03|ETHUSDT")).is_empty()
     con = connect_lake(tmp_path)
     assert con.execute("select count(*) from x").fetchone()[0] == len(data)
 
@@ -58,7 +59,7 @@ def test_only_partitions_named_to_keep_keep_their_earlier_data(tmp_path):
     io = PolarsParquetIOManager(base_dir=str(tmp_path))
     keys = ["2025-01-01|BTCUSDT", "2025-01-01|ETHUSDT"]
     io.handle_output(_ctx(keys), frame(1))
-    path = partition_dir(tmp_path / "x", "2025-01-01|ETHUSDT") / "data.parquet"
+    path = Lake(tmp_path).partition_file("x", "2025-01-01|ETHUSDT")
     ctx = _ctx(keys)
     only_btc = frame(1, symbols=("BTCUSDT",))
     io.handle_output(ctx, LakeWrite(only_btc, keep_existing=frozenset({"2025-01-01|ETHUSDT"})))  # source: no ETH

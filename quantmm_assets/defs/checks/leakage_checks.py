@@ -32,7 +32,7 @@ from quantmm_assets.core.leakage import (
     truncation_invariance,
 )
 from quantmm_assets.defs.derived_runner import leakage_result
-from quantmm_resources.lake_views import LakeResource
+from quantmm_resources.lake import LakeResource
 
 ASOF_SAMPLES = 40
 TRUNCATION_CUTS = 50

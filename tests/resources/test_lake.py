@@ -1,0 +1,62 @@
+"""The lake API: the one owner of partition files, side files and reports."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from quantmm_resources.lake import Lake, LakeResource
+
+
+def test_partition_layout(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    assert lake.partition_file("market_bars_5m", "2025-01-02|BTCUSDT") == (
+        tmp_path / "market_bars_5m" / "date=2025-01-02" / "symbol=BTCUSDT" / "data.parquet"
+    )
+    assert lake.partition_file("macro_series", "2025-01-02") == tmp_path / "macro_series/date=2025-01-02/data.parquet"
+    assert lake.partition_file("trained_backbones", "ridge") == tmp_path / "trained_backbones/ridge/data.parquet"
+    assert lake.partition_file("walk_forward_folds") == tmp_path / "walk_forward_folds/data.parquet"
+
+
+def test_reads_what_exists_and_says_what_to_materialize(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    assert not lake.has("feature_matrix_main")
+    with pytest.raises(ValueError, match="no feature_matrix_main in the lake"):
+        lake.files("feature_matrix_main")
+    # a raw asset with no partition reads as its empty schema; another asset as no columns
+    assert "ts_available" in lake.read_partitions("funding_rates", ["2025-01-01|BTCUSDT"]).columns
+    assert lake.read_partitions("market_features", ["2025-01-01|BTCUSDT"]).width == 0
+    frame = pl.DataFrame({"a": [1, 2]})
+    path = lake.partition_file("x", "2025-01-01|BTCUSDT")
+    path.parent.mkdir(parents=True)
+    frame.write_parquet(path)
+    assert lake.has("x") and lake.asset_names() == ["x"]
+    got = lake.read_partitions("x", ["2025-01-01|BTCUSDT", "2025-01-02|BTCUSDT"])
+    assert got.equals(frame)
+    assert lake.scan("x").collect().equals(frame)
+
+
+def test_side_files_name_the_asset_that_writes_them(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    with pytest.raises(ValueError, match="materialize walk_forward_folds first"):
+        lake.fold_spec()
+    with pytest.raises(ValueError, match="materialize feature_matrix_main first"):
+        lake.feature_contract()
+    lake.write_fold_spec({"n_folds": 3})
+    lake.write_feature_contract({"version": "v1", "columns": ["a"], "latent_dim": 8})
+    assert lake.fold_spec() == {"n_folds": 3} and lake.feature_contract()["version"] == "v1"
+    assert lake.run_summaries() == {}
+    lake.write_run_summary("ridge", {"n_configs": 2})
+    lake.write_run_summary("lightgbm", {"n_configs": 4})
+    assert lake.run_summaries() == {"lightgbm": {"n_configs": 4}, "ridge": {"n_configs": 2}}
+    # the summaries and side files live beside the asset's partitions, never among them
+    assert lake.asset_names() == []
+    assert lake.report_file("report.md").parent == lake.report_dir() == tmp_path / "backbone_report"
+    assert lake.reports_dir() == tmp_path.parent / "reports"
+
+
+def test_the_resource_is_the_same_api(tmp_path: Path) -> None:
+    resource = LakeResource(base_dir=str(tmp_path))
+    resource.write_fold_spec({"n_folds": 2})
+    assert Lake(tmp_path).fold_spec() == {"n_folds": 2}
+    assert resource.lake() == Lake(tmp_path) and resource.path == tmp_path
