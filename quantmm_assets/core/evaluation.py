@@ -25,8 +25,8 @@ import polars as pl
 from numpy.typing import ArrayLike
 
 from quantmm_assets.core.labels import BAR, HORIZONS
+from quantmm_assets.core.schemas import UTC_TS
 
-UTC_TS = pl.Datetime("us", "UTC")
 PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     "backbone": pl.Utf8,
     "variant": pl.Utf8,

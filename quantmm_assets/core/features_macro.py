@@ -12,6 +12,8 @@ from datetime import datetime, time, timedelta
 
 import polars as pl
 
+from quantmm_assets.core.schemas import UTC_TS
+
 # z-window (90 d) + search horizon (10 d) + the longest publication lag (weekly series, 8 d), rounded up
 MACRO_LOOKBACK_DAYS = 110
 MACRO_SERIES: tuple[str, ...] = ("vix", "us10y", "dollar_index")
@@ -22,7 +24,6 @@ MACRO_STALE_LIMIT = timedelta(days=10)
 # the staleness limit, so the z-window of the latest usable observation stays inside the look-back. (It was 90
 # days with a 100-day look-back: the as-of check caught a stale series' z-score reading 180 days back.)
 MACRO_HORIZON = MACRO_STALE_LIMIT
-UTC_TS = pl.Datetime("us", "UTC")
 HOUR_US = 3_600_000_000.0
 
 MACRO_FEATURES: tuple[str, ...] = tuple(

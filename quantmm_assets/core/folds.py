@@ -18,7 +18,8 @@ from typing import Any
 
 import polars as pl
 
-UTC_TS = pl.Datetime("us", "UTC")
+from quantmm_assets.core.schemas import UTC_TS
+
 WALK_FORWARD, INNER = "walk_forward", "inner"
 TRAIN, TEST, VALIDATION = "train", "test", "validation"
 EVAL_ROLE = {WALK_FORWARD: TEST, INNER: VALIDATION}

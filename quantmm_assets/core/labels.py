@@ -22,8 +22,8 @@ import numpy as np
 import polars as pl
 
 from quantmm_assets.core.costs import CostConfig, round_trip_cost
+from quantmm_assets.core.schemas import UTC_TS
 
-UTC_TS = pl.Datetime("us", "UTC")
 BAR = timedelta(minutes=5)
 HORIZONS: dict[str, int] = {"1h": 12, "4h": 48, "1d": 288, "7d": 2016}  # in 5m bars
 LABEL_LOOKAHEAD_DAYS = 8  # look-ahead the label build needs past the partition end (longest horizon + margin)

@@ -21,7 +21,8 @@ from quantmm_assets.core.schemas import UTC_TS
 SENTIMENT_ALPHA = 15.0  # VADER's normalisation constant
 NEGATION_SCOPE = 3  # words before a lexicon word that a negator may stand in
 
-# Weights in [-1, 1]; includes every word of synthetic_lexicon.BULLISH_WORDS / BEARISH_WORDS.
+# Weights in [-1, 1]; includes every word of the synthetic lexicon's BULLISH_WORDS / BEARISH_WORDS
+# (quantmm_resources/sources/synthetic/lexicon.py).
 LEXICON: dict[str, float] = {
     # bullish: crypto slang
     "moon": 0.9,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-UTC_TS = pl.Datetime("us", "UTC")
+from quantmm_assets.core.schemas import UTC_TS
+
 SECONDS_BELOW = 10**11  # epoch seconds until year 5138; epoch ms from 1973-03-03 on
 MILLIS_BELOW = 10**14  # epoch µs from 1973 on (Binance Vision spot files since 2025)
 _ISO = r"^\d{4}-\d{2}-\d{2}"

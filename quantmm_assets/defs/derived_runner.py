@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 
 from quantmm_assets.core.leakage import LeakageOutcome
-from quantmm_assets.defs.ingest_runner import PER_PARTITION_METADATA_MAX, dates_by_symbol
+from quantmm_assets.defs.ingest_runner import dates_by_symbol
+from quantmm_assets.defs.partition_metadata import days_not_over, partition_metadata, rows_by_partition
 from quantmm_assets.defs.partitions import UNIVERSE, day_start, lookback
 from quantmm_resources.io_manager import PARTIAL_OK
 
@@ -51,37 +52,23 @@ def run_window(context: dg.AssetExecutionContext) -> RunWindow:
     return RunWindow(keys, day_start(days[0]), day_start(days[-1]) + timedelta(days=1), symbols)
 
 
+def partition_key() -> pl.Expr:
+    """Partition key of a derived row: ``YYYY-MM-DD|SYMBOL`` of its ts_event."""
+    return pl.concat_str([pl.col("ts_event").dt.strftime("%Y-%m-%d"), pl.lit("|"), pl.col("symbol")])
+
+
 def owned_rows(frame: pl.DataFrame, win: RunWindow) -> pl.DataFrame:
     """Rows of the run's own partitions (a selection need not be a rectangle)."""
-    key = pl.concat_str([pl.col("ts_event").dt.strftime("%Y-%m-%d"), pl.lit("|"), pl.col("symbol")])
-    return frame.filter(key.is_in(win.keys))
+    return frame.filter(partition_key().is_in(win.keys))
 
 
-def partition_metadata(
-    context: dg.AssetExecutionContext, frame: pl.DataFrame, win: RunWindow, complete_rows: pl.Expr | None = None
-) -> dict:
-    """Rows per partition (on each partition for small runs, as run-level JSON for backfills) and whether each
-    partition is complete: its day is over (and, with ``complete_rows``, every row of it satisfies that, e.g.
-    labels whose forward window is in the lake)."""
-    now = datetime.now(UTC)
-    counts: dict[str, int] = {}
-    if len(frame):
-        key = pl.concat_str([pl.col("ts_event").dt.strftime("%Y-%m-%d"), pl.lit("|"), pl.col("symbol")])
-        counts = dict(frame.group_by(key.alias("k")).len().iter_rows())
-    incomplete = [k for k in win.keys if day_start(date.fromisoformat(k[:10])) + timedelta(days=1) > now]
+def unfinished_partitions(frame: pl.DataFrame, win: RunWindow, complete_rows: pl.Expr | None = None) -> set[str]:
+    """The run's partitions that are not complete: their day is not over (or, with ``complete_rows``, one of
+    their rows does not satisfy it, e.g. labels whose forward window is not yet in the lake)."""
+    out = days_not_over(win.keys, datetime.now(UTC))
     if complete_rows is not None and len(frame):
-        key = pl.concat_str([pl.col("ts_event").dt.strftime("%Y-%m-%d"), pl.lit("|"), pl.col("symbol")])
-        unfinished = set(frame.filter(~complete_rows).select(key.alias("k")).unique()["k"].to_list())
-        incomplete = [k for k in win.keys if k in unfinished or k in incomplete]
-    if len(win.keys) <= PER_PARTITION_METADATA_MAX:
-        for k in win.keys:
-            context.add_asset_metadata({"rows": counts.get(k, 0), "complete": k not in incomplete}, partition_key=k)
-        return {"run_complete": not incomplete}
-    return {
-        "run_complete": not incomplete,
-        "incomplete_partitions": dg.MetadataValue.json(incomplete[:200]),
-        "empty_partitions": dg.MetadataValue.json([k for k in win.keys if not counts.get(k)][:200]),
-    }
+        out |= set(frame.filter(~complete_rows).select(partition_key().alias("k")).unique()["k"].to_list())
+    return out
 
 
 def derived_output(
@@ -102,7 +89,12 @@ def derived_output(
         "max_ts_available": str(frame["ts_available"].max())
         if len(frame) and "ts_available" in frame.columns
         else "none",
-        **partition_metadata(context, frame, win, complete_rows),
+        **partition_metadata(
+            context,
+            win.keys,
+            rows_by_partition(frame, partition_key()),
+            unfinished_partitions(frame, win, complete_rows),
+        ),
         **(extra or {}),
     }
     context.log.info(f"{context.asset_key.to_user_string()}: {len(frame):,} rows over {len(win.keys)} partition(s)")

@@ -1,6 +1,8 @@
 """Feature-family assets: thin wrappers over core, each with a blocking as-of leakage check computed in its run
 (sampled rows rebuilt from the inputs available at their t, availability recomputed from ts_event)."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 import polars as pl
 
@@ -18,6 +20,7 @@ from quantmm_assets.defs.derived_runner import (
     timed,
     window_in,
 )
+from quantmm_assets.defs.partition_metadata import days_not_over, partition_metadata, rows_by_partition
 from quantmm_assets.defs.partitions import daily, date_x_symbol
 from quantmm_resources.io_manager import PARTIAL_OK
 
@@ -118,6 +121,7 @@ def macro_features(context: dg.AssetExecutionContext, macro_series: pl.DataFrame
     macro = with_schema(macro_series, "macro_series")
     out, secs = timed(lambda: fmac.macro_features(macro, win_start, win_end))
     context.log.info(f"macro_features: {len(out)} rows over {len(days)} day(s)")
+    day_key = pl.col("ts_event").dt.strftime("%Y-%m-%d")
     yield dg.Output(
         out,
         metadata={
@@ -126,6 +130,9 @@ def macro_features(context: dg.AssetExecutionContext, macro_series: pl.DataFrame
             "date_range": f"{days[0]}..{days[-1]}",
             "compute_seconds": round(secs, 3),
             "input_rows": len(macro),
+            **partition_metadata(
+                context, days, rows_by_partition(out, day_key), days_not_over(days, datetime.now(UTC))
+            ),
         },
     )
     raw = raw_inputs(macro=macro)

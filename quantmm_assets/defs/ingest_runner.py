@@ -17,15 +17,13 @@ from quantmm_assets.core.ingest import FALLBACK_COLUMN, IngestParams, normalize,
 from quantmm_assets.core.quality import CheckWindow
 from quantmm_assets.core.schemas import RAW_SCHEMAS
 from quantmm_assets.defs.checks.raw_checks import raw_check_results
+from quantmm_assets.defs.partition_metadata import days_not_over, partition_metadata, rows_by_partition
 from quantmm_assets.defs.partitions import UNIVERSE, contiguous_runs, day_start
 from quantmm_resources.io_manager import LakeWrite
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.sources.base import empty_source_frame
 
 Fetch = Callable[[str | None, datetime, datetime], pl.DataFrame]
-# Dagster validates each per-partition metadata call against the whole run range (quadratic): above this many
-# partitions (a backfill) the per-partition figures go into one run-level JSON instead.
-PER_PARTITION_METADATA_MAX = 120
 
 
 @dataclass
@@ -81,34 +79,6 @@ def _fetch_all(context: dg.AssetExecutionContext, asset: str, fetch: Fetch, keys
     return out
 
 
-def _partition_metadata(
-    context, asset: str, keys: list[str], clean: pl.DataFrame, rejects: pl.DataFrame, now: datetime
-) -> dict:
-    """Rows, quarantined rows and completeness of each partition; returns run-level metadata."""
-    rows = dict(clean.group_by(partition_label(RAW_SCHEMAS[asset])).len().iter_rows()) if len(clean) else {}
-    rejected = dict(rejects.group_by("partition").len().iter_rows()) if len(rejects) else {}
-    lag = settle_lag(asset)
-    incomplete = []
-    for key in keys:
-        day = date.fromisoformat(key.partition("|")[0])
-        complete = day_start(day) + timedelta(days=1) + lag <= now
-        if not complete:
-            incomplete.append(key)
-        if len(keys) <= PER_PARTITION_METADATA_MAX:
-            context.add_asset_metadata(
-                {"rows": rows.get(key, 0), "rejected_rows": rejected.get(key, 0), "complete": complete},
-                partition_key=key,
-            )
-    summary: dict = {"run_complete": not incomplete}
-    if len(keys) > PER_PARTITION_METADATA_MAX:
-        summary |= {
-            "incomplete_partitions": dg.MetadataValue.json(incomplete[:200]),
-            "empty_partitions": dg.MetadataValue.json([k for k in keys if not rows.get(k)][:200]),
-            "partitions_with_rejects": dg.MetadataValue.json(dict(sorted(rejected.items())[:200])),
-        }
-    return summary
-
-
 def ingest_raw(
     context: dg.AssetExecutionContext, asset: str, fetch: Fetch, opstore: OperationalStore, source_name: str
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
@@ -138,7 +108,13 @@ def ingest_raw(
     t_norm = time.perf_counter() - t0 - t_fetch
     stored = len(rejects)
     now = datetime.now(UTC)
-    per_partition = _partition_metadata(context, asset, keys, clean, rejects, now)
+    per_partition = partition_metadata(
+        context,
+        keys,
+        rows_by_partition(clean, partition_label(RAW_SCHEMAS[asset])),
+        days_not_over(keys, now, settle_lag(asset)),
+        rejected=rows_by_partition(rejects, pl.col("partition")),
+    )
     context.log.info(f"{asset}: {len(clean):,} rows to the lake, {stored:,} quarantined over {len(keys)} partition(s)")
     yield dg.Output(
         LakeWrite(clean, keep_existing=keep),

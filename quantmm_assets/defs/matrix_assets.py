@@ -1,10 +1,13 @@
 """``feature_matrix_main`` (with its feature contract), ``labels_multi_horizon`` and ``walk_forward_folds``."""
 
+import dataclasses
 from datetime import timedelta
+from typing import Any, get_type_hints
 
 import dagster as dg
 import duckdb
 import polars as pl
+import pydantic
 
 from quantmm_assets.core import labels as lab
 from quantmm_assets.core.costs import CostConfig
@@ -83,17 +86,26 @@ def feature_matrix_main(
     )
 
 
-class LabelConfig(dg.Config):
-    """The recorded cost configuration (written into the metadata and, later, every training run's params)."""
-
-    fee_bps: float = 4.0
-    slippage_bps: float = 1.0
-    impact_coef: float = 0.5
-    turnover_coef: float = 1.0
-    horizon_coef_bps_per_day: float = 0.0
-
+class _CostConfigFields(dg.Config):
     def cost(self) -> CostConfig:
+        """Return the cost model these fields configure."""
         return CostConfig(**self.model_dump())
+
+
+def _cost_config_fields() -> dict[str, Any]:
+    """Return ``CostConfig``'s fields as pydantic field definitions: ``{name: (type, default)}``."""
+    hints = get_type_hints(CostConfig)
+    return {f.name: (hints[f.name], f.default) for f in dataclasses.fields(CostConfig)}
+
+
+# Generated from the dataclass: the run-config keys (``fee_bps``, ...) are CostConfig's fields, one source.
+LabelConfig = pydantic.create_model(
+    "LabelConfig",
+    __base__=_CostConfigFields,
+    __doc__="The recorded cost configuration (written into the metadata and, later, every training run's params).",
+    __module__=__name__,
+    **_cost_config_fields(),
+)
 
 
 @dg.asset(

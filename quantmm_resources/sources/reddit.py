@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 PLATFORM = "reddit"
 SOURCE = "reddit"
-UTC_TS = pl.Datetime("us", "UTC")
 POST_SCHEMA = source_schema("social_posts_raw")
 COMMENT_SCHEMA = source_schema("social_comments_raw")
 

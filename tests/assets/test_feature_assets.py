@@ -101,6 +101,14 @@ def test_label_partitions_are_complete_only_once_their_forward_windows_are_in(bu
     assert event.asset_materialization.metadata["complete"].value is False
 
 
+def test_macro_feature_days_report_their_rows_and_completeness(built):
+    _home, _raw, _runs, _resources, instance = built
+    event = instance.get_latest_materialization_event(dg.AssetKey("macro_features"))
+    md = event.asset_materialization.metadata
+    assert FIRST <= date.fromisoformat(event.asset_materialization.partition) <= LAST
+    assert md["rows"].value >= 1 and md["complete"].value is True and md["run_complete"].value is True
+
+
 def test_text_latents_of_another_encoder_are_refused_and_nothing_is_written(built, monkeypatch):
     home, _raw, _runs, _resources, instance = built
     from quantmm_assets.defs.text_assets import text_latents

@@ -10,13 +10,13 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from quantmm_assets.core import synthetic_market as sm
-from quantmm_assets.core import synthetic_text as st
 from quantmm_assets.core.availability import MACRO_SERIES_SPECS
 from quantmm_assets.core.schemas import RAW_SCHEMAS
 from quantmm_assets.core.universe import Universe
 from quantmm_resources.sources.base import ExchangeSource, MacroSource, SocialSource
 from quantmm_resources.sources.synthetic import SyntheticExchange, SyntheticMacro, SyntheticSocial
+from quantmm_resources.sources.synthetic import market as sm
+from quantmm_resources.sources.synthetic import text as st
 
 DAY = datetime(2024, 12, 20, tzinfo=UTC)
 ONE = timedelta(days=1)

@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from quantmm_assets.core import synthetic_macro as smac
 from quantmm_assets.core.availability import macro_available
 from quantmm_assets.core.features_macro import (
     MACRO_FEATURES,
@@ -19,10 +18,11 @@ from quantmm_assets.core.features_macro import (
     macro_features,
 )
 from quantmm_assets.core.schemas import MACRO_SERIES as MACRO_SCHEMA
+from quantmm_assets.core.schemas import UTC_TS
+from quantmm_resources.sources.synthetic import macro as smac
 
 D = datetime(2025, 3, 10, tzinfo=UTC)  # a Monday
 DAY, H = timedelta(days=1), timedelta(hours=1)
-UTC_TS = pl.Datetime("us", "UTC")
 
 
 def observations(series_id: str, values: dict[datetime, float]) -> pl.DataFrame:

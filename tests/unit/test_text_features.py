@@ -12,13 +12,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from quantmm_assets.core import synthetic_market as sm
-from quantmm_assets.core import synthetic_text as st
 from quantmm_assets.core.ingest import IngestParams, normalize
 from quantmm_assets.core.text_features import TEXT_BUCKET_FEATURES, TEXT_LOOKBACK_DAYS, text_bucket_features
 from quantmm_assets.core.text_pooling import latent_schema, pool_latents
 from quantmm_assets.core.text_scoring import TEXT_ITEMS_SCHEMA, text_items
 from quantmm_assets.core.universe import Universe
+from quantmm_resources.sources.synthetic import market as sm
+from quantmm_resources.sources.synthetic import text as st
 
 UNIVERSE_FILE = Path(__file__).resolve().parents[2] / "quantmm_resources" / "config" / "universe.toml"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

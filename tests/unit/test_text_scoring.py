@@ -11,9 +11,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from quantmm_assets.core import synthetic_lexicon as lex
-from quantmm_assets.core import synthetic_market as sm
-from quantmm_assets.core import synthetic_text as st
 from quantmm_assets.core.ingest import IngestParams, normalize
 from quantmm_assets.core.schemas import SOCIAL_COMMENTS_RAW, SOCIAL_POSTS_RAW
 from quantmm_assets.core.text_scoring import (
@@ -25,6 +22,9 @@ from quantmm_assets.core.text_scoring import (
     text_items,
 )
 from quantmm_assets.core.universe import Universe
+from quantmm_resources.sources.synthetic import lexicon as lex
+from quantmm_resources.sources.synthetic import market as sm
+from quantmm_resources.sources.synthetic import text as st
 
 UNIVERSE_FILE = Path(__file__).resolve().parents[2] / "quantmm_resources" / "config" / "universe.toml"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

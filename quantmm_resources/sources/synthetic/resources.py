@@ -1,9 +1,8 @@
 """The seeded synthetic sample: the source the demo and most tests read.
 
-Thin Dagster resources over the pure generators in ``quantmm_assets.core``: ``synthetic_market``
-(bars), ``synthetic_derivatives`` (funding, open interest, derivatives metrics), ``synthetic_macro``
-(macro) and ``synthetic_text`` (posts and comments carrying the planted sentiment signal). See
-docs/synthetic_sample.md.
+Thin Dagster resources over the pure generators beside them: ``market`` (bars), ``derivatives``
+(funding, open interest, derivatives metrics), ``macro`` (macro) and ``text`` (posts and comments carrying the
+planted sentiment signal). See docs/synthetic_sample.md.
 
 Every fetch is deterministic in ``(seed, origin, symbols, ...)`` and independent of the requested
 window: the path is generated from ``origin`` (cached, in blocks of days) and the window is cut out
@@ -18,14 +17,13 @@ from functools import partial
 import polars as pl
 from pydantic import Field
 
-from quantmm_assets.core import synthetic_derivatives as deriv
-from quantmm_assets.core import synthetic_macro as macro
-from quantmm_assets.core import synthetic_market as sm
-from quantmm_assets.core import synthetic_text as text
 from quantmm_assets.core.availability import MACRO_SERIES_SPECS
 from quantmm_assets.core.ingest import available_at
 from quantmm_assets.core.schemas import RAW_SCHEMAS
 from quantmm_resources.sources.base import ExchangeSource, MacroSource, SocialSource, empty_source_frame
+from quantmm_resources.sources.synthetic import derivatives as deriv
+from quantmm_resources.sources.synthetic import macro, text
+from quantmm_resources.sources.synthetic import market as sm
 
 SYNTHETIC_MACRO_SERIES = ("vix", "us10y", "dollar_index")
 # Keeps the text per symbol, and so the strength of the text signal, stable as symbols are added.

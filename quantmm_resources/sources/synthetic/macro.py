@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from quantmm_assets.core.synthetic_base import SOURCE, day_rng, ts_series
+from quantmm_resources.sources.synthetic.base import SOURCE, day_rng, ts_series
 
 # Macro: (source start level, daily step sd, mean-reversion per day, long-run level, decimals, log scale).
 MACRO_MODELS: dict[str, tuple[float, float, float, float, int, bool]] = {

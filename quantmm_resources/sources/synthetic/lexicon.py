@@ -1,6 +1,6 @@
 """Vocabulary of the synthetic social text: sentiment words, symbol names, communities, phrases, authors.
 
-Pure numpy (no Dagster, no I/O). ``synthetic_text`` draws its posts and comments from these lists;
+Pure numpy (no Dagster, no I/O). ``text`` draws its posts and comments from these lists;
 which sentiment word is drawn, and so the planted signal, is decided there. The sentiment words are
 ordinary words so that a generic sentiment model picks the signal up (see docs/synthetic_sample.md).
 """
@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from quantmm_assets.core.synthetic_base import day_rng
+from quantmm_resources.sources.synthetic.base import day_rng
 
 BULLISH_WORDS = (
     "bullish",

@@ -15,10 +15,10 @@ comment replies to its post or to an earlier comment of the same post, and comes
 **The planted signal.** Every post or comment about symbol ``i`` published during hour ``k`` draws a
 Poisson number of sentiment words; each is bullish (from ``BULLISH_WORDS``) with probability
 ``sigmoid(BULL_BASE_LOGIT + SENTIMENT_KAPPA * s_i[k])`` and bearish (``BEARISH_WORDS``) otherwise (the
-vocabulary lives in ``core.synthetic_lexicon``), where
-``s_i`` is the latent hourly sentiment of ``core.synthetic_market.sentiment_path``, which moves the
-returns of hour ``k+1`` (see that module). With ``text_signal=False`` the probability is
-``sigmoid(BULL_BASE_LOGIT)``: same words, same arrivals, no information; the returns are unchanged.
+vocabulary lives in ``lexicon``), where ``s_i`` is the latent hourly sentiment of
+``market.sentiment_path``, which moves the returns of hour ``k+1`` (see that module). With
+``text_signal=False`` the probability is ``sigmoid(BULL_BASE_LOGIT)``: same words, same arrivals, no
+information; the returns are unchanged.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 
-from quantmm_assets.core.synthetic_base import SOURCE, day_rng, parse_origin
-from quantmm_assets.core.synthetic_lexicon import (
+from quantmm_resources.sources.synthetic.base import SOURCE, day_rng, parse_origin
+from quantmm_resources.sources.synthetic.lexicon import (
     BULLISH_WORDS,
     COMMUNITIES,
     GENERAL_COMMUNITIES,
@@ -43,7 +43,7 @@ from quantmm_assets.core.synthetic_lexicon import (
     author_pool,
     symbol_mention,
 )
-from quantmm_assets.core.synthetic_market import sentiment_path
+from quantmm_resources.sources.synthetic.market import sentiment_path
 
 PLATFORM = "synthetic"
 URL_ROOT = "https://synthetic.invalid"

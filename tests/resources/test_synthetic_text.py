@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 from scipy.stats import spearmanr
 
-from quantmm_assets.core import synthetic_lexicon as lex
-from quantmm_assets.core import synthetic_market as sm
-from quantmm_assets.core import synthetic_text as st
 from quantmm_assets.core.symbols import link_symbols, symbol_patterns
 from quantmm_assets.core.universe import Universe
+from quantmm_resources.sources.synthetic import lexicon as lex
+from quantmm_resources.sources.synthetic import market as sm
+from quantmm_resources.sources.synthetic import text as st
 
 UNIVERSE_FILE = Path(__file__).resolve().parents[2] / "quantmm_resources" / "config" / "universe.toml"
 ORIGIN_STR = sm.DEFAULT_ORIGIN

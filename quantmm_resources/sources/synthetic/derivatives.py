@@ -1,7 +1,7 @@
 """Seeded synthetic derivatives: funding settlements, open interest and derivatives metrics.
 
 Pure numpy/polars (no Dagster, no I/O). Every frame is a window cut out of the per-symbol path of
-``synthetic_market.symbol_path`` (perp, spot, mark, open interest, positioning ratios), so it shares
+``market.symbol_path`` (perp, spot, mark, open interest, positioning ratios), so it shares
 that path's determinism and window invariance. Funding settles at 00/08/16 UTC (the first one 8h after
 the origin) at clamp(mean premium over the 8 hours before settlement + ``FUNDING_INTEREST``,
 +-``FUNDING_CAP``), against the mark at the settlement.
@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from quantmm_assets.core.synthetic_base import SOURCE, ts_series
-from quantmm_assets.core.synthetic_market import BAR, BARS_PER_HOUR, SIGNAL_BETA, bar_range, path_through
+from quantmm_resources.sources.synthetic.base import SOURCE, ts_series
+from quantmm_resources.sources.synthetic.market import BAR, BARS_PER_HOUR, SIGNAL_BETA, bar_range, path_through
 
 FUNDING_INTEREST, FUNDING_CAP = 0.0001, 0.0075
 FUNDING_HOURS = (0, 8, 16)

@@ -1,9 +1,8 @@
 """Shared primitives of the synthetic generators: seeded per-day generators, caches, timestamps.
 
 Pure numpy/polars (no Dagster, no I/O). ``day_rng(seed, stream, key, day)`` is the unit of
-determinism of ``synthetic_market``, ``synthetic_derivatives``, ``synthetic_macro`` and
-``synthetic_text``: every random draw comes from one of these generators, with ``day`` counted from
-the origin, so a generated window never depends on the requested one.
+determinism of ``market``, ``derivatives``, ``macro`` and ``text``: every random draw comes from one
+of these generators, with ``day`` counted from the origin, so a generated window never depends on the requested one.
 """
 
 from __future__ import annotations

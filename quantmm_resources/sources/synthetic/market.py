@@ -21,13 +21,13 @@ intraday/weekday profile (US afternoon peak, Asian night trough, quieter weekend
 adds a drift of ``SIGNAL_BETA * s_i[k]`` conditional standard deviations to the return of hour ``k+1``
 (and, through the persistence of ``s``, a decaying amount to later hours). ``s`` is never an input of
 any other market quantity: volume, basis, funding, open interest and the ratios see it only through the
-returns themselves. ``quantmm_assets.core.synthetic_text`` tilts the word choice of posts and comments
-about symbol ``i`` during hour ``k`` by ``s_i[k]``: text at ``t`` predicts returns after ``t``.
+returns themselves. ``text`` tilts the word choice of posts and comments about symbol ``i`` during hour
+``k`` by ``s_i[k]``: text at ``t`` predicts returns after ``t``.
 
 Derivatives: perp = spot * exp(premium), the premium a mean-reverting OU around a small positive mean
 plus a term in the trailing 24h return; mark = spot * exp(EMA of the premium). The path also carries
-open interest and the positioning ratios; ``synthetic_derivatives`` cuts funding, open interest and
-derivatives metrics out of it, and ``synthetic_macro`` generates the (independent) macro series.
+open interest and the positioning ratios; ``derivatives`` cuts funding, open interest and
+derivatives metrics out of it, and ``macro`` generates the (independent) macro series.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
-from quantmm_assets.core.synthetic_base import SOURCE, GrowCache, day_rng, parse_origin, ts_series
+from quantmm_resources.sources.synthetic.base import SOURCE, GrowCache, day_rng, parse_origin, ts_series
 
 DEFAULT_ORIGIN = "2024-12-01"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")

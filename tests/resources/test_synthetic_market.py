@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy.stats import kurtosis, spearmanr
 
-from quantmm_assets.core import synthetic_base as sb
-from quantmm_assets.core import synthetic_derivatives as sd
-from quantmm_assets.core import synthetic_macro as smac
-from quantmm_assets.core import synthetic_market as sm
+from quantmm_resources.sources.synthetic import base as sb
+from quantmm_resources.sources.synthetic import derivatives as sd
+from quantmm_resources.sources.synthetic import macro as smac
+from quantmm_resources.sources.synthetic import market as sm
 
 SEED = 7
 DAYS = 240
