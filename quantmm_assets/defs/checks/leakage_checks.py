@@ -34,9 +34,9 @@ COMPARE = timedelta(hours=1)  # rows before each cut compared
 MATRIX_CHECKS = {
     "asof_alignment": "Blocking: sampled rows rebuilt from the raw lake rows available at their t (availability "
     "recomputed from ts_event) equal the stored rows",
-    "truncation_invariance": f"Blocking: at >= {TRUNCATION_CUTS} instants (partition boundaries, funding "
-    "settlements, macro releases) the rows up to the cut are unchanged when the raw data is cut there, or when it "
-    "starts at the declared look-back",
+    "truncation_invariance": f"Blocking: at >= {TRUNCATION_CUTS} (symbol, cut) pairs on the 5m grid (partition "
+    "boundaries, each symbol's funding settlements, macro releases) the rows up to the cut are unchanged when the "
+    "raw data is cut there, or when it starts at the declared look-back",
 }
 
 
