@@ -59,7 +59,7 @@ class LeakageOutcome:
 def compared_nothing(why: str, skipped: list[str] | None = None) -> LeakageOutcome:
     """The outcome of a check that had nothing to compare (no rows in the run, no cut with rows): it says so
     and why, and does not pass."""
-    return LeakageOutcome(f"compared nothing: {why}", 0, [], (skipped or [why])[:20])
+    return LeakageOutcome(f"compared nothing: {why}", 0, [], list(skipped or [why]))
 
 
 def recomputed_availability(asset: str, frame: pl.DataFrame) -> pl.Expr:
