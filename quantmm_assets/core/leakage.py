@@ -1,22 +1,22 @@
-"""Leakage checks that do not trust the stamps the builders wrote.
+"""Leakage checks that do not trust the stamps the builders wrote (the as-of rebuild and what they share).
 
 - ``asof_alignment``: for sampled rows (symbol, t), rebuild the features from the raw rows that were
   available at t, their availability recomputed from ``ts_event`` by ``core.availability`` (never the
   ``ts_available`` column of the lake), and compare with the stored row. A stored value that needed an input
   published after t (a feature shifted into the future, a macro value used before its release) differs.
-- ``truncation_invariance``: the builders' code on data cut at >= 50 instants (partition boundaries, funding
-  settlements, macro releases, random instants) against the same code on the uncut data, rows ``t <= cut``
-  compared; and the start of the data cut at the declared look-back (partition boundaries and look-back
-  windows change nothing). Freqtrade's lookahead / recursive analysis, applied to every feature.
+- ``truncation_invariance`` (``core.leakage_truncation``): data cut at instants on the 5m grid.
+- label alignment, text item availability, fold hygiene: ``core.leakage_derived``.
 
-Values are equal when ``|a - b| <= 1e-9 * max(1, |a|, |b|)`` (nulls equal nulls; latent vectors element-wise).
+Every check returns a ``LeakageOutcome`` that counts what it compared: one that compared nothing says so
+(``compared_nothing``) and is not a pass. Values are equal when ``|a - b| <= 1e-9 * max(1, |a|, |b|)`` (nulls
+equal nulls; latent vectors element-wise).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -34,17 +34,32 @@ from quantmm_assets.core.feature_matrix import RawInputs, raw_window
 TOLERANCE = 1e-9
 Builder = Callable[[RawInputs, datetime, datetime], pl.DataFrame]
 KEYS = ["symbol", "ts_event"]
-FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass
 class LeakageOutcome:
-    """Result of one leakage check: passed, a description and the first differences found."""
+    """Result of one leakage check: a description, how many units (rows, cuts, items, intervals) it compared,
+    the first differences found and the units that compared nothing, with why. It passed only when it compared
+    something and found no difference: a check that compared nothing is not a pass (``nothing_compared``)."""
 
-    passed: bool
     description: str
     checked: int
     failures: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.checked > 0 and not self.failures
+
+    @property
+    def nothing_compared(self) -> bool:
+        return self.checked == 0 and not self.failures
+
+
+def compared_nothing(why: str, skipped: list[str] | None = None) -> LeakageOutcome:
+    """The outcome of a check that had nothing to compare (no rows in the run, no cut with rows): it says so
+    and why, and does not pass."""
+    return LeakageOutcome(f"compared nothing: {why}", 0, [], list(skipped or [why]))
 
 
 def recomputed_availability(asset: str, frame: pl.DataFrame) -> pl.Expr:
@@ -164,7 +179,7 @@ def restamped(raw: RawInputs) -> RawInputs:
 
 def raw_known_at(raw: RawInputs, symbol: str, t: datetime, restamp: bool = True) -> RawInputs:
     """``symbol``'s raw rows (and the symbol-free ones) as they could be known at ``t``."""
-    return as_known_at(raw_window(raw.map(lambda _a, f: _only_symbol(f, symbol)), t, t), t, restamp=restamp)
+    return as_known_at(raw_window(raw.map(lambda _a, f: only_symbol(f, symbol)), t, t), t, restamp=restamp)
 
 
 def items_known_at(items: pl.DataFrame, symbol: str, t: datetime) -> tuple[str, pl.DataFrame]:
@@ -188,108 +203,39 @@ def asof_alignment(
     known_at: KnownAt = raw_known_at,
 ) -> LeakageOutcome:
     """Rebuild each sampled row from the inputs known at its t (``known_at``); any difference is a leak."""
+    if not samples:
+        return compared_nothing(f"no {label} rows to sample")
     failures: list[str] = []
+    compared = 0
     mine: dict[str, object] = {}  # inputs narrowed to each sampled symbol once
     for symbol, t in samples:
         if symbol not in mine:
             mine[symbol] = (
-                inputs.map(lambda _a, f, s=symbol: _only_symbol(f, s)) if isinstance(inputs, RawInputs) else inputs
+                inputs.map(lambda _a, f, s=symbol: only_symbol(f, s)) if isinstance(inputs, RawInputs) else inputs
             )
         got = build(known_at(mine[symbol], symbol, t), t, t + timedelta(microseconds=1))
         want = stored.filter((pl.col("symbol") == symbol) & (pl.col("ts_event") == t))
+        compared += len(want)
         failures += differences(want, got.filter(pl.col("symbol") == symbol), f"{label} row at {t:%Y-%m-%d %H:%M}")
         if len(failures) >= 20:
             break
-    n = len(samples)
+    if not compared and not failures:
+        return compared_nothing(f"none of the {len(samples)} sampled {label} rows is stored")
     return LeakageOutcome(
-        not failures,
-        f"{n} sampled rows rebuilt from raw rows available at their t: "
+        f"{compared} sampled rows rebuilt from raw rows available at their t: "
         + (
             "all equal"
             if not failures
             else f"{len(failures)}+ values differ: they used inputs published later, or were built from "
             "stale or missing upstream partitions"
         ),
-        n,
+        compared,
         failures[:20],
     )
 
 
-def _only_symbol(frame: pl.DataFrame, symbol: str) -> pl.DataFrame:
+def only_symbol(frame: pl.DataFrame, symbol: str) -> pl.DataFrame:
+    """The rows of ``symbol`` in a frame keyed by symbol; a frame without symbols (macro) as it is."""
     if "symbol" in frame.columns and frame.schema["symbol"] == pl.Utf8:
         return frame.filter(pl.col("symbol") == symbol)
     return frame
-
-
-def cut_instants(start: datetime, end: datetime, raw: RawInputs, n: int = 60, seed: int = 0) -> list[datetime]:
-    """Up to ``n`` 5m instants in (start, end]: partition boundaries (00:00, up to a third of the cuts), funding
-    settlements and macro releases *and the bar before each* (a build that uses an event one bar early is only
-    seen with the cut just before it), then seeded random 5m instants; fewer only when the span has fewer."""
-    rng = np.random.default_rng(seed)
-    bar = timedelta(minutes=5)
-    first_midnight = datetime(start.year, start.month, start.day, tzinfo=UTC) + timedelta(days=1)
-    days = [first_midnight + timedelta(days=i) for i in range(max(0, (end - first_midnight).days + 1))]
-    picks: set[datetime] = set(_spread([d for d in days if start < d <= end], n // 3, rng))
-    events = [t for t in raw.funding["ts_event"].to_list() if start < t <= end] if len(raw.funding) else []
-    if len(raw.macro):
-        releases = raw.macro.with_columns(recomputed_availability("macro_series", raw.macro).alias("_a"))["_a"]
-        events += [t for t in releases.to_list() if start < t <= end]
-    for t in _spread(events, n // 6, rng):
-        picks |= {t, t - bar} if t - bar > start else {t}
-    steps = int((end - start) / bar)
-    for k in rng.permutation(steps) + 1 if steps > 0 else []:
-        if len(picks) >= n:
-            break
-        picks.add(start + bar * int(k))
-    return sorted(picks)
-
-
-def _spread(items: list[datetime], k: int, rng: np.random.Generator) -> list[datetime]:
-    items = sorted(set(items))
-    if len(items) <= k:
-        return items
-    return [items[i] for i in sorted(rng.choice(len(items), size=k, replace=False))]
-
-
-def truncation_invariance(
-    raw: RawInputs,
-    build: Builder,
-    cuts: list[datetime],
-    lookback: timedelta | dict[str, timedelta],
-    label: str,
-    compare: timedelta,
-    restamp: bool = True,
-    full: pl.DataFrame | None = None,
-) -> LeakageOutcome:
-    """Rows in (cut - compare, cut] built from data cut at ``cut`` and starting ``lookback`` before the compared
-    rows' day (one look-back, or one per raw asset name) must equal the full computation: ``full`` (the stored
-    rows, computed from all the data) or, without it, the same rows built from all the data given (which should
-    reach further back than the look-back for the start cut to test anything)."""
-    failures: list[str] = []
-    step = timedelta(minutes=5)
-    for cut in cuts:
-        lo, hi = cut - compare + step, cut + step  # grid rows t in (cut - compare, cut]
-        day = datetime(lo.year, lo.month, lo.day, tzinfo=UTC)
-        since = {a: day - lb for a, lb in lookback.items()} if isinstance(lookback, dict) else day - lookback
-        # one rebuild on data cut at both ends: a difference is look-ahead (the end) or a look-back longer than
-        # declared (the start); the message names the cut
-        cut_both = build(as_known_at(raw, cut, since=since, restamp=restamp), lo, hi)
-        if full is None:
-            whole = build(raw, lo, hi)
-        else:  # the stored rows start at the run's first partition: compare from there
-            whole = full.filter(pl.col("ts_event").is_between(lo, hi, closed="left"))
-            cut_both = cut_both.filter(pl.col("ts_event") >= full["ts_event"].min())
-        failures += differences(whole, cut_both, f"{label} data cut at {cut:%Y-%m-%d %H:%M} and at the look-back")
-        if len(failures) >= 20:
-            break
-    return LeakageOutcome(
-        not failures,
-        f"{len(cuts)} cut instants: "
-        + (
-            "rows before each cut unchanged by cutting the data there or at the look-back"
-            if not failures
-            else f"{len(failures)}+ values change when later data is removed (look-ahead) or earlier data is removed"
-        ),
-        len(cuts),
-        failures[:20],
-    )

@@ -12,9 +12,9 @@ import pydantic
 from quantmm_assets.core import labels as lab
 from quantmm_assets.core.costs import CostConfig
 from quantmm_assets.core.feature_matrix import assemble_matrix, feature_contract, with_schema
-from quantmm_assets.core.folds import FoldSpec, fold_violations
+from quantmm_assets.core.folds import FoldSpec
 from quantmm_assets.core.folds import walk_forward_folds as build_folds
-from quantmm_assets.core.leakage import LeakageOutcome, differences, recomputed_availability
+from quantmm_assets.core.leakage_derived import fold_hygiene, label_alignment
 from quantmm_assets.defs.checks.leakage_checks import matrix_check_specs, matrix_leakage_results
 from quantmm_assets.defs.derived_runner import (
     COMMON,
@@ -148,50 +148,6 @@ def labels_multi_horizon(
     yield from run_check("labels_multi_horizon", "label_alignment", lambda: label_alignment(out, bars, spread, cost))
 
 
-def label_alignment(labels: pl.DataFrame, bars: pl.DataFrame, spread: pl.DataFrame, cost: CostConfig) -> LeakageOutcome:
-    """Recompute sampled labels from bars cut by availability at t + h (equal) and at t + h - 5m (incomplete)."""
-    want_avail = pl.col("ts_event") + pl.col("horizon").replace_strict(
-        {h: timedelta(minutes=5 * k) for h, k in lab.HORIZONS.items()}, return_dtype=pl.Duration("us")
-    )
-    bad_stamp = labels.filter(pl.col("ts_available") != want_avail)
-    failures = [
-        f"{r['symbol']} {r['ts_event']} {r['horizon']}: known at {r['ts_available']}"
-        for r in bad_stamp.head(10).iter_rows(named=True)
-    ]
-    done = labels.filter(pl.col("complete"))
-    sample = done.sample(min(30, len(done)), seed=0) if len(done) else done
-    known = bars.with_columns(recomputed_availability("market_bars_5m", bars).alias("ts_available"))
-    for row in sample.iter_rows(named=True):
-        t, h = row["ts_event"], row["horizon"]
-        one = {h: lab.HORIZONS[h]}
-        for cut, expect_complete in ((row["ts_available"], True), (row["ts_available"] - timedelta(minutes=5), False)):
-            got = lab.labels_multi_horizon(
-                known.filter((pl.col("symbol") == row["symbol"]) & (pl.col("ts_available") <= cut)),
-                spread,
-                t,
-                t + timedelta(microseconds=1),
-                cost,
-                one,
-            )
-            if expect_complete:
-                failures += differences(
-                    sample.filter(
-                        (pl.col("symbol") == row["symbol"]) & (pl.col("ts_event") == t) & (pl.col("horizon") == h)
-                    ).drop("horizon"),
-                    got.drop("horizon"),
-                    f"label {h}",
-                )
-            elif len(got) and bool(got["complete"][0]):
-                failures.append(f"{row['symbol']} {t} {h}: buildable from bars available before t + h")
-    return LeakageOutcome(
-        not failures,
-        f"{len(labels)} labels stamped t + h ({len(bad_stamp)} not); {len(sample)} sampled labels rebuilt from the "
-        "bars available at t + h and not before",
-        len(sample),
-        failures[:20],
-    )
-
-
 class FoldConfig(dg.Config):
     """The one fold spec every backbone uses (see core.folds.FoldSpec)."""
 
@@ -251,17 +207,8 @@ def walk_forward_folds(context: dg.AssetExecutionContext, config: FoldConfig, la
             "folds": dg.MetadataValue.md(_folds_md(folds)),
         },
     )
-    # verified against the longest label horizon in the lake, not only the spec's own purge: a purge set too
-    # short fails
-    longest = max(lab.HORIZONS.get(h, max(lab.HORIZONS.values())) for h in horizons or lab.HORIZONS)
-    purge = max(spec.purge, longest * timedelta(minutes=5))
-    violations = fold_violations(folds, purge, spec.embargo)
-    outcome = LeakageOutcome(
-        not violations,
-        f"{len(folds)} intervals: " + ("purge and embargo hold" if not violations else f"{len(violations)} violations"),
-        len(folds),
-        violations[:20],
-    )
+    # verified against the longest label horizon in the lake, not only the spec's own purge
+    outcome = fold_hygiene(folds, spec.purge, spec.embargo, horizons)
     yield leakage_result("walk_forward_folds", "fold_hygiene", outcome, 0.0)
 
 

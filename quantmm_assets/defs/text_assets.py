@@ -13,9 +13,9 @@ import numpy as np
 import polars as pl
 
 from quantmm_assets.core import text_features as tf
-from quantmm_assets.core.availability import DEFAULT_SOCIAL_INGEST_DELAY, social_available
 from quantmm_assets.core.feature_matrix import latents_of, with_item_counts, with_schema
-from quantmm_assets.core.leakage import LeakageOutcome, asof_alignment, items_known_at, sample_rows
+from quantmm_assets.core.leakage import asof_alignment, items_known_at, sample_rows
+from quantmm_assets.core.leakage_derived import item_availability
 from quantmm_assets.core.text_features import TEXT_LOOKBACK_DAYS
 from quantmm_assets.core.text_scoring import TEXT_ITEMS_SCHEMA
 from quantmm_assets.core.text_scoring import text_items as score_items
@@ -66,27 +66,6 @@ def text_items(context: dg.AssetExecutionContext, social_posts_raw: pl.DataFrame
     out, secs = timed(lambda: pl.concat([score_items(posts, comments, s) for s in win.symbols], how="vertical_relaxed"))
     yield derived_output(context, out, win, secs, {"posts_read": len(posts), "comments_read": len(comments)})
     yield from run_check("text_items", ASOF, lambda: item_availability(out))
-
-
-def item_availability(items: pl.DataFrame) -> LeakageOutcome:
-    """Stamped availability against the rule recomputed from ts_event; engagement without observation time."""
-    expected = social_available(pl.col("ts_event"), DEFAULT_SOCIAL_INGEST_DELAY)
-    early = items.filter(pl.col("ts_available") != expected)
-    unobserved = items.filter(pl.col("engagement").is_not_null() & pl.col("engagement_observed_at").is_null())
-    failures = [
-        f"{r['kind']} {r['id']}: stamped {r['ts_available']} for ts_event {r['ts_event']}"
-        for r in early.head(10).iter_rows(named=True)
-    ]
-    failures += [
-        f"{r['kind']} {r['id']}: engagement without observation time" for r in unobserved.head(10).iter_rows(named=True)
-    ]
-    return LeakageOutcome(
-        not failures,
-        f"{len(items)} items: {len(early)} with an availability other than publication + "
-        f"{DEFAULT_SOCIAL_INGEST_DELAY}, {len(unobserved)} with engagement of unknown observation time",
-        len(items),
-        failures,
-    )
 
 
 def per_symbol(build, items: pl.DataFrame, win: RunWindow) -> pl.DataFrame:

@@ -1,4 +1,5 @@
-"""The label and text-item availability checks: clean inputs pass, planted early stamps fail."""
+"""The label, text-item availability and fold hygiene checks: clean inputs pass, planted early stamps fail, and a
+check with nothing to compare says so instead of passing."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from raw_sample import START, synthetic_raw
 
 from quantmm_assets.core.costs import CostConfig
 from quantmm_assets.core.features_market import market_features
+from quantmm_assets.core.folds import FoldSpec, walk_forward_folds
 from quantmm_assets.core.labels import labels_multi_horizon
+from quantmm_assets.core.leakage import asof_alignment
+from quantmm_assets.core.leakage_derived import fold_hygiene, item_availability, label_alignment
 from quantmm_assets.core.text_scoring import text_items
-from quantmm_assets.defs.matrix_assets import label_alignment
-from quantmm_assets.defs.text_assets import item_availability
 
 DAY = START + timedelta(days=2)
 
@@ -28,7 +30,7 @@ def test_clean_labels_pass_label_alignment():
     labels, bars, spread = _labels()
     out = label_alignment(labels, bars, spread, CostConfig())
     assert out.passed, out.failures
-    assert out.checked == 30
+    assert out.checked == len(labels) and "30 sampled labels rebuilt" in out.description
 
 
 def test_labels_stamped_available_before_their_horizon_fail():
@@ -62,3 +64,33 @@ def test_text_items_with_early_availability_or_unobserved_engagement_fail():
     )
     out = item_availability(unobserved)
     assert not out.passed and "engagement" in out.failures[0]
+
+
+def test_checks_with_nothing_to_compare_say_so_and_do_not_pass():
+    labels, bars, spread = _labels()
+    for out in (
+        label_alignment(labels.clear(), bars, spread, CostConfig()),
+        item_availability(text_items(synthetic_raw().posts, synthetic_raw().comments, "BTCUSDT").clear()),
+        asof_alignment(labels, synthetic_raw(), lambda *_: labels, [], "market"),
+    ):
+        assert out.nothing_compared and not out.passed and out.checked == 0
+        assert out.description.startswith("compared nothing"), out.description
+
+
+def test_incomplete_labels_are_stamp_checked_and_their_rebuild_is_reported_as_not_compared():
+    labels, bars, spread = _labels()
+    fresh = labels.with_columns(pl.lit(False).alias("complete"))  # the forward windows are not in the lake yet
+    out = label_alignment(fresh, bars, spread, CostConfig())
+    assert out.passed and out.checked == len(labels) and "0 sampled" in out.description
+    assert out.skipped and "no complete label" in out.skipped[0]
+
+
+def test_fold_hygiene_checks_the_purge_against_the_longest_label_and_compares_nothing_without_folds():
+    spec = FoldSpec(n_folds=2, test_days=5, min_train_days=20, purge=timedelta(days=7), inner_k=2)
+    folds = walk_forward_folds(START, START + timedelta(days=60), spec)
+    assert fold_hygiene(folds, spec.purge, spec.embargo, ["1h", "7d"]).passed
+    short = FoldSpec(n_folds=2, test_days=5, min_train_days=20, purge=timedelta(days=1), inner_k=2)
+    short_folds = walk_forward_folds(START, START + timedelta(days=60), short)
+    leaky = fold_hygiene(short_folds, short.purge, short.embargo, ["7d"])
+    assert not leaky.passed and leaky.failures
+    assert fold_hygiene(folds.clear(), spec.purge, spec.embargo, ["7d"]).nothing_compared
