@@ -25,8 +25,8 @@ def bench_ingest(data_dir: Path | None = None) -> dict:
         os.environ.pop("DAGSTER_PG_URL", None)
         os.environ.pop("DAGSTER_HOME", None)
         get_settings.cache_clear()
-        from quantmm_jobs.bundle_import import plan_import
-        from quantmm_jobs.runs import instance_for, run_range
+        from quantmm_jobs.cli.bundle_import import plan_import
+        from quantmm_jobs.cli.runs import instance_for, run_range
         from quantmm_resources.environment import build_resources
         from quantmm_resources.sources.bundle import bundle_coverage
 

@@ -50,8 +50,8 @@ def bench_features(data_dir: Path | None = None, home: Path | None = None) -> di
     for var in ("DAGSTER_PG_URL", "DAGSTER_HOME"):
         os.environ.pop(var, None)
     get_settings.cache_clear()
-    from quantmm_jobs.bundle_import import import_bundle
-    from quantmm_jobs.runs import instance_for
+    from quantmm_jobs.cli.bundle_import import import_bundle
+    from quantmm_jobs.cli.runs import instance_for
 
     settings = get_settings()
     lake = settings.lake_dir
@@ -140,7 +140,7 @@ def _build(first: date, last: date, symbols: list[str], instance) -> dict:
     from quantmm_assets.defs.feature_assets import derivatives_features, macro_features, market_features
     from quantmm_assets.defs.matrix_assets import feature_matrix_main
     from quantmm_assets.defs.text_assets import text_bucket_features, text_items, text_latents
-    from quantmm_jobs.runs import run_range
+    from quantmm_jobs.cli.runs import run_range
     from quantmm_resources.environment import build_resources
 
     resources = build_resources(get_settings())

@@ -38,8 +38,8 @@ TARGET_SECONDS = 20 * 60
 
 
 def _build_lake(data_dir: Path, out: dict) -> None:
-    from quantmm_jobs.bundle_import import import_bundle
-    from quantmm_jobs.runs import instance_for, run_features
+    from quantmm_jobs.cli.bundle_import import import_bundle
+    from quantmm_jobs.cli.runs import instance_for, run_features
     from quantmm_resources.environment import build_resources
 
     settings = get_settings()

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from quantmm_assets.defs.raw_assets import RAW_DATE_ASSETS, RAW_MARKET_ASSETS
-from quantmm_jobs.bundle_import import import_bundle, plan_import
+from quantmm_jobs.cli.bundle_import import import_bundle, plan_import
 from quantmm_resources.lake_views import connect_lake
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.settings import get_settings

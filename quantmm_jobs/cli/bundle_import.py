@@ -16,7 +16,7 @@ import polars as pl
 from quantmm_assets.core.schemas import RAW_SCHEMAS
 from quantmm_assets.defs.partitions import UNIVERSE
 from quantmm_assets.defs.raw_assets import RAW_DATE_ASSETS, RAW_MARKET_ASSETS
-from quantmm_jobs.runs import RangeRun, instance_for, run_range
+from quantmm_jobs.cli.runs import RangeRun, instance_for, run_range
 from quantmm_resources.environment import build_resources
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.settings import get_settings
