@@ -37,7 +37,12 @@ def cmd_bundle_export(args: argparse.Namespace) -> int:
 def cmd_features(args: argparse.Namespace) -> int:
     from quantmm_jobs.cli.layers import build_features
 
-    folds = {"n_folds": args.folds, "test_days": args.test_days, "min_train_days": args.min_train_days}
+    folds = {
+        "n_folds": args.folds,
+        "test_days": args.test_days,
+        "min_train_days": args.min_train_days,
+        "inner_k": args.inner_k,
+    }
     fold_config = {k: v for k, v in folds.items() if v is not None} or None
     runs = build_features(get_settings(), args.start, args.end, args.symbols, fold_config)
     print_runs(runs)
@@ -127,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--folds", type=int, help="walk-forward folds (default: the FoldConfig default)")
     f.add_argument("--test-days", type=int, help="test days per fold")
     f.add_argument("--min-train-days", type=int, help="days of the first training window")
+    f.add_argument("--inner-k", type=int, help="validation blocks of the purged k-fold inside each training window")
     f.set_defaults(func=cmd_features)
 
     t = sub.add_parser("train", help="trained_backbones (one run per backbone), then backbone_report")

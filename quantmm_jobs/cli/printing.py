@@ -32,6 +32,8 @@ def report_failures(runs: list[RangeRun]) -> int:
         print(f"quantmm: run {r.run_id[:8]} failed over partitions {r.partition_range}: {what}", file=sys.stderr)
         for name, verdict in r.failed_checks.items():
             print(f"  check {name}: {verdict[:400]}", file=sys.stderr)
+            for finding in r.findings.get(name, []):
+                print(f"    {finding[:300]}", file=sys.stderr)
         for step, message in r.errors.items():
             print(f"  step {step}: {message.splitlines()[0][:400] if message else 'failed'}", file=sys.stderr)
     return 1 if failed else 0

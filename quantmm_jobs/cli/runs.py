@@ -32,6 +32,7 @@ class RangeRun:
     checks: dict[str, str]  # "asset:check" -> "passed" or "FAILED: <description>"
     run_id: str
     errors: dict[str, str] = field(default_factory=dict)  # failed step -> its error message
+    findings: dict[str, list[str]] = field(default_factory=dict)  # failed "asset:check" -> its first findings
 
     @property
     def failed_checks(self) -> dict[str, str]:
@@ -103,11 +104,28 @@ def _materialize(
         f"{ev.asset_key.to_user_string()}:{ev.check_name}": "passed" if ev.passed else f"FAILED: {ev.description}"
         for ev in result.get_asset_check_evaluations()
     }
-    errors = {
-        ev.step_key: (ev.step_failure_data.error.message.strip() if ev.step_failure_data.error else "failed")
-        for ev in result.get_step_failure_events()
+    findings = {
+        f"{ev.asset_key.to_user_string()}:{ev.check_name}": [str(f) for f in ev.metadata["failures"].value[:5]]
+        for ev in result.get_asset_check_evaluations()
+        if not ev.passed and "failures" in ev.metadata
     }
-    return RangeRun(names, label, partitions, result.success, wall, rows, rejected, checks, result.run_id, errors)
+    errors = {  # a blocking check's failure is named in ``checks`` already
+        ev.step_key: _root_cause(ev.step_failure_data.error)
+        for ev in result.get_step_failure_events()
+        if ev.step_failure_data.error is None or ev.step_failure_data.error.cls_name != "DagsterAssetCheckFailedError"
+    }
+    return RangeRun(
+        names, label, partitions, result.success, wall, rows, rejected, checks, result.run_id, errors, findings
+    )
+
+
+def _root_cause(error) -> str:
+    """The innermost error message of a step failure (Dagster wraps the user's exception)."""
+    if error is None:
+        return "failed"
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def run_range(
