@@ -76,31 +76,6 @@ def cmd_readiness(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_features(args: argparse.Namespace) -> int:
-    from quantmm_jobs.bench_features import bench_features
-
-    out = bench_features(Path(args.data) if args.data else None, Path(args.home) if args.home else None)
-    print(json.dumps(out, indent=2, default=str))
-    build = out["partitioned_build"]
-    return 0 if build["success"] and out["one_pass_floor"]["equal_within_1e-9"] else 1
-
-
-def cmd_bench_train(args: argparse.Namespace) -> int:
-    from quantmm_jobs.bench_train import bench_train
-
-    home = Path(args.home) if args.home else None
-    out = bench_train(Path(args.data) if args.data else None, home, args.backbones)
-    print(json.dumps(out, indent=2, default=str))
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from quantmm_jobs.bench import bench_ingest
-
-    print(json.dumps(bench_ingest(Path(args.data) if args.data else None), indent=2))
-    return 0
-
-
 def _day(s: str) -> date:
     return date.fromisoformat(s)
 
@@ -148,20 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true")
     r.add_argument("--plot", action="store_true", help="also write the daily coverage heatmap (PNG) and print its path")
     r.set_defaults(func=cmd_readiness)
-
-    bench = sub.add_parser("bench", help="benchmarks (print JSON)").add_subparsers(dest="bench_cmd", required=True)
-    ing = bench.add_parser("ingest", help="import ../shared/data's bars, funding and mark prices through Dagster")
-    ing.add_argument("--data", help="default: ../shared/data beside the repository")
-    ing.set_defaults(func=cmd_bench)
-    feat = bench.add_parser("features", help="the feature layer on ../shared/data: partitioned vs one-pass, MiniLM")
-    feat.add_argument("--data", help="default: ../shared/data beside the repository")
-    feat.add_argument("--home", help="QUANTMM_HOME to use (kept; its raw lake is reused when present)")
-    feat.set_defaults(func=cmd_bench_features)
-    train = bench.add_parser("train", help="every backbone through the walk-forward on ../shared/data, with baselines")
-    train.add_argument("--data", help="default: ../shared/data beside the repository")
-    train.add_argument("--home", help="QUANTMM_HOME to use (its lake is reused when it holds the feature matrix)")
-    train.add_argument("--backbones", nargs="*", default=None, help="default: every registered backbone")
-    train.set_defaults(func=cmd_bench_train)
     return p
 
 

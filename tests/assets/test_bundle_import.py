@@ -126,7 +126,8 @@ def test_rows_before_the_first_partition_are_counted_and_named(quantmm_home, tmp
     (run,) = import_bundle(tmp_path / "b", instance=instance)
     assert run.success and run.rows == {"market_bars_5m": 2}
     printed = capsys.readouterr().out
+    first = (start - timedelta(days=2)).date()
     assert (
-        f"market_bars_5m: 2 bundle rows before {start.date()} not imported (first {(start - timedelta(days=2)).date()}); "
-        f"QUANTMM_PARTITION_START={(start - timedelta(days=2)).date()} would cover them"
+        f"market_bars_5m: 2 bundle rows before {start.date()} not imported (first {first}); "
+        f"QUANTMM_PARTITION_START={first} would cover them"
     ) in printed
