@@ -29,10 +29,11 @@ demo: setup
 test: setup
 	$(VENV)/bin/pytest -q -n 2 --dist loadgroup -p no:cacheprovider
 
+# The benches (bench/, beside tests/: never part of the installed packages) on their own homes and instances.
 bench: setup
-	$(VENV)/bin/quantmm bench ingest
-	$(VENV)/bin/quantmm bench features --home $(QUANTMM_HOME)-bench
-	$(VENV)/bin/quantmm bench train --home $(QUANTMM_HOME)-bench
+	$(PY) -m bench ingest
+	$(PY) -m bench features --home $(QUANTMM_HOME)-bench
+	$(PY) -m bench train --home $(QUANTMM_HOME)-bench
 
 ui: setup
 	@$(ENSURE_DAGSTER_HOME)

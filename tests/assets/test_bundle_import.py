@@ -1,13 +1,13 @@
 """`quantmm bundle import` on a small bundle with overlapping formats and an unparseable timestamp:
 nothing is lost (lake rows + rejects == every row of every file) and the plan clips to real partitions."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
 
 from quantmm_assets.defs.raw_assets import RAW_DATE_ASSETS, RAW_MARKET_ASSETS
-from quantmm_jobs.bundle_import import import_bundle, plan_import
+from quantmm_jobs.cli.bundle_import import import_bundle, plan_import
 from quantmm_resources.lake_views import connect_lake
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.settings import get_settings
@@ -57,7 +57,7 @@ def write_bundle(path):
     return len(scored) + len(canonical), len(bars)
 
 
-def test_import_accounts_for_every_bundle_row(quantmm_home, tmp_path, instance):
+def test_import_accounts_for_every_bundle_row(quantmm_home, tmp_path, instance, capsys):
     bundle = tmp_path / "b"
     n_rows, n_bars = write_bundle(bundle)
     runs = import_bundle(bundle, instance=instance)
@@ -69,6 +69,8 @@ def test_import_accounts_for_every_bundle_row(quantmm_home, tmp_path, instance):
     assert con.execute("select min(ts_event) from market_bars_5m").fetchone()[0].isoformat().startswith("2025-03-04")
     assert con.execute("select count(*) from market_bars_5m").fetchone()[0] + len(bar_rejects) == n_bars
     assert bar_rejects["reason"].to_list() == ["not imported: symbol PEPEUSDT not in the universe"]
+    printed = capsys.readouterr().out
+    assert "1  not imported: symbol PEPEUSDT not in the universe" in printed and "QUANTMM_UNIVERSE_FILE" in printed
     reasons = sorted(store.rejects("social_posts_raw")["reason"])
     assert lake == 4
     assert reasons == ["duplicate key: superseded by a preferred bundle format", "unparseable ts_event (bundle file)"]
@@ -85,3 +87,47 @@ def test_plan_clips_to_existing_partitions_and_refuses_unknown_symbols():
     bars = {"market_bars_5m": {"symbols": ["BTCUSDT"], "start": date(2025, 1, 1), "end": date(2025, 1, 2)}}
     with pytest.raises(ValueError, match="not in the universe"):
         plan_import(bars, RAW_MARKET_ASSETS, None, None, ["PEPEUSDT"])
+
+
+def write_bars(path, stamps: list[datetime]) -> None:
+    """A bundle of BTCUSDT perp bars opening at ``stamps``."""
+    path.mkdir()
+    n = len(stamps)
+    pl.DataFrame(
+        {
+            "symbol": ["BTCUSDT"] * n,
+            "market": ["perp"] * n,
+            "ts_event": [int(t.timestamp()) for t in stamps],
+            **{c: [1.0] * n for c in ("open", "high", "low", "close", "volume")},
+        }
+    ).write_csv(path / "market_bars_5m.csv")
+
+
+def first_partition() -> datetime:
+    return datetime.fromisoformat(get_settings().partition_start).replace(tzinfo=UTC)
+
+
+def test_bundle_before_the_first_partition_names_the_setting_that_covers_it(quantmm_home, tmp_path, instance):
+    early = first_partition() - timedelta(days=200)
+    write_bars(tmp_path / "b", [early, early + timedelta(minutes=5), early + timedelta(days=3)])
+    with pytest.raises(ValueError) as err:
+        import_bundle(tmp_path / "b", instance=instance)
+    message = str(err.value)
+    assert message.startswith(f"empty import window {first_partition().date()}..")
+    assert f"QUANTMM_PARTITION_START={early.date()} would cover them" in message
+    assert "all 3 rows of these assets lie outside the window" in message
+
+
+def test_rows_before_the_first_partition_are_counted_and_named(quantmm_home, tmp_path, instance, capsys):
+    start = first_partition()
+    write_bars(
+        tmp_path / "b", [start - timedelta(days=2), start - timedelta(minutes=5), start, start + timedelta(hours=1)]
+    )
+    (run,) = import_bundle(tmp_path / "b", instance=instance)
+    assert run.success and run.rows == {"market_bars_5m": 2}
+    printed = capsys.readouterr().out
+    first = (start - timedelta(days=2)).date()
+    assert (
+        f"market_bars_5m: 2 bundle rows before {start.date()} not imported (first {first}); "
+        f"QUANTMM_PARTITION_START={first} would cover them"
+    ) in printed

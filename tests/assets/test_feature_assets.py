@@ -9,7 +9,7 @@ import pytest
 
 from quantmm_assets.core.feature_matrix import feature_contract
 from quantmm_assets.defs.matrix_assets import walk_forward_folds
-from quantmm_jobs.runs import run_features, run_raw, run_selection
+from quantmm_jobs.cli.runs import run_features, run_raw, run_selection
 from quantmm_resources.environment import build_resources
 from quantmm_resources.settings import get_settings
 
@@ -90,7 +90,7 @@ def test_label_partitions_are_complete_only_once_their_forward_windows_are_in(bu
     _home, _raw, _runs, resources, instance = built
     from quantmm_assets.defs.feature_assets import market_features
     from quantmm_assets.defs.matrix_assets import labels_multi_horizon
-    from quantmm_jobs.runs import run_range
+    from quantmm_jobs.cli.runs import run_range
 
     # bars reach LAST + 8 days: a day 3 days after LAST lacks the end of its 7-day windows
     day = LAST + timedelta(days=3)

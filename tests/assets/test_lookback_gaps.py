@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from quantmm_assets.defs.feature_assets import market_features
-from quantmm_jobs.runs import graph_with, run_raw
+from quantmm_jobs.cli.runs import graph_with, run_raw
 from quantmm_resources.environment import build_resources
 from quantmm_resources.settings import get_settings
 

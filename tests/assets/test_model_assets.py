@@ -17,7 +17,7 @@ from quantmm_assets.defs.matrix_assets import walk_forward_folds
 from quantmm_assets.defs.model_assets import trained_backbones
 from quantmm_assets.defs.model_inputs import load_model_data
 from quantmm_assets.defs.report_assets import backbone_report
-from quantmm_jobs.runs import run_partitions, run_selection
+from quantmm_jobs.cli.runs import run_partitions, run_selection
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake import Lake
 from quantmm_resources.settings import get_settings

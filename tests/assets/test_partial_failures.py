@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from quantmm_assets.defs.raw_assets import funding_rates, market_bars_5m
-from quantmm_jobs.runs import run_range
+from quantmm_jobs.cli.runs import run_range
 from quantmm_resources.environment import build_resources
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.settings import get_settings

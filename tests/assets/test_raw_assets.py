@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from quantmm_assets.defs.raw_assets import RAW_ASSETS, RAW_DATE_ASSETS, RAW_MARKET_ASSETS, market_bars_5m
-from quantmm_jobs.runs import run_range
+from quantmm_jobs.cli.runs import run_range
 from quantmm_jobs.schedules import refresh_window, today_market_request
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake_views import connect_lake

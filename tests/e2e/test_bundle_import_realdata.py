@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from quantmm_jobs.cli import main
+from quantmm_jobs.cli.main import main
 from quantmm_resources.environment import ensure_dagster_home
 from quantmm_resources.lake_views import connect_lake
 from quantmm_resources.opstore import OperationalStore

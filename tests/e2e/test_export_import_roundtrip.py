@@ -8,9 +8,9 @@ import dagster as dg
 import polars as pl
 
 from quantmm_assets.defs.readiness import readiness_audit
-from quantmm_jobs.bundle_import import import_bundle
-from quantmm_jobs.cli import main
-from quantmm_jobs.runs import run_raw
+from quantmm_jobs.cli.bundle_import import import_bundle
+from quantmm_jobs.cli.main import main
+from quantmm_jobs.cli.runs import run_raw
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake_views import connect_lake
 from quantmm_resources.settings import get_settings

@@ -6,7 +6,7 @@ from datetime import date
 import dagster as dg
 
 from quantmm_assets.defs.raw_assets import funding_rates
-from quantmm_jobs.runs import instance_for, run_range
+from quantmm_jobs.cli.runs import instance_for, run_range
 from quantmm_resources.environment import build_resources
 from quantmm_resources.settings import get_settings
 

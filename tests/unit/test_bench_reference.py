@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from quantmm_jobs.bench_reference import FEATURE_COLUMNS, reference_features
+from bench.reference_market import FEATURE_COLUMNS, reference_features
 
 T0 = pd.Timestamp("2024-01-08", tz="UTC")
 M5 = pd.Timedelta("5min")

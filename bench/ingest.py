@@ -1,18 +1,19 @@
-"""``quantmm bench ingest``: import ../shared/data's 5m spot + perp bars, funding and mark prices for the
+"""``python -m bench ingest``: import ../shared/data's 5m spot + perp bars, funding and mark prices for the
 five symbols through one single-run backfill on the embedded (SQLite) instance, and print figures."""
 
 from __future__ import annotations
 
-import os
 import resource
 import tempfile
 import time
 from pathlib import Path
 
+from bench.common import DEFAULT_DATA, bench_settings
 from quantmm_assets.defs.raw_assets import derivatives_metrics, funding_rates, market_bars_5m
-from quantmm_resources.settings import get_settings
-
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from quantmm_jobs.cli.bundle_import import plan_import
+from quantmm_jobs.cli.runs import instance_for, run_range
+from quantmm_resources.environment import build_resources
+from quantmm_resources.sources.bundle import bundle_coverage
 
 
 def bench_ingest(data_dir: Path | None = None) -> dict:
@@ -21,21 +22,12 @@ def bench_ingest(data_dir: Path | None = None) -> dict:
     if not bars_dir.is_dir():
         raise FileNotFoundError(f"bench data not found: {bars_dir}")
     with tempfile.TemporaryDirectory(prefix="quantmm-bench-") as home:
-        os.environ["QUANTMM_HOME"] = home
-        os.environ.pop("DAGSTER_PG_URL", None)
-        os.environ.pop("DAGSTER_HOME", None)
-        get_settings.cache_clear()
-        from quantmm_jobs.bundle_import import plan_import
-        from quantmm_jobs.runs import instance_for, run_range
-        from quantmm_resources.environment import build_resources
-        from quantmm_resources.sources.bundle import bundle_coverage
-
-        settings = get_settings()
+        settings = bench_settings(Path(home))
         t0 = time.perf_counter()
         coverage = bundle_coverage(bars_dir)
         t_scan = time.perf_counter() - t0
         assets, lo, hi, symbols = plan_import(
-            coverage, [market_bars_5m, funding_rates, derivatives_metrics], None, None, None
+            coverage, [market_bars_5m, funding_rates, derivatives_metrics], None, None, None, settings
         )
         instance = instance_for(settings)
         run = run_range(assets, lo, hi, symbols, build_resources(settings, "bundle", bars_dir), instance)

@@ -1,4 +1,4 @@
-"""``quantmm bench features``: the feature layer on the real data in ../shared/data, printed as JSON.
+"""``python -m bench features``: the feature layer on the real data in ../shared/data, printed as JSON.
 
 1. Imports the bundle through Dagster (skipped when ``--home`` already holds it).
 2. Embeds every distinct social text with MiniLM into a fresh cache (cold), then again (warm); fails when the
@@ -7,7 +7,7 @@
    ``feature_matrix_main`` over every day but the last, as a user's backfill would (single-run backfills on the
    embedded SQLite instance), checks included.
 4. The floor: a one-pass in-memory pandas reference of the market and derivatives features and their as-of join
-   over the whole range (``bench_reference``); outputs compared within 1e-9; the ratio is the overhead.
+   over the whole range (``bench.reference_market``); outputs compared within 1e-9; the ratio is the overhead.
 5. The incremental case: the last day for every symbol.
 """
 
@@ -25,8 +25,11 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from quantmm_jobs.bench import DEFAULT_DATA
-from quantmm_resources.settings import get_settings
+from bench.common import DEFAULT_DATA, bench_settings
+from quantmm_jobs.cli.bundle_import import import_bundle
+from quantmm_jobs.cli.runs import first_partition_day, instance_for, run_range
+from quantmm_resources.environment import build_resources
+from quantmm_resources.settings import QuantmmSettings
 
 
 def _rss_mb() -> int:
@@ -44,22 +47,14 @@ def bench_features(data_dir: Path | None = None, home: Path | None = None) -> di
     if not (data_dir / "binance_usdt_5m").is_dir():
         raise FileNotFoundError(f"bench data not found: {data_dir}")
     home = home or Path(tempfile.mkdtemp(prefix="quantmm-bench-features-"))
-    os.environ["QUANTMM_HOME"] = str(home)
-    os.environ["QUANTMM_TEXT_ENCODER"] = "minilm"
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    for var in ("DAGSTER_PG_URL", "DAGSTER_HOME"):
-        os.environ.pop(var, None)
-    get_settings.cache_clear()
-    from quantmm_jobs.bundle_import import import_bundle
-    from quantmm_jobs.runs import instance_for
-
-    settings = get_settings()
+    os.environ["HF_HUB_OFFLINE"] = "1"  # the library's own flag: MiniLM from the installed package, no download
+    settings = bench_settings(home, text_encoder="minilm")
     lake = settings.lake_dir
     out: dict = {"bench": "features", "data": str(data_dir), "home": str(home)}
     instance = instance_for(settings)
     if not (lake / "market_bars_5m").is_dir():
         t0 = time.perf_counter()
-        runs = import_bundle(data_dir, instance=instance)
+        runs = import_bundle(data_dir, instance=instance, settings=settings)
         out["raw_import_seconds"] = round(time.perf_counter() - t0, 1)
         out["raw_import_success"] = all(r.success for r in runs)
     span = duckdb.sql(
@@ -77,12 +72,12 @@ def bench_features(data_dir: Path | None = None, home: Path | None = None) -> di
         report.write_text(json.dumps(out, indent=2, default=str))
 
     checkpoint("embedding", _bench_embedding(lake, settings.embedding_cache))
-    checkpoint("partitioned_build", _build(first, last - timedelta(days=1), symbols, instance))
+    checkpoint("partitioned_build", _build(settings, first, last - timedelta(days=1), symbols, instance))
     checkpoint("peak_rss_mb_after_build", _rss_mb())
     checkpoint("one_pass_floor", _floor(lake, first, last))
     build_s = out["partitioned_build"]["wall_seconds"]
     out["ratio_partitioned_over_one_pass"] = round(build_s / out["one_pass_floor"]["seconds"], 1)
-    checkpoint("incremental_day", _build(last, last, symbols, instance))
+    checkpoint("incremental_day", _build(settings, last, last, symbols, instance))
     out["targets"] = {
         "ratio": "partitioned build <= 30x the one-pass floor",
         "incremental_day_seconds": "< 10",
@@ -134,23 +129,21 @@ def _bench_embedding(lake: Path, cache: Path) -> dict:
     }
 
 
-def _build(first: date, last: date, symbols: list[str], instance) -> dict:
+def _build(settings: QuantmmSettings, first: date, last: date, symbols: list[str], instance) -> dict:
     """The feature layer over [first, last] through Dagster: three single-run backfills."""
     from quantmm_assets.core.text_features import TEXT_LOOKBACK_DAYS
     from quantmm_assets.defs.feature_assets import derivatives_features, macro_features, market_features
     from quantmm_assets.defs.matrix_assets import feature_matrix_main
     from quantmm_assets.defs.text_assets import text_bucket_features, text_items, text_latents
-    from quantmm_jobs.runs import run_range
-    from quantmm_resources.environment import build_resources
 
-    resources = build_resources(get_settings())
+    resources = build_resources(settings)
     chain = [market_features, derivatives_features, text_bucket_features, text_latents, feature_matrix_main]
     t0 = time.perf_counter()
     runs = [
         run_range([macro_features], first, last, None, resources, instance, log_level="WARNING"),
         run_range(
             [text_items],
-            first - timedelta(days=TEXT_LOOKBACK_DAYS),
+            max(first - timedelta(days=TEXT_LOOKBACK_DAYS), first_partition_day()),
             last,
             symbols,
             resources,
@@ -204,7 +197,7 @@ def _breakdown(instance, runs) -> dict:
 
 def _floor(lake: Path, first: date, last: date) -> dict:
     """One-pass pandas reference over the whole range, compared with the partitioned matrix."""
-    from quantmm_jobs.bench_reference import FEATURE_COLUMNS, reference_features
+    from bench.reference_market import FEATURE_COLUMNS, reference_features
 
     compared = FEATURE_COLUMNS[3:]  # after symbol, ts_event, ts_available
 

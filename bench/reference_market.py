@@ -12,43 +12,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from quantmm_jobs.bench_reference_derivatives import (
+from bench.reference_derivatives import (
     DERIVATIVES_COLUMNS,
     Source,
     derivatives_for_symbol,
     exact_lag,
     zscore,
 )
+from quantmm_assets.core.feature_matrix import KEY_COLUMNS, MARKET_FEATURES
 
 BAR_US = 5 * 60 * 1_000_000
 LN2 = float(np.log(2.0))
 CS_K = 3.0 - 2.0 * np.sqrt(2.0)
 
-MARKET_COLUMNS = [
-    "ret_5m",
-    "ret_15m",
-    "ret_1h",
-    "ret_4h",
-    "ret_1d",
-    "rv_1h",
-    "rv_4h",
-    "rv_1d",
-    "parkinson_vol_1h",
-    "parkinson_vol_1d",
-    "garman_klass_vol_1h",
-    "garman_klass_vol_1d",
-    "range_1h",
-    "range_1d",
-    "log_volume_z_1d",
-    "log_dollar_volume_z_1d",
-    "log_dollar_volume_1h",
-    "amihud_1h",
-    "amihud_1d",
-    "cs_spread_1h",
-    "cs_spread_1d",
-    "roll_spread_1d",
-]
-FEATURE_COLUMNS = ["symbol", "ts_event", "ts_available", *MARKET_COLUMNS, *DERIVATIVES_COLUMNS]
+MARKET_COLUMNS = list(MARKET_FEATURES)  # the names are the contract's; the formulas are this file's
+FEATURE_COLUMNS = [*KEY_COLUMNS, *MARKET_COLUMNS, *DERIVATIVES_COLUMNS]
 RET_LAGS = {"ret_5m": 1, "ret_15m": 3, "ret_1h": 12, "ret_4h": 48, "ret_1d": 288}
 
 _SOURCE_COLUMNS = {

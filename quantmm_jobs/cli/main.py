@@ -1,44 +1,29 @@
-"""``quantmm`` command line: demo, bundle import/export, readiness audit, benches."""
+"""``quantmm`` command line: demo, bundle import/export, features, train, readiness audit."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
+from quantmm_jobs.cli.printing import print_runs, report_failures
 from quantmm_resources.settings import get_settings
 
 
-def print_runs(runs) -> None:
-    for r in runs:
-        status = "ok" if r.success else "FAILED"
-        print(
-            f"\n[{status}] {', '.join(r.assets)}  partitions {r.partition_range} ({r.partitions})  "
-            f"{r.wall_seconds:.1f}s  run {r.run_id[:8]}"
-        )
-        for asset, n in r.rows.items():
-            quarantined = f"   {r.rejected[asset]:>6,} quarantined" if asset in r.rejected else ""
-            print(f"    {asset:<22} {n:>10,} rows{quarantined}")
-        failed = {k: v for k, v in r.checks.items() if v != "passed"}
-        print(f"    checks: {len(r.checks) - len(failed)}/{len(r.checks)} passed")
-        for name, verdict in failed.items():
-            print(f"      {name}: {verdict[:160]}")
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    from quantmm_jobs.demo import run_demo
+    from quantmm_jobs.cli.demo import run_demo
 
     return run_demo(history=args.days, symbols=args.symbols)
 
 
 def cmd_bundle_import(args: argparse.Namespace) -> int:
-    from quantmm_jobs.bundle_import import import_bundle
+    from quantmm_jobs.cli.bundle_import import import_bundle
 
     runs = import_bundle(Path(args.dir), start=args.start, end=args.end, symbols=args.symbols)
     print_runs(runs)
-    return 0 if all(r.success for r in runs) else 1
+    return report_failures(runs)
 
 
 def cmd_bundle_export(args: argparse.Namespace) -> int:
@@ -47,6 +32,35 @@ def cmd_bundle_export(args: argparse.Namespace) -> int:
     summary = export_bundle(get_settings().lake_dir, Path(args.dir))
     print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from quantmm_jobs.cli.layers import build_features
+
+    folds = {
+        "n_folds": args.folds,
+        "test_days": args.test_days,
+        "min_train_days": args.min_train_days,
+        "inner_k": args.inner_k,
+    }
+    fold_config = {k: v for k, v in folds.items() if v is not None} or None
+    runs = build_features(get_settings(), args.start, args.end, args.symbols, fold_config)
+    print_runs(runs)
+    return report_failures(runs)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from quantmm_jobs.cli.layers import report_location, train, train_config
+    from quantmm_jobs.cli.runs import instance_for
+
+    settings = get_settings()
+    config = train_config(args.horizons, args.row_stride, args.overrides)
+    instance = instance_for(settings)
+    runs = train(settings, args.backbones, config, instance)
+    print_runs(runs)
+    if runs[-1].success:
+        print(f"\nbackbone report: {report_location(instance)}")
+    return report_failures(runs)
 
 
 def cmd_readiness(args: argparse.Namespace) -> int:
@@ -59,31 +73,6 @@ def cmd_readiness(args: argparse.Namespace) -> int:
     plot = default_plot_path(lake, args.mode) if args.plot else None
     report = readiness_report(lake, args.mode, args.lookback_days or settings.readiness_lookback_days, plot=plot)
     print(json.dumps(report, indent=2) if args.json else to_markdown(report))
-    return 0
-
-
-def cmd_bench_features(args: argparse.Namespace) -> int:
-    from quantmm_jobs.bench_features import bench_features
-
-    out = bench_features(Path(args.data) if args.data else None, Path(args.home) if args.home else None)
-    print(json.dumps(out, indent=2, default=str))
-    build = out["partitioned_build"]
-    return 0 if build["success"] and out["one_pass_floor"]["equal_within_1e-9"] else 1
-
-
-def cmd_bench_train(args: argparse.Namespace) -> int:
-    from quantmm_jobs.bench_train import bench_train
-
-    home = Path(args.home) if args.home else None
-    out = bench_train(Path(args.data) if args.data else None, home, args.backbones)
-    print(json.dumps(out, indent=2, default=str))
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from quantmm_jobs.bench import bench_ingest
-
-    print(json.dumps(bench_ingest(Path(args.data) if args.data else None), indent=2))
     return 0
 
 
@@ -111,26 +100,29 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("dir")
     be.set_defaults(func=cmd_bundle_export)
 
+    f = sub.add_parser("features", help="the derived layer, labels and walk-forward folds over the raw lake")
+    f.add_argument("--start", type=_day, help="first day (default: the raw lake's first)")
+    f.add_argument("--end", type=_day, help="last day, inclusive (default: the raw lake's last)")
+    f.add_argument("--symbols", nargs="*", help="default: every universe symbol the raw lake has")
+    f.add_argument("--folds", type=int, help="walk-forward folds (default: the FoldConfig default)")
+    f.add_argument("--test-days", type=int, help="test days per fold")
+    f.add_argument("--min-train-days", type=int, help="days of the first training window")
+    f.add_argument("--inner-k", type=int, help="validation blocks of the purged k-fold inside each training window")
+    f.set_defaults(func=cmd_features)
+
+    t = sub.add_parser("train", help="trained_backbones (one run per backbone), then backbone_report")
+    t.add_argument("--backbones", nargs="*", help="default: every registered backbone")
+    t.add_argument("--horizons", nargs="*", help="default: every label horizon (1h 4h 1d 7d)")
+    t.add_argument("--row-stride", type=int, help="keep every k-th 5-minute row per symbol (12: hourly)")
+    t.add_argument("--overrides", help='JSON {"backbone": {"param": value}} over the default grids')
+    t.set_defaults(func=cmd_train)
+
     r = sub.add_parser("readiness", help="coverage of each data kind and the backfills that would fill gaps")
     r.add_argument("--mode", choices=["production", "research"], default="production")
     r.add_argument("--lookback-days", type=int, default=None)
     r.add_argument("--json", action="store_true")
     r.add_argument("--plot", action="store_true", help="also write the daily coverage heatmap (PNG) and print its path")
     r.set_defaults(func=cmd_readiness)
-
-    bench = sub.add_parser("bench", help="benchmarks (print JSON)").add_subparsers(dest="bench_cmd", required=True)
-    ing = bench.add_parser("ingest", help="import ../shared/data's bars, funding and mark prices through Dagster")
-    ing.add_argument("--data", help="default: ../shared/data beside the repository")
-    ing.set_defaults(func=cmd_bench)
-    feat = bench.add_parser("features", help="the feature layer on ../shared/data: partitioned vs one-pass, MiniLM")
-    feat.add_argument("--data", help="default: ../shared/data beside the repository")
-    feat.add_argument("--home", help="QUANTMM_HOME to use (kept; its raw lake is reused when present)")
-    feat.set_defaults(func=cmd_bench_features)
-    train = bench.add_parser("train", help="every backbone through the walk-forward on ../shared/data, with baselines")
-    train.add_argument("--data", help="default: ../shared/data beside the repository")
-    train.add_argument("--home", help="QUANTMM_HOME to use (its lake is reused when it holds the feature matrix)")
-    train.add_argument("--backbones", nargs="*", default=None, help="default: every registered backbone")
-    train.set_defaults(func=cmd_bench_train)
     return p
 
 
@@ -141,11 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"quantmm: error: {exc}", file=sys.stderr)
         return 2
-
-
-def default_demo_window(days: int, now: datetime | None = None) -> tuple[date, date]:
-    today = (now or datetime.now(UTC)).date()
-    return today - timedelta(days=days), today
 
 
 if __name__ == "__main__":

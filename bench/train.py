@@ -1,4 +1,4 @@
-"""``quantmm bench train``: every backbone through the walk-forward protocol on the real data, printed as JSON.
+"""``python -m bench train``: every backbone through the walk-forward protocol on the real data, printed as JSON.
 
 1. Builds the lake under ``--home`` when it lacks the feature matrix: the bundle import of ../shared/data, then
    the derived layer (MiniLM latents) and the labels through Dagster.
@@ -23,8 +23,19 @@ from pathlib import Path
 
 import polars as pl
 
-from quantmm_jobs.bench import DEFAULT_DATA
-from quantmm_resources.settings import get_settings
+from bench.common import DEFAULT_DATA, bench_settings
+from quantmm_assets.core.folds import FoldSpec, walk_forward_folds
+from quantmm_assets.defs.model_inputs import load_model_data
+from quantmm_assets.defs.report_assets import build_report
+from quantmm_assets.models.baselines import baseline_predictions
+from quantmm_assets.models.experiment import walk_forward
+from quantmm_assets.models.grids import grid_for
+from quantmm_assets.models.registry import BACKBONES
+from quantmm_assets.models.torch_base import preflight
+from quantmm_jobs.cli.bundle_import import import_bundle
+from quantmm_jobs.cli.runs import instance_for, run_features
+from quantmm_resources.environment import build_resources
+from quantmm_resources.settings import QuantmmSettings
 
 HORIZONS = ("1h", "4h")
 ROW_STRIDE = 12  # one row per symbol-hour
@@ -37,16 +48,11 @@ TORCH_SETTINGS = {"batch_size": 256, "input_size": 12, "hidden_size": 32, "missi
 TARGET_SECONDS = 20 * 60
 
 
-def _build_lake(data_dir: Path, out: dict) -> None:
-    from quantmm_jobs.bundle_import import import_bundle
-    from quantmm_jobs.runs import instance_for, run_features
-    from quantmm_resources.environment import build_resources
-
-    settings = get_settings()
+def _build_lake(settings: QuantmmSettings, data_dir: Path, out: dict) -> None:
     instance = instance_for(settings)
     t0 = time.perf_counter()
     if not (settings.lake_dir / "market_bars_5m").is_dir():
-        import_bundle(data_dir, instance=instance)
+        import_bundle(data_dir, instance=instance, settings=settings)
     bars = pl.scan_parquet(str(settings.lake_dir / "market_bars_5m" / "**" / "*.parquet"), hive_partitioning=False)
     span = bars.filter(pl.col("market") == "perp").select(
         pl.col("ts_event").min().alias("a"), pl.col("ts_event").max().alias("b"), pl.col("symbol").unique().implode()
@@ -68,26 +74,19 @@ def _per_fold(diagnostics: dict[int, dict], key: str) -> dict[int, object]:
     return {f: d[key] for f, d in diagnostics.items() if d.get(key) not in (None, [])}
 
 
-def bench_train(data_dir: Path | None = None, home: Path | None = None, backbones: list[str] | None = None) -> dict:
+def bench_train(
+    data_dir: Path | None = None,
+    home: Path | None = None,
+    backbones: list[str] | None = None,
+    text_encoder: str = "minilm",
+) -> dict:
     data_dir = data_dir or DEFAULT_DATA
     if not (data_dir / "binance_usdt_5m").is_dir():
         raise FileNotFoundError(f"bench data not found: {data_dir}")
     home = home or Path(tempfile.mkdtemp(prefix="quantmm-bench-train-"))
-    os.environ.update({"QUANTMM_HOME": str(home), "HF_HUB_OFFLINE": "1"})
-    os.environ.setdefault("QUANTMM_TEXT_ENCODER", "minilm")
-    for var in ("DAGSTER_PG_URL", "DAGSTER_HOME"):
-        os.environ.pop(var, None)
-    get_settings.cache_clear()
-    from quantmm_assets.core.folds import FoldSpec, walk_forward_folds
-    from quantmm_assets.defs.model_inputs import load_model_data
-    from quantmm_assets.defs.report_assets import build_report
-    from quantmm_assets.models.baselines import baseline_predictions
-    from quantmm_assets.models.experiment import walk_forward
-    from quantmm_assets.models.grids import grid_for
-    from quantmm_assets.models.registry import BACKBONES
-    from quantmm_assets.models.torch_base import preflight
+    os.environ["HF_HUB_OFFLINE"] = "1"  # the library's own flag: MiniLM from the installed package, no download
+    settings = bench_settings(home, text_encoder)
 
-    settings = get_settings()
     out: dict = {"bench": "train", "data": str(data_dir), "home": str(home), "device": preflight()}
     report_path = home / "bench_train.json"
 
@@ -96,7 +95,7 @@ def bench_train(data_dir: Path | None = None, home: Path | None = None, backbone
         report_path.write_text(json.dumps(out, indent=2, default=str))
 
     if not (settings.lake_dir / "feature_matrix_main" / "contract.json").exists():
-        _build_lake(data_dir, out)  # a one-off (`make bench` builds it in `bench features` first): not timed below
+        _build_lake(settings, data_dir, out)  # a one-off (`make bench` builds it in `features` first): not timed
     started = time.perf_counter()
     inputs = load_model_data(settings.lake_dir, HORIZONS, ROW_STRIDE)
     data = inputs.data

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from quantmm_assets.core.availability import PERIODS
+from quantmm_assets.core.feature_matrix import DERIVATIVES_FEATURES
 
 US_PER_H = 3_600_000_000
 US_PER_DAY = 24 * US_PER_H
@@ -26,29 +27,7 @@ FUNDING_WINDOW_US = 7 * US_PER_DAY  # funding z-score window and the reach of th
 LOOKBACK_DAYS = {"funding": 9, "open_interest": 3, "metrics": 3}
 HORIZON_US = {name: (days - 1) * US_PER_DAY for name, days in LOOKBACK_DAYS.items()}
 
-DERIVATIVES_COLUMNS = [
-    "funding_rate",
-    "funding_change",
-    "funding_z_7d",
-    "funding_staleness_h",
-    "funding_missing",
-    "oi_log_change_1h",
-    "oi_log_change_1d",
-    "oi_staleness_h",
-    "oi_missing",
-    "log_long_short_ratio",
-    "log_top_position_ratio",
-    "log_taker_ratio",
-    "ratios_staleness_h",
-    "ratios_missing",
-    "basis_rate",
-    "basis_reported",
-    "basis_annualized",
-    "basis_missing",
-    "premium_to_mark",
-    "mark_staleness_h",
-    "mark_missing",
-]
+DERIVATIVES_COLUMNS = list(DERIVATIVES_FEATURES)  # the names are the contract's; the formulas are this file's
 
 _COARSEST = 2**62  # coarser than any period, exact as a float64
 _PERIOD_US = {label: int(d.total_seconds()) * 1_000_000 for label, d in PERIODS.items()}

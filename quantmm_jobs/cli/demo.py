@@ -7,7 +7,8 @@ the readiness audit; three backbones (Ridge, LightGBM, TSMixer) through the walk
 ablations and MLflow runs; and the backbone report beside the baselines.
 
 The demo embeds text with the hashing encoder unless QUANTMM_TEXT_ENCODER is set: MiniLM over 45 days of synthetic
-posts would take minutes on 2 cores (one encoder per lake: the latents of different encoders never mix).
+posts would take minutes on 2 cores (one encoder per lake: the latents of different encoders never mix). It passes
+that choice in its own settings object; the environment is left as it was.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ import dagster as dg
 import polars as pl
 
 from quantmm_assets.core.readiness import to_markdown
-from quantmm_assets.defs.model_assets import trained_backbones
 from quantmm_assets.defs.partitions import UNIVERSE
 from quantmm_assets.defs.readiness import default_plot_path, readiness_report
-from quantmm_assets.defs.report_assets import backbone_report
-from quantmm_jobs.cli import print_runs
-from quantmm_jobs.runs import instance_for, run_features, run_partitions, run_raw, run_selection
+from quantmm_jobs.cli.printing import print_runs
+from quantmm_jobs.cli.runs import instance_for, run_features, run_raw, run_training
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake import LakeResource
 from quantmm_resources.settings import get_settings
@@ -42,10 +41,9 @@ DEMO_TRAINING = {
 
 
 def run_demo(symbols: list[str] | None = None, history: int = 45) -> int:
-    if "QUANTMM_TEXT_ENCODER" not in os.environ:
-        os.environ["QUANTMM_TEXT_ENCODER"] = "hashing"
-        get_settings.cache_clear()
     settings = get_settings()
+    if "QUANTMM_TEXT_ENCODER" not in os.environ:
+        settings = settings.model_copy(update={"text_encoder": "hashing"})
     if settings.env == "prod":
         raise ValueError("the demo runs on the embedded default; in production use the schedules (make ui)")
     symbols = symbols or UNIVERSE.symbols
@@ -63,8 +61,7 @@ def run_demo(symbols: list[str] | None = None, history: int = 45) -> int:
     runs += run_features(first, today, symbols, resources, instance, fold_config=DEMO_FOLDS)
     if all(r.success for r in runs):
         print(f"backbones {', '.join(DEMO_BACKBONES)}: walk-forward, ablations, MLflow runs; then the report")
-        runs += run_partitions([trained_backbones], DEMO_BACKBONES, resources, instance, DEMO_TRAINING)
-        runs.append(run_selection([backbone_report], resources, instance, DEMO_TRAINING))
+        runs += run_training(DEMO_BACKBONES, resources, instance, DEMO_TRAINING)
     print_runs(runs)
     _show_features(settings.lake_dir, instance, today, symbols[0])
     lake = LakeResource(base_dir=str(settings.lake_dir))

@@ -1,0 +1,59 @@
+"""``python -m bench ingest|features|train``: the benchmarks, printed as JSON (``make bench`` runs all three)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from bench.ingest import bench_ingest
+
+    print(json.dumps(bench_ingest(args.data), indent=2))
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from bench.features import bench_features
+
+    out = bench_features(args.data, args.home)
+    print(json.dumps(out, indent=2, default=str))
+    return 0 if out["partitioned_build"]["success"] and out["one_pass_floor"]["equal_within_1e-9"] else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bench.train import bench_train
+
+    print(json.dumps(bench_train(args.data, args.home, args.backbones, args.text_encoder), indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = p.add_subparsers(dest="bench", required=True)
+    data = {"type": Path, "default": None, "help": "default: ../shared/data beside the repository"}
+    ing = sub.add_parser("ingest", help="import ../shared/data's bars, funding and mark prices through Dagster")
+    ing.add_argument("--data", **data)
+    ing.set_defaults(func=cmd_ingest)
+    feat = sub.add_parser("features", help="the feature layer on ../shared/data: partitioned vs one-pass, MiniLM")
+    feat.add_argument("--data", **data)
+    feat.add_argument("--home", type=Path, help="bench home (kept; its raw lake is reused when present)")
+    feat.set_defaults(func=cmd_features)
+    train = sub.add_parser("train", help="every backbone through the walk-forward on ../shared/data, with baselines")
+    train.add_argument("--data", **data)
+    train.add_argument("--home", type=Path, help="bench home (its lake is reused when it holds the feature matrix)")
+    train.add_argument("--backbones", nargs="*", default=None, help="default: every registered backbone")
+    train.add_argument("--text-encoder", choices=["minilm", "hashing"], default="minilm")
+    train.set_defaults(func=cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

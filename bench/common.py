@@ -1,0 +1,24 @@
+"""What every bench shares: the real-data folder and the settings of a bench home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from quantmm_resources.settings import QuantmmSettings
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+class BenchSettings(QuantmmSettings):
+    """Settings whose Dagster instance lives under the bench home, whatever ``DAGSTER_HOME`` says."""
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+
+def bench_settings(home: Path, text_encoder: str = "minilm") -> BenchSettings:
+    """A bench home: its own lake, operational store, MLflow store and embedded (SQLite) Dagster instance."""
+    return BenchSettings(
+        home=home, text_encoder=text_encoder, ops_url=None, dagster_pg_url=None, mlflow_tracking_uri=None
+    )

@@ -1,0 +1,104 @@
+"""``quantmm features`` and ``quantmm train``: the derived layer and the model layer over the user's own lake,
+through Dagster on the instance (the UI shows every run), in the order the runbook gives."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from quantmm_assets.defs.partitions import UNIVERSE
+from quantmm_jobs.cli.runs import RangeRun, instance_for, run_features, run_training
+from quantmm_resources.environment import build_resources
+from quantmm_resources.lake_views import connect_lake
+from quantmm_resources.settings import QuantmmSettings
+
+
+def raw_span(lake_dir: Path) -> tuple[date, date, list[str]] | None:
+    """First and last UTC day of the lake's 5-minute bars and the universe symbols they cover (None: no bars)."""
+    con = connect_lake(lake_dir)
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    if "market_bars_5m" not in views:
+        return None
+    first, last, symbols = con.execute(
+        "SELECT CAST(timezone('UTC', min(ts_event)) AS DATE), CAST(timezone('UTC', max(ts_event)) AS DATE), "
+        "list(DISTINCT symbol) FROM market_bars_5m"
+    ).fetchone()
+    if first is None:
+        return None
+    return first, last, sorted((s for s in symbols if s in UNIVERSE.symbols), key=UNIVERSE.symbols.index)
+
+
+def build_features(
+    settings: QuantmmSettings,
+    start: date | None = None,
+    end: date | None = None,
+    symbols: list[str] | None = None,
+    fold_config: dict | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> list[RangeRun]:
+    """Macro features, text items, the date x symbol features and labels, then the walk-forward folds over
+    [start, end] x symbols (default: the span and symbols of the raw lake)."""
+    unknown = [s for s in symbols or [] if s not in UNIVERSE.symbols]
+    if unknown:
+        raise ValueError(f"symbols not in the universe: {unknown}")
+    span = raw_span(settings.lake_dir)
+    if span is None and not (start and end and symbols):
+        raise ValueError(
+            f"the lake {settings.lake_dir} holds no market_bars_5m: import data first (`quantmm bundle import DIR`)"
+        )
+    start, end, symbols = start or span[0], end or span[1], symbols or span[2]
+    if start > end or not symbols:
+        raise ValueError(f"nothing to build: {start}..{end} x {symbols}")
+    print(f"quantmm features: {start} .. {end} x {', '.join(symbols)} (lake {settings.lake_dir})")
+    instance = instance or instance_for(settings)
+    return run_features(start, end, symbols, build_resources(settings), instance, fold_config=fold_config)
+
+
+def train_config(horizons: list[str] | None, row_stride: int | None, overrides_json: str | None) -> dict:
+    """The ``TrainConfig`` values given on the command line (the rest keep the asset's defaults)."""
+    config: dict = {}
+    if horizons:
+        config["horizons"] = horizons
+    if row_stride:
+        config["row_stride"] = row_stride
+    if overrides_json:
+        try:
+            parsed = json.loads(overrides_json)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--overrides is not valid JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise ValueError('--overrides must be a JSON object {"backbone": {"param": value}}')
+        config["overrides_json"] = overrides_json
+    return config
+
+
+def train(
+    settings: QuantmmSettings,
+    backbones: list[str] | None = None,
+    config: dict | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> list[RangeRun]:
+    """``trained_backbones`` for each backbone (default: every registered one), then ``backbone_report``."""
+    from quantmm_assets.models.registry import BACKBONES
+
+    backbones = backbones or list(BACKBONES)
+    unknown = [b for b in backbones if b not in BACKBONES]
+    if unknown:
+        raise ValueError(f"unknown backbones {unknown}; registered: {', '.join(BACKBONES)}")
+    instance = instance or instance_for(settings)
+    if instance.get_latest_materialization_event(dg.AssetKey("walk_forward_folds")) is None:
+        raise ValueError("walk_forward_folds is not materialized on this instance: run `quantmm features` first")
+    print(f"quantmm train: {', '.join(backbones)} then backbone_report (lake {settings.lake_dir})")
+    return run_training(backbones, build_resources(settings), instance, config)
+
+
+def report_location(instance: dg.DagsterInstance) -> str | None:
+    """Where the newest ``backbone_report`` materialization wrote its JSON (None: none yet)."""
+    event = instance.get_latest_materialization_event(dg.AssetKey("backbone_report"))
+    if event is None or event.asset_materialization is None:
+        return None
+    path = event.asset_materialization.metadata.get("report_json")
+    return str(path.value) if path is not None else None
