@@ -24,9 +24,8 @@ from pathlib import Path
 import polars as pl
 
 from bench.common import DEFAULT_DATA, bench_settings
+from quantmm_assets.core.evaluation_report import build_report
 from quantmm_assets.core.folds import FoldSpec, walk_forward_folds
-from quantmm_assets.defs.model_inputs import load_model_data
-from quantmm_assets.defs.report_assets import build_report
 from quantmm_assets.models.baselines import baseline_predictions
 from quantmm_assets.models.experiment import walk_forward
 from quantmm_assets.models.grids import grid_for
@@ -35,6 +34,7 @@ from quantmm_assets.models.torch_base import preflight
 from quantmm_jobs.cli.bundle_import import import_bundle
 from quantmm_jobs.cli.runs import instance_for, run_features
 from quantmm_resources.environment import build_resources
+from quantmm_resources.model_inputs import load_model_data
 from quantmm_resources.settings import QuantmmSettings
 
 HORIZONS = ("1h", "4h")

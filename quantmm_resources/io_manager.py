@@ -128,4 +128,3 @@ def interior_gaps(keys: list[str], present: set[str]) -> list[str]:
         if have:
             holes += [k for k in ordered[have[0] : have[-1] + 1] if k not in present]
     return holes
-

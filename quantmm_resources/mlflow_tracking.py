@@ -2,6 +2,10 @@
 
 The plain file store is in maintenance mode in MLflow 3 (see ENV-NOTES), so the embedded default is
 ``sqlite:///$QUANTMM_HOME/mlflow.db`` with artifacts under ``$QUANTMM_HOME/mlartifacts``.
+
+The assets hand over what a run is (params, the signal config, metrics, files built in core, the refit model);
+what MLflow makes of it (param names, metric keys and steps, artifact paths) is decided here:
+:meth:`MlflowTracking.log_backbone_run` and :meth:`MlflowTracking.log_report`.
 """
 
 from __future__ import annotations
@@ -16,9 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import polars as pl
 from pydantic import Field
 
+from quantmm_assets.core.signal import SignalConfig
+
 MAX_PARAM_LENGTH = 500  # MLflow's limit on one param value (longer ones go in as JSON artifacts)
+PER_FOLD_KEYS = ("variant", "fold", "horizon")
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -92,3 +100,39 @@ class MlflowTracking(dg.ConfigurableResource):
         import mlflow
 
         mlflow.log_artifact(str(path), artifact_dir)
+
+    def log_backbone_run(
+        self,
+        params: dict[str, Any],
+        signal: SignalConfig,
+        per_fold: pl.DataFrame,
+        curves: list[tuple[int, dict[str, float]]],
+        files: list[Path],
+        model: Any | None = None,
+    ) -> None:
+        """Log a trained backbone into the active run.
+
+        ``params`` plus the signal config (``signal.*`` and ``signal.config_hash``); ``per_fold`` (one row per
+        variant, fold and horizon) as metrics ``<variant>.<horizon>.<metric>`` at step ``fold``; ``curves`` as
+        ``(step, {name: value})``; ``files`` under ``evaluation/``; ``model`` (the refit) pickled as
+        ``model/backbone.pkl``.
+        """
+        self.log_params({**params, **signal.as_params(), "signal.config_hash": signal.config_hash()})
+        for r in per_fold.iter_rows(named=True):
+            values = {f"{r['variant']}.{r['horizon']}.{k}": v for k, v in r.items() if k not in PER_FOLD_KEYS}
+            self.log_metrics(values, step=int(r["fold"]))
+        for step, values in curves:
+            self.log_metrics(values, step=step)
+        for path in files:
+            self.log_file(Path(path), "evaluation")
+        if model is not None:
+            self.log_pickle(model, "model/backbone.pkl")
+
+    def log_report(self, files: list[Path], signal: SignalConfig, name: str = "backbone_report") -> str:
+        """Log the comparison report's ``files`` under ``report/`` in a run of its own, with the signal config it
+        was evaluated under; return the run id."""
+        with self.run(name, tags={"kind": "report"}) as run:
+            self.log_params({**signal.as_params(), "signal.config_hash": signal.config_hash()})
+            for path in files:
+                self.log_file(Path(path), "report")
+            return run.info.run_id

@@ -4,8 +4,9 @@ The input is the long predictions frame (``PREDICTION_SCHEMA``): one row per (ba
 ts_event, horizon) with the heads, the realized label ``ret`` and the round-trip ``cost``. Rows whose
 ``expected_return``, ``ret`` or ``cost`` is null or not finite cannot be scored and are left out everywhere.
 
-- **Signal**: side = sign(expected_return), edge = |expected_return| - cost, position = side when edge > 0 and
-  confidence > threshold, else flat (a null or NaN anywhere gives flat).
+- **Signal**: the position of each row is :func:`core.signal.signal_expr` under one
+  :class:`~quantmm_assets.core.signal.SignalConfig` (side, edge over the cost, score over the vol forecast,
+  per-horizon score and confidence thresholds; a null or NaN anywhere gives flat).
 - **Steps** (:func:`trading_steps`): a position is held for h, so it is scored on non-overlapping steps of h per
   (backbone, variant, fold, symbol, horizon). The grid is ``t0 + k h`` with ``t0`` the group's first row. Grid point
   ``g`` takes the first row at or after ``g`` (the grid row itself when present; rows between grid points are
@@ -26,6 +27,7 @@ from numpy.typing import ArrayLike
 
 from quantmm_assets.core.labels import BAR, HORIZONS
 from quantmm_assets.core.schemas import UTC_TS
+from quantmm_assets.core.signal import SignalConfig, signal_expr
 
 PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     "backbone": pl.Utf8,
@@ -67,6 +69,9 @@ FOLD_METRICS_SCHEMA: dict[str, pl.DataType] = {
     "max_drawdown": pl.Float64,
     "exposure": pl.Float64,
 }
+# The headline metric values of a (backbone, variant, fold, symbol, horizon): the one list the per-fold logs, the
+# ranking and the run summaries are written against.
+HEADLINE_METRICS = ("sharpe", "rank_ic", "ic", "hit_rate", "mae", "turnover", "max_drawdown")
 STD_REL_TOL = 1e-9  # a PnL std below this fraction of |mean| is rounding noise of a constant series
 
 
@@ -111,28 +116,6 @@ def horizon_seconds(horizon: str) -> int:
     if horizon not in HORIZON_SECONDS:
         raise ValueError(f"unknown horizon {horizon!r}; known: {list(HORIZON_SECONDS)}")
     return HORIZON_SECONDS[horizon]
-
-
-def signal(expected_return: ArrayLike, cost: ArrayLike, confidence: ArrayLike, threshold: float = 0.5) -> np.ndarray:
-    """Return the position (-1, 0 or +1, as floats) of each prediction; NaN inputs give 0."""
-    er = np.asarray(expected_return, dtype=np.float64)
-    take = (np.abs(er) - np.asarray(cost, dtype=np.float64) > 0) & (
-        np.asarray(confidence, dtype=np.float64) > threshold
-    )
-    return np.where(take, np.sign(er), 0.0)
-
-
-def signal_expr(
-    expected_return: str | pl.Expr = "expected_return",
-    cost: str | pl.Expr = "cost",
-    confidence: str | pl.Expr = "signal_confidence",
-    threshold: float = 0.5,
-) -> pl.Expr:
-    """Return :func:`signal` as a polars expression (column names or expressions)."""
-    er, c, conf = (pl.col(x) if isinstance(x, str) else x for x in (expected_return, cost, confidence))
-    finite = er.is_finite() & c.is_finite() & conf.is_finite()  # polars orders NaN above every number
-    take = (finite & ((er.abs() - c) > 0) & (conf > threshold)).fill_null(False)
-    return pl.when(take).then(er.sign()).otherwise(0.0).cast(pl.Float64)
 
 
 def _finite_pairs(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -224,7 +207,7 @@ def _step_rows(first: np.ndarray, t_us: np.ndarray, h_us: int) -> np.ndarray:
     return ci[keep]
 
 
-def _trading_steps(df: pl.DataFrame, horizon: str, threshold: float) -> pl.DataFrame:
+def _trading_steps(df: pl.DataFrame, horizon: str, config: SignalConfig) -> pl.DataFrame:
     keys = [k for k in GROUP_KEYS if k != "horizon"]
     rows = _evaluable(df.filter(pl.col("horizon") == horizon)).sort([*keys, "ts_event"])
     if rows.height:
@@ -235,27 +218,28 @@ def _trading_steps(df: pl.DataFrame, horizon: str, threshold: float) -> pl.DataF
         rows = rows[_step_rows(first.to_numpy(), t_us, horizon_seconds(horizon) * 1_000_000)]
     pos = pl.col("position")
     return (
-        rows.with_columns(position=signal_expr(threshold=threshold))
+        rows.with_columns(position=signal_expr(config, horizon))
         .with_columns(prev_position=pos.shift(1, fill_value=0.0).over(keys))
         .with_columns(pnl=pos * pl.col("ret") - (pos - pl.col("prev_position")).abs() * pl.col("cost") / 2.0)
     )
 
 
-def trading_steps(frame: pl.DataFrame, horizon: str | None = None, threshold: float = 0.5) -> pl.DataFrame:
+def trading_steps(frame: pl.DataFrame, horizon: str | None = None, signal: SignalConfig | None = None) -> pl.DataFrame:
     """Return the non-overlapping steps of ``horizon`` (every horizon when None) with position, prev_position, pnl.
 
-    Rows keep the input columns and are sorted by (backbone, variant, fold, symbol, ts_event) within a horizon.
+    The position is the signal under ``signal`` (the default :class:`SignalConfig` when None). Rows keep the input
+    columns and are sorted by (backbone, variant, fold, symbol, ts_event) within a horizon.
     """
     if horizon is not None:
         horizon_seconds(horizon)  # an unknown horizon is an error, not an empty result
-    return _all_steps(validate_predictions(frame), horizon, threshold)
+    return _all_steps(validate_predictions(frame), horizon, signal or SignalConfig())
 
 
-def _all_steps(df: pl.DataFrame, horizon: str | None, threshold: float) -> pl.DataFrame:
+def _all_steps(df: pl.DataFrame, horizon: str | None, config: SignalConfig) -> pl.DataFrame:
     present = set(df["horizon"].unique().to_list())
     horizons = [horizon] if horizon is not None else [h for h in HORIZONS if h in present]
-    parts = [_trading_steps(df, h, threshold) for h in horizons]
-    return pl.concat(parts) if parts else _trading_steps(df.clear(), next(iter(HORIZONS)), threshold)
+    parts = [_trading_steps(df, h, config) for h in horizons]
+    return pl.concat(parts) if parts else _trading_steps(df.clear(), next(iter(HORIZONS)), config)
 
 
 def horizon_order() -> pl.Expr:
@@ -268,9 +252,10 @@ def _defined_corr(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return pl.when(varies).then(pl.corr(a, b).fill_nan(None))
 
 
-def fold_metrics(predictions: pl.DataFrame, threshold: float = 0.5) -> pl.DataFrame:
+def fold_metrics(predictions: pl.DataFrame, signal: SignalConfig | None = None) -> pl.DataFrame:
     """Return one row of metrics per (backbone, variant, fold, symbol, horizon) (``FOLD_METRICS_SCHEMA``).
 
+    The trading metrics are those of the signal under ``signal`` (the default :class:`SignalConfig` when None).
     ``ic`` / ``rank_ic`` / ``hit_rate`` / ``mae`` use every scorable row; hit rate counts rows with ret != 0 where
     sign(expected_return) == sign(ret). ``sharpe``, ``mean_pnl``, ``turnover`` (mean |change in position| per step),
     ``max_drawdown`` and ``exposure`` (share of steps holding a position) use the non-overlapping steps.
@@ -285,7 +270,7 @@ def fold_metrics(predictions: pl.DataFrame, threshold: float = 0.5) -> pl.DataFr
         hit_rate=(er.sign() == ret.sign()).filter(ret != 0).mean(),
         mae=(er - ret).abs().mean(),
     )
-    steps = _all_steps(df, None, threshold)
+    steps = _all_steps(df, None, signal or SignalConfig())
     cum = pl.col("pnl").cum_sum().over(keys)
     steps = steps.with_columns(drawdown=cum.cum_max().over(keys).clip(lower_bound=0.0) - cum)
     pos, pnl = pl.col("position"), pl.col("pnl")

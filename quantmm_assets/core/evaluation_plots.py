@@ -11,7 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
 
-from quantmm_assets.core.evaluation import horizon_order, trading_steps
+from quantmm_assets.core.evaluation import calibration_table, horizon_order, trading_steps
+from quantmm_assets.core.signal import SignalConfig
 
 
 def _horizons(frame: pl.DataFrame) -> list[str]:
@@ -39,15 +40,16 @@ def _empty(path: str | Path, title: str) -> Path:
 def plot_cumulative_pnl(
     predictions: pl.DataFrame,
     path: str | Path,
-    threshold: float = 0.5,
     variants: Sequence[str] | None = None,
+    signal: SignalConfig | None = None,
 ) -> Path:
     """Write one subplot per horizon, one line per (backbone, variant): cumulative after-cost PnL over time.
 
     The PnL is that of the non-overlapping steps (:func:`core.evaluation.trading_steps`), summed across symbols
-    and folds at each step time, in time order. ``variants`` restricts the lines (all when None).
+    and folds at each step time, in time order, under the signal ``signal`` (the default when None). ``variants``
+    restricts the lines (all when None).
     """
-    steps = trading_steps(predictions, None, threshold)
+    steps = trading_steps(predictions, None, signal)
     if variants is not None:
         steps = steps.filter(pl.col("variant").is_in(list(variants)))
     horizons = _horizons(steps)
@@ -96,3 +98,18 @@ def plot_calibration(cal_table: pl.DataFrame, path: str | Path, variants: Sequen
         ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def evaluation_artifacts(predictions: pl.DataFrame, out_dir: Path, signal: SignalConfig | None = None) -> list[Path]:
+    """Write a run's evaluation files into ``out_dir`` and return their paths: the out-of-sample predictions
+    (parquet), the calibration table (CSV), the cumulative PnL and the reliability diagram (PNG)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictions.write_parquet(out_dir / "oos_predictions.parquet")
+    cal = calibration_table(predictions)
+    cal.write_csv(out_dir / "calibration.csv")
+    return [
+        out_dir / "oos_predictions.parquet",
+        out_dir / "calibration.csv",
+        plot_cumulative_pnl(predictions, out_dir / "cumulative_pnl.png", signal=signal),
+        plot_calibration(cal, out_dir / "calibration.png"),
+    ]

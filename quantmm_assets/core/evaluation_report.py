@@ -7,26 +7,27 @@ ablation variant (``full / no_text / no_macro / event_window``); the latter is n
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-from quantmm_assets.core.evaluation import ABLATION_VARIANTS, FOLD_METRICS_SCHEMA, horizon_order
-
-RANKING_COLUMNS = (
-    "symbol",
-    "horizon",
-    "rank",
-    "backbone",
-    "mean_sharpe",
-    "mean_rank_ic",
-    "mean_ic",
-    "mean_hit_rate",
-    "mean_mae",
-    "mean_turnover",
-    "mean_max_drawdown",
-    "n_folds",
+from quantmm_assets.core.evaluation import (
+    ABLATION_VARIANTS,
+    FOLD_METRICS_SCHEMA,
+    HEADLINE_METRICS,
+    calibration_table,
+    expected_calibration_error,
+    fold_metrics,
+    horizon_order,
 )
+from quantmm_assets.core.evaluation_bootstrap import ablation_significance
+from quantmm_assets.core.evaluation_plots import plot_calibration, plot_cumulative_pnl
+from quantmm_assets.core.signal import SignalConfig
+
+RANKING_COLUMNS = ("symbol", "horizon", "rank", "backbone", *(f"mean_{m}" for m in HEADLINE_METRICS), "n_folds")
 ABLATION_METRICS = ("sharpe", "rank_ic", "mae")
 BASELINES = ("zero", "momentum", "ridge_price")  # the names of models.baselines.BASELINES
 
@@ -58,12 +59,12 @@ def rank_backbones(
     model_rows = (pl.col("variant") == variant) & ~baseline
     baseline_rows = baseline & ((pl.col("variant") == "full") | ~pl.col("variant").is_in(ABLATION_VARIANTS))
     name = pl.when(pl.col("variant").is_in(ABLATION_VARIANTS)).then(pl.col("backbone")).otherwise(pl.col("variant"))
-    means = {f"mean_{m}": pl.col(m).mean() for m in ("sharpe", "rank_ic", "ic", "hit_rate", "mae", "turnover")}
+    means = {f"mean_{m}": pl.col(m).mean() for m in HEADLINE_METRICS}
     ranked = (
         metrics.filter(model_rows | (baseline_rows & pl.lit(include_baselines)))
         .with_columns(backbone=name)
         .group_by(["symbol", "horizon", "backbone"])
-        .agg(**means, mean_max_drawdown=pl.col("max_drawdown").mean(), n_folds=pl.col("fold").n_unique())
+        .agg(**means, n_folds=pl.col("fold").n_unique())
         .sort(
             [pl.col("symbol"), horizon_order(), pl.col("mean_sharpe"), pl.col("mean_rank_ic"), pl.col("backbone")],
             descending=[False, False, True, True, False],
@@ -94,6 +95,16 @@ def ablation_table(metrics: pl.DataFrame, baselines: tuple[str, ...] = BASELINES
     )
 
 
+def per_fold_means(metrics: pl.DataFrame) -> pl.DataFrame:
+    """Return the mean over symbols of the headline metrics per (variant, fold, horizon)."""
+    _check_metrics(metrics)
+    return (
+        metrics.group_by("variant", "fold", "horizon")
+        .agg([pl.col(c).mean() for c in HEADLINE_METRICS])
+        .sort("variant", "fold", "horizon")
+    )
+
+
 def _fmt(value: object) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
@@ -116,8 +127,10 @@ def report_markdown(
     ece: pl.DataFrame,
     n_configs: dict[str, int],
     significance: pl.DataFrame | None = None,
+    signal: SignalConfig | None = None,
 ) -> str:
-    """Return the comparison report: configurations tried, rankings per horizon, ablations, calibration."""
+    """Return the comparison report: the signal, configurations tried, rankings per horizon, ablations,
+    calibration."""
     names = sorted(set(ranking["backbone"].to_list()) | set(ablation["backbone"].to_list()) | set(n_configs))
     configs = pl.DataFrame(
         {"backbone": names, "configurations tried": [str(n_configs.get(b, "not reported")) for b in names]}
@@ -127,6 +140,10 @@ def report_markdown(
         "",
         "Sharpe is after costs, on non-overlapping steps of the horizon, annualized; every metric is the mean over "
         "folds. Hyper-parameters were tuned on the inner purged k-fold of each train window only.",
+        "",
+        "## Signal",
+        "",
+        (signal or SignalConfig()).describe() + ".",
         "",
         "## Hyper-parameter configurations tried",
         "",
@@ -155,3 +172,39 @@ def report_markdown(
         "",
     ]
     return "\n".join(parts)
+
+
+def build_report(
+    predictions: pl.DataFrame,
+    n_configs: dict[str, int],
+    out_dir: Path,
+    n_boot: int = 300,
+    signal: SignalConfig | None = None,
+) -> dict[str, Any]:
+    """Write report.json / report.md / plots of the comparison into ``out_dir`` and return the JSON document
+    (plus ``markdown``). The significance of ``full - no_text`` is over the backbones' rows (baselines left out)."""
+    signal = signal or SignalConfig()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = fold_metrics(predictions, signal)
+    ranking = rank_backbones(metrics)
+    ablation = ablation_table(metrics)
+    cal = calibration_table(predictions)
+    ece = expected_calibration_error(cal)
+    trained = predictions.filter(~_is_baseline(BASELINES))
+    significance = ablation_significance(trained, "full", "no_text", "rank_ic", n_boot=n_boot)
+    markdown = report_markdown(ranking, ablation, ece, n_configs, significance, signal)
+    doc = {
+        "signal_config": {**signal.as_params(), "signal.config_hash": signal.config_hash()},
+        "ranking": ranking.to_dicts(),
+        "ablation": ablation.to_dicts(),
+        "text_significance": significance.to_dicts(),
+        "calibration_ece": ece.to_dicts(),
+        "calibration_table": cal.to_dicts(),
+        "fold_metrics": metrics.to_dicts(),
+        "n_configs": n_configs,
+    }
+    (out_dir / "report.json").write_text(json.dumps(doc, indent=1, default=str))
+    (out_dir / "report.md").write_text(markdown)
+    plot_cumulative_pnl(predictions, out_dir / "cumulative_pnl.png", variants=["full"], signal=signal)
+    plot_calibration(cal, out_dir / "calibration.png", variants=["full"])
+    return doc | {"markdown": markdown}

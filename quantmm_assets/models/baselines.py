@@ -18,9 +18,9 @@ import polars as pl
 
 from quantmm_assets.core.features_market import MARKET_FEATURES
 from quantmm_assets.core.labels import HORIZONS
-from quantmm_assets.models.base import Predictions
 from quantmm_assets.models.data import ModelData
 from quantmm_assets.models.experiment import FoldRows, fold_rows, prediction_frame
+from quantmm_assets.models.protocol import Predictions
 from quantmm_assets.models.ridge import RidgeBackbone
 
 BASELINES = ("zero", "momentum", "ridge_price")
@@ -68,7 +68,7 @@ def baseline_predictions(data: ModelData, folds: pl.DataFrame, symbols: dict[int
             frames.append(
                 prediction_frame(kind, "full", rows.fold, data, rows.test, _rule(data, rows.test, kind), symbols)
             )
-        ridge = RidgeBackbone(fusion_mode="none").fit(price, rows.train, rows.inner, use_text=False)
+        ridge = RidgeBackbone(fusion_mode="none").fit(price, rows.train, rows.inner)
         frames.append(
             prediction_frame(
                 "ridge_price", "full", rows.fold, price, rows.test, ridge.predict(price, rows.test), symbols

@@ -69,6 +69,12 @@ class ModelData:
     def latent_dim(self) -> int:
         return self.text.shape[1] // 2
 
+    @property
+    def has_text(self) -> bool:
+        """Whether any row carries a text latent: a backbone's text stage is on only for data that has text
+        (the ``no_text`` variant carries none), so whether text is used is read from the data, never passed."""
+        return bool(self.text_mask.any())
+
 
 def _missing(frame: pl.DataFrame, needed: list[str] | tuple[str, ...], what: str) -> None:
     gone = [c for c in needed if c not in frame.columns]

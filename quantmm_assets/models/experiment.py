@@ -23,8 +23,8 @@ import polars as pl
 
 from quantmm_assets.core.folds import INNER, TEST, TRAIN, VALIDATION, WALK_FORWARD, FoldSpec, assign_samples
 from quantmm_assets.core.folds import refit_intervals as refit_folds
-from quantmm_assets.models.base import Backbone, Predictions
 from quantmm_assets.models.data import ModelData
+from quantmm_assets.models.protocol import Backbone, Predictions
 from quantmm_assets.models.registry import BACKBONES
 from quantmm_assets.models.variants import VARIANTS, variant_data
 
@@ -73,6 +73,50 @@ class Experiment:
         best = max(counts.values())
         return next(r.params for r in reversed(self.folds) if counts[_key(r.params)] == best)
 
+    def run_params(self) -> dict[str, Any]:
+        """Return the params of the run: the chosen configuration (``model.<name>``, defaults filled in), the
+        backbone, its config hash and how many configurations were tried."""
+        model = BACKBONES[self.backbone](**self.chosen_params())
+        return {
+            **{f"model.{k}": v for k, v in model.get_params().items()},
+            "backbone": self.backbone,
+            "config_hash": model.config_hash(),
+            "n_configs": self.n_configs,
+        }
+
+    def curves(self) -> list[tuple[int, dict[str, float]]]:
+        """Return the step series of the run: fit seconds per variant (step = fold) and the ``full`` fits'
+        validation losses (``fold<k>.val_loss``, step = training step)."""
+        out: list[tuple[int, dict[str, float]]] = []
+        for rec in self.folds:
+            out.append((rec.fold, {f"fit_seconds.{v}": s for v, s in rec.fit_seconds.items()}))
+            for step, loss in rec.diagnostics.get("full", {}).get("val_curve", []):
+                out.append((int(step), {f"fold{rec.fold}.val_loss": loss}))
+        return out
+
+    def summary(self, metrics: pl.DataFrame) -> dict[str, Any]:
+        """Return the run summary: configurations, the folds' choices and fits, and the ``full`` variant's mean
+        Sharpe / rank IC / MAE per horizon from ``metrics`` (``core.evaluation.fold_metrics`` of the predictions)."""
+        full = metrics.filter(pl.col("variant") == "full")
+        by_h = full.group_by("horizon").agg(pl.col("sharpe", "rank_ic", "mae").mean()).sort("horizon")
+        return {
+            "n_configs": self.n_configs,
+            "chosen_params": self.chosen_params(),
+            "folds": [
+                {
+                    "fold": r.fold,
+                    "params": r.params,
+                    "inner_scores": r.inner_scores,
+                    "fit_seconds": r.fit_seconds,
+                    "n_train": r.n_train,
+                    "n_test": r.n_test,
+                    "improved": r.diagnostics.get("full", {}).get("improved"),
+                }
+                for r in self.folds
+            ],
+            "full_by_horizon": by_h.to_dicts(),
+        }
+
 
 def _key(params: dict[str, Any]) -> str:
     return repr(sorted(params.items()))
@@ -119,14 +163,14 @@ def inner_score(model: Backbone, data: ModelData, rows: np.ndarray) -> float:
 
 
 def choose_config(
-    cls: type[Backbone], grid: list[dict[str, Any]], data: ModelData, rows: FoldRows, use_text: bool
+    cls: type[Backbone], grid: list[dict[str, Any]], data: ModelData, rows: FoldRows
 ) -> tuple[dict[str, Any], list[float]]:
     """Pick the configuration with the lowest mean inner-validation loss (one configuration: no fits)."""
     if len(grid) == 1:
         return dict(grid[0]), [float("nan")]
     scores = []
     for params in grid:
-        per_split = [inner_score(cls(**params).fit(data, a, [], use_text=use_text), data, b) for a, b in rows.inner]
+        per_split = [inner_score(cls(**params).fit(data, a, []), data, b) for a, b in rows.inner]
         finite = [s for s in per_split if np.isfinite(s)]
         scores.append(float(np.mean(finite)) if finite else float("inf"))
     return dict(grid[int(np.argmin(scores))]), scores
@@ -215,12 +259,12 @@ def walk_forward(
     for rows in fold_rows(data, folds.filter(pl.col("fold") >= 0)):
         if not len(rows.test) or not len(rows.train):
             raise ValueError(f"{backbone}: fold {rows.fold} has {len(rows.train)} train / {len(rows.test)} test rows")
-        params, scores = choose_config(cls, grid, data, rows, use_text=True)
+        params, scores = choose_config(cls, grid, data, rows)
         record = FoldRecord(rows.fold, params, len(grid), scores, n_train=len(rows.train), n_test=len(rows.test))
         for variant in variants:
-            vdata, use_text = inputs[variant]
+            vdata = inputs[variant]
             start = time.perf_counter()
-            model = cls(**params).fit(vdata, rows.train, rows.inner, use_text=use_text)
+            model = cls(**params).fit(vdata, rows.train, rows.inner)
             record.fit_seconds[variant] = round(time.perf_counter() - start, 3)
             record.diagnostics[variant] = _diagnostics(model)
             frames.append(
@@ -242,5 +286,5 @@ def refit_final(backbone: str, params: dict[str, Any], data: ModelData, spec: Fo
     first = datetime.fromtimestamp(int(data.t.min()) / 1e6, UTC)
     last = datetime.fromtimestamp(int(data.t.max()) / 1e6, UTC)
     rows = fold_rows(data, refit_folds(first, last, spec))[0]
-    model = BACKBONES[backbone](**params).fit(data, rows.train, rows.inner, use_text=True)
+    model = BACKBONES[backbone](**params).fit(data, rows.train, rows.inner)
     return model, rows

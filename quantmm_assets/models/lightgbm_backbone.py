@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 import lightgbm as lgb
 import numpy as np
 
-from quantmm_assets.models.base import COMMON_DEFAULTS, Backbone
+from quantmm_assets.models.flat_base import FlatBackbone
+from quantmm_assets.models.protocol import COMMON_DEFAULTS
 
 LGBM_DEFAULTS: dict[str, Any] = {
     **COMMON_DEFAULTS,
@@ -27,7 +28,7 @@ LGBM_DEFAULTS: dict[str, Any] = {
 }
 
 
-class LightGBMBackbone(Backbone):
+class LightGBMBackbone(FlatBackbone):
     """Gradient-boosted trees, one ``LGBMRegressor`` per head with shared settings."""
 
     name: ClassVar[str] = "lightgbm"

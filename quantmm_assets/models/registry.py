@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from quantmm_assets.models.base import Backbone
 from quantmm_assets.models.itransformer import ITransformerBackbone
 from quantmm_assets.models.lightgbm_backbone import LightGBMBackbone
 from quantmm_assets.models.patchtst import PatchTSTBackbone
+from quantmm_assets.models.protocol import Backbone
 from quantmm_assets.models.ridge import RidgeBackbone
 from quantmm_assets.models.tft import TFTBackbone
 from quantmm_assets.models.tsmixer import TSMixerBackbone

@@ -16,10 +16,11 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from quantmm_assets.models.base import COMMON_DEFAULTS, Backbone
+from quantmm_assets.models.flat_base import FlatBackbone
+from quantmm_assets.models.protocol import COMMON_DEFAULTS
 
 
-class RidgeBackbone(Backbone):
+class RidgeBackbone(FlatBackbone):
     """Multi-output Ridge regression on standardized flat features (``alpha`` = L2 strength)."""
 
     name: ClassVar[str] = "ridge"

@@ -49,16 +49,19 @@ import torch
 from sklearn.linear_model import LinearRegression
 from torch import nn
 
-from quantmm_assets.models.base import (
+from quantmm_assets.models.calibration import apply_meta, confidences, fit_calibrators
+from quantmm_assets.models.data import ModelData
+from quantmm_assets.models.protocol import (
     CALIBRATIONS,
     COMMON_DEFAULTS,
     FUSION_MODES,
     MODES,
     Backbone,
     Predictions,
+    Splits,
     checked_splits,
+    predictions,
 )
-from quantmm_assets.models.data import ModelData
 from quantmm_assets.models.torch_fusion import FusionNet, lit_fusion, mean_curve, trust
 from quantmm_assets.models.torch_runtime import lightning, masked_mse, preflight, torch_state
 from quantmm_assets.models.torch_windows import (
@@ -107,12 +110,6 @@ class TorchBackbone(Backbone):
     @abstractmethod
     def _encoder(self, n_channels: int, static_dim: int) -> nn.Module:
         """Return a module mapping a window (B, L, C) and a static embedding (B, S) to (B, hidden_size)."""
-
-    def _fit_regressor(self, x: np.ndarray, symbol_code: np.ndarray, y: np.ndarray) -> Any:
-        raise NotImplementedError("torch backbones train a window network, not a flat regressor")
-
-    def _predict_regressor(self, model: Any, x: np.ndarray, symbol_code: np.ndarray) -> np.ndarray:
-        raise NotImplementedError("torch backbones train a window network, not a flat regressor")
 
     def _check_params(self) -> None:
         """Raise ValueError for parameter values out of range."""
@@ -202,16 +199,17 @@ class TorchBackbone(Backbone):
                 net.load_state_dict(state, strict=False)
         return net, lit
 
-    def fit(self, data: ModelData, train_idx: np.ndarray, inner_splits: list[tuple[np.ndarray, np.ndarray]],
-            use_text: bool = True) -> TorchBackbone:  # fmt: skip
-        """Train on the newest inner split with validation, calibrate on its validation rows, refit on ``train_idx``."""
+    def fit(self, data: ModelData, train_idx: np.ndarray, inner_splits: Splits) -> TorchBackbone:
+        """Train on the newest inner split with validation, calibrate on its validation rows, refit on ``train_idx``.
+
+        The text path is on when ``fusion_mode="residual_gate"`` and the data carries text."""
         start = time.perf_counter()
         self._check_params()
         train_idx, splits = checked_splits(self.name, train_idx, inner_splits)
         self.devices_ = preflight(self.accelerator, self.devices, self.strategy)
         n_h = len(data.horizons)
         self.horizons_, self.feature_names_, self.latent_dim_ = data.horizons, data.feature_names, data.latent_dim
-        text = use_text and self.fusion_mode == "residual_gate"
+        text = data.has_text and self.fusion_mode == "residual_gate"
         groups = [list(range(n_h))] if self.mode == MODES[0] else [[j] for j in range(n_h)]
         self.window_step_us_ = row_step_us(data.t[train_idx], data.symbol_code[train_idx])
         index = WindowIndex(data.t, data.symbol_code, int(self.input_size), self.window_step_us_)
@@ -268,13 +266,13 @@ class TorchBackbone(Backbone):
                 ok = np.isfinite(y[:, j])
                 meta.append(LinearRegression().fit(y_base[ok], y[ok, j]) if ok.sum() > n_h + 1 else None)
             self.meta_ = meta
-        y_base = self._meta(y_base)
+        y_base = apply_meta(self.meta_, y_base)
         has = data.text_mask[val]
         self.text_trust_ = np.array(
             [trust(y[has, j] - y_base[has, j], contrib[has, j], self.text_min_t) for j in range(n_h)]
         )
         er = y_base + contrib * self.text_trust_
-        self.calibrators_ = self._fit_calibrators(er, y, np.ones_like(er, dtype=bool))
+        self.calibrators_ = fit_calibrators(er, y, np.ones_like(er, dtype=bool), self.calibration)
 
     def _outputs(self, data: ModelData, index: WindowIndex, prep: WindowPrep, idx: np.ndarray,
                  nets: list[FusionNet], groups: list[list[int]]) -> tuple[np.ndarray, ...]:  # fmt: skip
@@ -294,25 +292,10 @@ class TorchBackbone(Backbone):
 
     def predict(self, data: ModelData, idx: np.ndarray) -> dict[str, Predictions]:
         """Return ``{horizon: Predictions}`` for rows ``idx`` of ``data`` (eval mode, no grad, batched)."""
-        if not hasattr(self, "networks_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit first")
-        if data.horizons != self.horizons_ or data.feature_names != self.feature_names_:
-            raise ValueError(f"{self.name}: data horizons / features differ from the ones the model was fitted on")
-        idx = np.asarray(idx, dtype=np.int64)
+        idx = self._predict_rows(data, idx, "networks_")
         index = WindowIndex(data.t, data.symbol_code, int(self.input_size), self.window_step_us_)
         y_base_raw, log_rv, gate, contrib = self._outputs(data, index, self.prep_, idx, self.networks_, self.groups_)
-        y_base = self._meta(y_base_raw)
-        er = y_base + contrib
+        y_base = apply_meta(self.meta_, y_base_raw)
         degraded = ~data.text_mask[idx] if self.text_path_ else np.ones(len(idx), bool)
-        return {
-            h: Predictions(
-                expected_return=er[:, j],
-                vol_forecast=np.exp(log_rv[:, j]),
-                signal_confidence=self._confidence(j, er[:, j]),
-                y_base=y_base[:, j],
-                gate=gate[:, j],
-                text_contribution=contrib[:, j],
-                degraded=degraded.copy(),
-            )
-            for j, h in enumerate(self.horizons_)
-        }
+        conf = confidences(self.calibrators_, y_base + contrib)
+        return predictions(self.horizons_, y_base, np.exp(log_rv), conf, gate, contrib, degraded)

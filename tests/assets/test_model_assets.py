@@ -13,17 +13,24 @@ import pytest
 from synthetic_models import DIM, SYMBOLS, synthetic_frames
 
 from quantmm_assets.core.feature_matrix import feature_contract
+from quantmm_assets.core.signal import SignalConfig
 from quantmm_assets.defs.matrix_assets import walk_forward_folds
 from quantmm_assets.defs.model_assets import trained_backbones
-from quantmm_assets.defs.model_inputs import load_model_data
 from quantmm_assets.defs.report_assets import backbone_report
 from quantmm_jobs.cli.runs import run_partitions, run_selection
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake import Lake
+from quantmm_resources.model_inputs import load_model_data
 from quantmm_resources.settings import get_settings
 
 FOLDS = {"n_folds": 2, "test_days": 10, "min_train_days": 30, "purge_days": 1.0, "embargo_days": 1.0, "inner_k": 2}
-TRAINING = {"horizons": ["1h", "4h"], "variants": ["full", "no_text"], "overrides_json": json.dumps({})}
+TRAINING = {
+    "horizons": ["1h", "4h"],
+    "variants": ["full", "no_text"],
+    "overrides_json": json.dumps({}),
+    "signal_score_threshold": {"4h": 0.25},
+}
+SIGNAL = SignalConfig(score_threshold={"4h": 0.25})
 
 
 def _write_partitions(lake: Lake, asset: str, frame: pl.DataFrame) -> None:
@@ -80,6 +87,8 @@ def test_trained_backbone_and_report(lake_with_features: Lake, instance) -> None
     assert params["backbone"] == "ridge" and len(params["config_hash"]) == 12
     assert "folds.hash" in params and params["data.symbols"] == ",".join(sorted(SYMBOLS, key=list(SYMBOLS).index))
     assert any(k.startswith("full.1h.rank_ic") for k in logged.data.metrics)
+    assert SignalConfig.from_params(params) == SIGNAL and params["signal.config_hash"] == SIGNAL.config_hash()
+    assert summary["signal_config"]["signal.config_hash"] == SIGNAL.config_hash()
     artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=logged.info.run_id, artifact_path="evaluation")}
     assert {"evaluation/oos_predictions.parquet", "evaluation/cumulative_pnl.png"} <= artifacts
     local = mlflow.artifacts.download_artifacts(run_id=logged.info.run_id, artifact_path="model/backbone.pkl")
@@ -94,4 +103,6 @@ def test_trained_backbone_and_report(lake_with_features: Lake, instance) -> None
     ranked = {r["backbone"] for r in doc["ranking"]}
     assert {"ridge", "zero", "momentum", "ridge_price"} <= ranked
     assert doc["n_configs"]["ridge"] == 2
-    assert lake.report_file("report.md").read_text().startswith("# Backbone comparison")
+    markdown = lake.report_file("report.md").read_text()
+    assert markdown.startswith("# Backbone comparison") and "4h: score > 0.25 and confidence > 0.5" in markdown
+    assert SignalConfig.from_params(doc["signal_config"]) == SIGNAL

@@ -20,8 +20,6 @@ from quantmm_assets.core.evaluation import (
     max_drawdown,
     rank_ic,
     sharpe_ratio,
-    signal,
-    signal_expr,
     trading_steps,
 )
 from quantmm_assets.core.evaluation_bootstrap import (
@@ -33,6 +31,7 @@ from quantmm_assets.core.evaluation_bootstrap import (
 )
 from quantmm_assets.core.evaluation_plots import plot_calibration, plot_cumulative_pnl
 from quantmm_assets.core.evaluation_report import ablation_table, rank_backbones, report_markdown
+from quantmm_assets.core.signal import SignalConfig, signal, signal_expr
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -89,10 +88,23 @@ def test_signal_cost_kills_small_edge_and_confidence_gates():
     er = [0.003, -0.003, 0.0008, -0.0008, 0.003, 0.003, 0.0, math.nan, 0.003]
     conf = [0.9, 0.9, 0.9, 0.9, 0.5, 0.4, 0.9, 0.9, math.nan]
     want = [1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # edge 0.002 trades; 0.0008 - 0.001 < 0 does not
-    assert signal(er, 0.001, conf).tolist() == want
-    assert signal(er, 0.001, conf, threshold=0.3).tolist()[4:6] == [1.0, 1.0]
-    df = pl.DataFrame({"er": er, "c": [0.001] * len(er), "conf": conf})
-    assert df.select(signal_expr("er", "c", "conf")).to_series().to_list() == want  # polars orders NaN above all
+    assert signal(er, 0.001, 0.01, conf, "1h").tolist() == want
+    looser = SignalConfig(confidence_threshold={"1h": 0.3})
+    assert signal(er, 0.001, 0.01, conf, "1h", looser).tolist()[4:6] == [1.0, 1.0]
+    df = pl.DataFrame({"er": er, "c": [0.001] * len(er), "v": [0.01] * len(er), "conf": conf})
+    got = df.select(signal_expr(None, "1h", "er", "c", "v", "conf")).to_series().to_list()
+    assert got == want  # polars orders NaN above all
+
+
+def test_trading_metrics_follow_the_signal_config():
+    """The evaluation takes its position from the SignalConfig: a score threshold above a row's score flattens it."""
+    df = hourly([0.004, -0.004, 0.004], [0.01, -0.01, 0.01], cost=0.001)  # edge 0.003, vol 0.01: score 0.3
+    assert trading_steps(df, "1h")["position"].to_list() == [1.0, -1.0, 1.0]
+    strict = SignalConfig(score_threshold={"1h": 0.3})  # exactly at the threshold: not cleared
+    assert trading_steps(df, "1h", strict)["position"].to_list() == [0.0, 0.0, 0.0]
+    other_horizon = SignalConfig(score_threshold={"4h": 5.0})
+    assert trading_steps(df, "1h", other_horizon)["position"].to_list() == [1.0, -1.0, 1.0]
+    assert fold_metrics(df, strict)["exposure"].item() == 0.0 and fold_metrics(df)["exposure"].item() == 1.0
 
 
 # --- steps and PnL ------------------------------------------------------------------------------------------------
@@ -409,6 +421,7 @@ def test_report_markdown_states_configurations_and_tables():
     m = fold_metrics(small_run())
     ece = expected_calibration_error(calibration_table(small_run()))
     md = report_markdown(rank_backbones(m), ablation_table(m), ece, {"ridge": 12})
+    assert "## Signal" in md and SignalConfig().config_hash() in md and "1h: score > 0 and confidence > 0.5" in md
     assert "| ridge | 12 |" in md and "| lgbm | not reported |" in md
     assert "### 1h" in md and "### 4h" in md and "sharpe_full_minus_no_text" in md and "ece" in md
 

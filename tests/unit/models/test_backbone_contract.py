@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quantmm_assets.models.base import Backbone, Predictions
 from quantmm_assets.models.data import ModelData
+from quantmm_assets.models.protocol import Backbone, Predictions
 from quantmm_assets.models.registry import BACKBONES
+from quantmm_assets.models.variants import without_latents
 
 HORIZONS = ("1h", "4h", "1d", "7d")
 DIM = 32  # per latent tower (the real matrix has 384)
@@ -75,10 +76,10 @@ def splits(data: ModelData, k: int = 3) -> tuple[np.ndarray, np.ndarray, list[tu
     return train, test, [(np.setdiff1d(train, b), b) for b in blocks]
 
 
-def fitted(name: str, data: ModelData, use_text: bool = True, **params: object) -> tuple[Backbone, np.ndarray]:
+def fitted(name: str, data: ModelData, **params: object) -> tuple[Backbone, np.ndarray]:
     train, test, inner = splits(data)
     model = BACKBONES[name](random_seed=7, **FAST[name], **params)
-    assert model.fit(data, train, inner, use_text=use_text) is model
+    assert model.fit(data, train, inner) is model
     return model, test
 
 
@@ -134,7 +135,9 @@ def test_backbone_contract(name: str, data: ModelData) -> None:
     for key, arr in as_arrays(pred).items():
         np.testing.assert_array_equal(arr, again[key], err_msg=f"{name}: not deterministic at {key}")
 
-    plain = fitted(name, data, use_text=False)[0].predict(data, test)
+    # text is on when the data carries it: fitted on the same rows without latents, there is no text stage
+    assert data.has_text and not without_latents(data).has_text
+    plain = fitted(name, without_latents(data))[0].predict(data, test)
     for p in plain.values():
         assert not p.text_contribution.any() and not p.gate.any() and p.degraded.all()
         np.testing.assert_array_equal(p.expected_return, p.y_base)

@@ -15,6 +15,7 @@ from quantmm_assets.models.data import TEXT_FLAT_COLUMNS, ModelData, base_and_te
 from quantmm_assets.models.registry import BACKBONES
 from quantmm_assets.models.torch_base import TorchBackbone, preflight
 from quantmm_assets.models.torch_windows import GRID_US, WindowIndex, fit_prep
+from quantmm_assets.models.variants import without_latents
 
 TORCH = ("tsmixer", "itransformer", "patchtst", "tft")
 
@@ -23,9 +24,9 @@ def make(name: str, **params: object) -> TorchBackbone:
     return BACKBONES[name](**{"random_seed": 7, **FAST[name], **params})
 
 
-def fit(name: str, data: ModelData, use_text: bool = True, **params: object) -> tuple[TorchBackbone, np.ndarray]:
+def fit(name: str, data: ModelData, **params: object) -> tuple[TorchBackbone, np.ndarray]:
     train, test, inner = splits(data)
-    return make(name, **params).fit(data, train, inner, use_text=use_text), test
+    return make(name, **params).fit(data, train, inner), test
 
 
 def subset(data: ModelData, keep: np.ndarray) -> ModelData:
@@ -188,8 +189,8 @@ def test_no_text_retrains_the_same_base(small: ModelData, fitted: dict, name: st
     from quantmm_assets.models.variants import variant_data
 
     full, test = fitted[name]
-    plain_data, use_text = variant_data(small, "no_text")
-    plain, _ = fit(name, plain_data, use_text=use_text)
+    plain_data = variant_data(small, "no_text")
+    plain, _ = fit(name, plain_data)
     with_text, without = full.predict(small, test), plain.predict(plain_data, test)
     assert full.text_path_ and not plain.text_path_
     for h in small.horizons:
@@ -210,9 +211,9 @@ def test_without_inner_splits_there_is_no_curve_and_no_calibration(small: ModelD
 
 def test_rows_without_text_degrade_to_the_base(small: ModelData) -> None:
     silent = dataclasses.replace(small, text=np.zeros_like(small.text), text_mask=np.zeros(small.n, bool))
-    variants = [(silent, True, {}), (small, False, {}), (small, True, {"fusion_mode": "none"})]
-    for data, use_text, params in variants:
-        model, test = fit("tsmixer", data, use_text=use_text, **params)
+    variants = [(silent, {}), (without_latents(small), {}), (small, {"fusion_mode": "none"})]
+    for data, params in variants:
+        model, test = fit("tsmixer", data, **params)
         assert not model.text_path_
         for p in model.predict(data, test).values():
             assert p.degraded.all() and not p.gate.any() and not p.text_contribution.any()
@@ -265,8 +266,8 @@ def test_y_base_never_sees_the_text_flat_columns() -> None:
         np.testing.assert_array_equal(after[h].gate[~has], 0.0)
     assert not np.allclose(before["1h"].expected_return[has], after["1h"].expected_return[has])
     # without a text path the text columns are used nowhere: fitting on changed ones gives the same model
-    plain, _ = fit("tsmixer", data, use_text=False)
-    again, _ = fit("tsmixer", changed, use_text=False)
+    plain, _ = fit("tsmixer", without_latents(data))
+    again, _ = fit("tsmixer", without_latents(changed))
     assert len(plain.prep_.text_cols) == 0
     want, got = as_arrays(plain.predict(data, test)), as_arrays(again.predict(changed, test))
     for key, arr in want.items():

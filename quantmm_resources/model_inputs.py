@@ -1,7 +1,8 @@
 """Model inputs read from the lake: the whole feature matrix and labels as one :class:`ModelData`.
 
 The training assets read every materialized partition of ``feature_matrix_main`` and ``labels_multi_horizon``
-through ``polars.scan_parquet`` (only the contract's columns), so no IO manager holds both frames twice.
+through ``polars.scan_parquet`` (only the contract's columns), so no IO manager holds both frames twice. It lives
+in ``quantmm_resources`` (not ``defs``) so that serving, which never imports ``defs``, builds the same inputs.
 """
 
 from __future__ import annotations
