@@ -29,6 +29,8 @@ from bench.common import DEFAULT_DATA, bench_settings
 from quantmm_jobs.cli.bundle_import import import_bundle
 from quantmm_jobs.cli.runs import first_partition_day, instance_for, run_range
 from quantmm_resources.environment import build_resources
+from quantmm_resources.lake import Lake
+from quantmm_resources.lake_views import bar_span
 from quantmm_resources.settings import QuantmmSettings
 
 
@@ -36,9 +38,8 @@ def _rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def _lake_frame(lake: Path, asset: str) -> pl.DataFrame:
-    pattern = str(lake / asset / "**" / "*.parquet")
-    frame = duckdb.sql(f"SELECT * FROM read_parquet('{pattern}', union_by_name = true)").pl()
+def _lake_frame(lake: Lake, asset: str) -> pl.DataFrame:
+    frame = duckdb.sql(f"SELECT * FROM read_parquet('{lake.pattern(asset)}', union_by_name = true)").pl()
     return frame.with_columns(pl.col(pl.Datetime).dt.convert_time_zone("UTC"))  # DuckDB says Etc/UTC
 
 
@@ -49,20 +50,17 @@ def bench_features(data_dir: Path | None = None, home: Path | None = None) -> di
     home = home or Path(tempfile.mkdtemp(prefix="quantmm-bench-features-"))
     os.environ["HF_HUB_OFFLINE"] = "1"  # the library's own flag: MiniLM from the installed package, no download
     settings = bench_settings(home, text_encoder="minilm")
-    lake = settings.lake_dir
+    lake = Lake(settings.lake_dir)
     out: dict = {"bench": "features", "data": str(data_dir), "home": str(home)}
     instance = instance_for(settings)
-    if not (lake / "market_bars_5m").is_dir():
+    if not lake.has("market_bars_5m"):
         t0 = time.perf_counter()
         runs = import_bundle(data_dir, instance=instance, settings=settings)
         out["raw_import_seconds"] = round(time.perf_counter() - t0, 1)
         out["raw_import_success"] = all(r.success for r in runs)
-    span = duckdb.sql(
-        f"SELECT min(ts_event), max(ts_event), list(DISTINCT symbol ORDER BY symbol) FROM "
-        f"read_parquet('{lake / 'market_bars_5m' / '**' / '*.parquet'}') WHERE market = 'perp'"
-    ).fetchall()[0]
-    first, last = span[0].date(), span[1].date()
-    symbols = sorted(span[2], key=settings.universe().symbols.index)
+    first_ts, last_ts, perps = bar_span(lake)
+    first, last = first_ts.date(), last_ts.date()
+    symbols = sorted(perps, key=settings.universe().symbols.index)
     out["range"] = f"{first}..{last}"
     out["symbols"] = symbols
     report = home / "bench_features.json"
@@ -86,7 +84,7 @@ def bench_features(data_dir: Path | None = None, home: Path | None = None) -> di
     return out
 
 
-def _bench_embedding(lake: Path, cache: Path) -> dict:
+def _bench_embedding(lake: Lake, cache: Path) -> dict:
     """Cold and warm MiniLM embedding of every distinct social text of the lake."""
     from quantmm_assets.core.feature_matrix import with_schema
     from quantmm_assets.core.text_scoring import text_items
@@ -195,7 +193,7 @@ def _breakdown(instance, runs) -> dict:
     }
 
 
-def _floor(lake: Path, first: date, last: date) -> dict:
+def _floor(lake: Lake, first: date, last: date) -> dict:
     """One-pass pandas reference over the whole range, compared with the partitioned matrix."""
     from bench.reference_market import FEATURE_COLUMNS, reference_features
 

@@ -34,6 +34,8 @@ from quantmm_assets.models.torch_base import preflight
 from quantmm_jobs.cli.bundle_import import import_bundle
 from quantmm_jobs.cli.runs import instance_for, run_features
 from quantmm_resources.environment import build_resources
+from quantmm_resources.lake import FEATURE_CONTRACT, Lake
+from quantmm_resources.lake_views import bar_span
 from quantmm_resources.model_inputs import load_model_data
 from quantmm_resources.settings import QuantmmSettings
 
@@ -51,13 +53,10 @@ TARGET_SECONDS = 20 * 60
 def _build_lake(settings: QuantmmSettings, data_dir: Path, out: dict) -> None:
     instance = instance_for(settings)
     t0 = time.perf_counter()
-    if not (settings.lake_dir / "market_bars_5m").is_dir():
+    lake = Lake(settings.lake_dir)
+    if not lake.has("market_bars_5m"):
         import_bundle(data_dir, instance=instance, settings=settings)
-    bars = pl.scan_parquet(str(settings.lake_dir / "market_bars_5m" / "**" / "*.parquet"), hive_partitioning=False)
-    span = bars.filter(pl.col("market") == "perp").select(
-        pl.col("ts_event").min().alias("a"), pl.col("ts_event").max().alias("b"), pl.col("symbol").unique().implode()
-    )
-    first, last, symbols = span.collect().row(0)
+    first, last, symbols = bar_span(lake)
     symbols = sorted(symbols, key=settings.universe().symbols.index)
     resources = build_resources(settings)  # the derived assets read the lake only: the source kind is irrelevant
     runs = run_features(first.date(), last.date() - timedelta(days=1), symbols, resources, instance, with_folds=False)
@@ -94,10 +93,11 @@ def bench_train(
         out[key] = value
         report_path.write_text(json.dumps(out, indent=2, default=str))
 
-    if not (settings.lake_dir / "feature_matrix_main" / "contract.json").exists():
+    lake = Lake(settings.lake_dir)
+    if not lake.side_file(*FEATURE_CONTRACT).exists():
         _build_lake(settings, data_dir, out)  # a one-off (`make bench` builds it in `features` first): not timed
     started = time.perf_counter()
-    inputs = load_model_data(settings.lake_dir, HORIZONS, ROW_STRIDE)
+    inputs = load_model_data(lake, HORIZONS, ROW_STRIDE)
     data = inputs.data
     first = datetime.fromtimestamp(int(data.t.min()) / 1e6, UTC)
     last = datetime.fromtimestamp(int(data.t.max()) / 1e6, UTC)

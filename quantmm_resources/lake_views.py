@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -41,3 +42,19 @@ def daily_counts(lake: LakeLayout | Path) -> pl.DataFrame:
     if not parts:
         return pl.DataFrame(schema=schema)
     return con.sql(" UNION ALL ".join(parts)).pl().cast(schema)
+
+
+def bar_span(lake: LakeLayout | Path, market: str | None = "perp") -> tuple[datetime, datetime, list[str]] | None:
+    """First and last ``ts_event`` (UTC) of the lake's 5-minute bars of ``market`` (None: every market) and the
+    symbols they cover (sorted); None when the lake holds no such bars."""
+    lake = Lake(lake) if isinstance(lake, Path) else lake
+    if not lake.has("market_bars_5m"):
+        return None
+    where = f"WHERE market = '{market}'" if market else ""
+    first, last, symbols = duckdb.sql(
+        "SELECT min(ts_event), max(ts_event), list(DISTINCT symbol ORDER BY symbol) "
+        f"FROM read_parquet('{lake.pattern('market_bars_5m')}', hive_partitioning = false) {where}"
+    ).fetchone()
+    if first is None:
+        return None
+    return first.astimezone(UTC), last.astimezone(UTC), list(symbols)

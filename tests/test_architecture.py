@@ -34,13 +34,14 @@ def _imports(path: Path) -> set[str]:
             if node.level:  # relative import
                 parts = package.split(".")
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
-            found.add(base)
+            # `from a.b import c`: module a.b.c, or an attribute of a.b (resolved against our modules in _graph)
             found |= {f"{base}.{a.name}" for a in node.names}
     return found
 
 
-# A path built by joining a string onto the lake root, e.g. `lake / "x"`, `settings.lake_dir / "x"`, `lake.path / "x"`.
-LAKE_PATH = re.compile(r"""\blake(?:_dir|\.path|\.root)?\s*/\s*(?:f?["']|\w)""")
+# A path joined onto the lake root in code, e.g. `lake / "x"`, `settings.lake_dir / "x"`, `lake.path / name` (code is
+# formatted with spaces around `/`; prose such as ``lake/backbone_report/`` in a docstring is not a path built).
+LAKE_PATH = re.compile(r"""\blake(?:_dir|\.path|\.root)?\s+/\s+""")
 
 
 def test_no_module_but_the_lake_api_builds_a_lake_path() -> None:
@@ -57,7 +58,7 @@ def test_no_module_but_the_lake_api_builds_a_lake_path() -> None:
 def test_the_lake_path_pattern_catches_what_it_is_for() -> None:
     for line in ('lake / "backbone_report"', "settings.lake_dir / 'x'", "lake.path / asset", 'lake_dir / f"{a}"'):
         assert LAKE_PATH.search(line), line
-    for line in ("lake.partition_file(asset, key)", "lakes = 3 / 4", "datalake.read()"):
+    for line in ("lake.partition_file(asset, key)", "lakes = 3 / 4", "datalake / 2", "into ``lake/backbone_report/``"):
         assert not LAKE_PATH.search(line), line
 
 
@@ -87,7 +88,7 @@ def _graph() -> dict[str, set[str]]:
     for name, path in modules.items():
         deps = set()
         for imp in _imports(path):
-            # `from a.b import c` names either module a.b.c or an attribute of a.b: keep what is a module of ours
+            # the nearest module of ours: `a.b.c` where c is an attribute of module a.b resolves to a.b
             while imp and imp not in modules:
                 imp = imp.rpartition(".")[0]
             if imp and imp != name:

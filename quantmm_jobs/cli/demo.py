@@ -26,7 +26,7 @@ from quantmm_assets.defs.readiness import default_plot_path, readiness_report
 from quantmm_jobs.cli.printing import print_runs
 from quantmm_jobs.cli.runs import instance_for, run_features, run_raw, run_training
 from quantmm_resources.environment import build_resources
-from quantmm_resources.lake import LakeResource
+from quantmm_resources.lake import Lake
 from quantmm_resources.settings import get_settings
 
 # Two purged walk-forward folds of 3 test days (purge = the 7-day label horizon) fit in 45 days of history.
@@ -63,8 +63,8 @@ def run_demo(symbols: list[str] | None = None, history: int = 45) -> int:
         print(f"backbones {', '.join(DEMO_BACKBONES)}: walk-forward, ablations, MLflow runs; then the report")
         runs += run_training(DEMO_BACKBONES, resources, instance, DEMO_TRAINING)
     print_runs(runs)
-    _show_features(settings.lake_dir, instance, today, symbols[0])
-    lake = LakeResource(base_dir=str(settings.lake_dir))
+    lake = Lake(settings.lake_dir)
+    _show_features(lake, instance, today, symbols[0])
     report = readiness_report(lake, "research", history + 1, plot=default_plot_path(lake, "research"))
     print("\n" + to_markdown(report).split("\nBackfill")[0])
     print(f"daily coverage heatmap: {report['plot']}")
@@ -73,7 +73,7 @@ def run_demo(symbols: list[str] | None = None, history: int = 45) -> int:
         key = dg.AssetKey(asset)
         parts = instance.get_materialized_partitions(key) if asset not in UNPARTITIONED else {"-"}
         print(f"  {asset:<22} {len(parts):>5} partitions materialized on the instance")
-    _show_report(settings.lake_dir)
+    _show_report(lake)
     print(
         f"MLflow runs: {settings.resolved_mlflow_uri} (`mlflow ui --backend-store-uri {settings.resolved_mlflow_uri}`)"
     )
@@ -84,28 +84,28 @@ def run_demo(symbols: list[str] | None = None, history: int = 45) -> int:
 UNPARTITIONED = {"walk_forward_folds", "backbone_report"}
 
 
-def _show_report(lake) -> None:
+def _show_report(lake: Lake) -> None:
     """Print the head of the backbone report (ranking of the first symbol per horizon)."""
-    path = lake / "backbone_report" / "report.json"
+    path = lake.report_file("report.json")
     if not path.exists():
         return
     doc = json.loads(path.read_text())
     ranking = pl.DataFrame(doc["ranking"])
     first = ranking["symbol"].min()
-    print(f"\nbackbone report ({lake / 'backbone_report' / 'report.md'}), ranking for {first}:")
+    print(f"\nbackbone report ({lake.report_file('report.md')}), ranking for {first}:")
     cols = ["horizon", "rank", "backbone", "mean_sharpe", "mean_rank_ic", "mean_hit_rate", "mean_mae"]
     with pl.Config(tbl_rows=40, tbl_cols=10):
         print(ranking.filter(pl.col("symbol") == first).select(cols))
 
 
-def _show_features(lake, instance: dg.DagsterInstance, today, symbol: str) -> None:
+def _show_features(lake: Lake, instance: dg.DagsterInstance, today, symbol: str) -> None:
     """Print the feature contract, the newest matrix row of ``symbol`` and the folds."""
     event = instance.get_latest_materialization_event(dg.AssetKey("feature_matrix_main"))
     if event is None:
         return
-    contract = json.loads((lake / "feature_matrix_main" / "contract.json").read_text())
+    contract = lake.feature_contract()
     print(f"\nfeature contract {contract['version']}: {len(contract['columns'])} features")
-    path = lake / "feature_matrix_main" / f"date={today}" / f"symbol={symbol}" / "data.parquet"
+    path = lake.partition_file("feature_matrix_main", f"{today}|{symbol}")
     if path.exists():
         row = pl.read_parquet(path).tail(1)
         shown = ["ts_event", "ret_1h", "rv_1d", "funding_rate", "basis_rate", "macro_vix", "sym_sentiment_1h"]
@@ -113,7 +113,7 @@ def _show_features(lake, instance: dg.DagsterInstance, today, symbol: str) -> No
         print(row.select([c for c in shown if c in row.columns]))
         if row["post_latent"][0] is not None:
             print(f"  post latent: {len(row['post_latent'][0])} dims from {row['post_n'][0]} posts in the last hour")
-    folds_path = lake / "walk_forward_folds" / "data.parquet"
+    folds_path = lake.partition_file("walk_forward_folds")
     if folds_path.exists():
         folds = pl.read_parquet(folds_path).filter(pl.col("kind") == "walk_forward")
         print("walk-forward folds (purged by the 7d horizon, 1d embargo):")

@@ -12,23 +12,17 @@ import dagster as dg
 from quantmm_assets.defs.partitions import UNIVERSE
 from quantmm_jobs.cli.runs import RangeRun, instance_for, run_features, run_training
 from quantmm_resources.environment import build_resources
-from quantmm_resources.lake_views import connect_lake
+from quantmm_resources.lake_views import bar_span
 from quantmm_resources.settings import QuantmmSettings
 
 
 def raw_span(lake_dir: Path) -> tuple[date, date, list[str]] | None:
     """First and last UTC day of the lake's 5-minute bars and the universe symbols they cover (None: no bars)."""
-    con = connect_lake(lake_dir)
-    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-    if "market_bars_5m" not in views:
+    span = bar_span(lake_dir, market=None)
+    if span is None:
         return None
-    first, last, symbols = con.execute(
-        "SELECT CAST(timezone('UTC', min(ts_event)) AS DATE), CAST(timezone('UTC', max(ts_event)) AS DATE), "
-        "list(DISTINCT symbol) FROM market_bars_5m"
-    ).fetchone()
-    if first is None:
-        return None
-    return first, last, sorted((s for s in symbols if s in UNIVERSE.symbols), key=UNIVERSE.symbols.index)
+    first, last, symbols = span
+    return first.date(), last.date(), sorted((s for s in symbols if s in UNIVERSE.symbols), key=UNIVERSE.symbols.index)
 
 
 def build_features(

@@ -18,9 +18,10 @@ def print_runs(runs: list[RangeRun]) -> None:
         for asset, n in r.rows.items():
             quarantined = f"   {r.rejected[asset]:>6,} quarantined" if asset in r.rejected else ""
             print(f"    {asset:<22} {n:>10,} rows{quarantined}")
-        failed = r.failed_checks
-        print(f"    checks: {len(r.checks) - len(failed)}/{len(r.checks)} passed")
-        for name, verdict in failed.items():
+        failed, warned = r.failed_checks, r.warned_checks
+        passed = len(r.checks) - len(failed) - len(warned)
+        print(f"    checks: {passed}/{len(r.checks)} passed" + (f", {len(warned)} warned" if warned else ""))
+        for name, verdict in {**failed, **warned}.items():
             print(f"      {name}: {verdict[:160]}")
 
 

@@ -29,14 +29,27 @@ class RangeRun:
     wall_seconds: float
     rows: dict[str, int]
     rejected: dict[str, int]
-    checks: dict[str, str]  # "asset:check" -> "passed" or "FAILED: <description>"
+    checks: dict[str, str]  # "asset:check" -> "passed", "WARN: <description>" or "FAILED: <description>"
     run_id: str
     errors: dict[str, str] = field(default_factory=dict)  # failed step -> its error message
     findings: dict[str, list[str]] = field(default_factory=dict)  # failed "asset:check" -> its first findings
 
     @property
     def failed_checks(self) -> dict[str, str]:
-        return {k: v for k, v in self.checks.items() if v != "passed"}
+        """Checks that failed at ERROR severity (a blocking one stops the run)."""
+        return {k: v for k, v in self.checks.items() if v.startswith("FAILED")}
+
+    @property
+    def warned_checks(self) -> dict[str, str]:
+        """Checks that did not pass at WARN severity, e.g. a leakage check that compared nothing: not a pass, and
+        not a reason to stop the pipeline."""
+        return {k: v for k, v in self.checks.items() if v.startswith("WARN")}
+
+
+def _verdict(ev: dg.AssetCheckEvaluation) -> str:
+    if ev.passed:
+        return "passed"
+    return f"{'WARN' if ev.severity == dg.AssetCheckSeverity.WARN else 'FAILED'}: {ev.description}"
 
 
 def instance_for(settings: QuantmmSettings) -> dg.DagsterInstance:
@@ -101,8 +114,7 @@ def _materialize(
                 rejected[m.asset_key.to_user_string()] = md["run_rejected_rows"].value
             partitions = md["run_partitions"].value
     checks = {
-        f"{ev.asset_key.to_user_string()}:{ev.check_name}": "passed" if ev.passed else f"FAILED: {ev.description}"
-        for ev in result.get_asset_check_evaluations()
+        f"{ev.asset_key.to_user_string()}:{ev.check_name}": _verdict(ev) for ev in result.get_asset_check_evaluations()
     }
     findings = {
         f"{ev.asset_key.to_user_string()}:{ev.check_name}": [str(f) for f in ev.metadata["failures"].value[:5]]
