@@ -26,8 +26,9 @@ import numpy as np
 import polars as pl
 
 from bench.common import DEFAULT_DATA, bench_settings
+from quantmm_assets.defs.partitions import first_partition_day
 from quantmm_jobs.cli.bundle_import import import_bundle
-from quantmm_jobs.cli.runs import first_partition_day, instance_for, run_range
+from quantmm_jobs.cli.runs import instance_for, run_range
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake import Lake
 from quantmm_resources.lake_views import bar_span

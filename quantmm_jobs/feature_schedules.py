@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from quantmm_assets.core.labels import LABEL_LOOKAHEAD_DAYS
-from quantmm_assets.defs.partitions import UNIVERSE
+from quantmm_assets.defs.partitions import partition_symbols
 from quantmm_jobs.schedules import MACRO_SETTLE_DAYS, range_tags, refresh_schedule, refresh_window
 
 FEATURE_ASSETS = (
@@ -35,7 +35,7 @@ labels_job = dg.define_asset_job(
 
 def symbol_range_request(first, last, tag: str) -> dg.RunRequest:
     """One run over [first, last] x every symbol of the universe."""
-    symbols = UNIVERSE.symbols
+    symbols = partition_symbols()
     return dg.RunRequest(tags=range_tags(f"{first}|{symbols[0]}", f"{last}|{symbols[-1]}") | {tag: str(last)})
 
 

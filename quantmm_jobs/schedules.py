@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from quantmm_assets.defs.partitions import UNIVERSE
+from quantmm_assets.defs.partitions import partition_symbols
 from quantmm_assets.defs.raw_assets import RAW_DATE_ASSETS, RAW_MARKET_ASSETS
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -58,7 +58,7 @@ def refresh_window(now: datetime) -> tuple[date, date]:
 def today_market_request(now: datetime) -> dg.RunRequest:
     """One run over the refresh window's partitions of every symbol (one materialization per partition)."""
     first, last = refresh_window(now)
-    symbols = UNIVERSE.symbols
+    symbols = partition_symbols()
     tags = range_tags(f"{first}|{symbols[0]}", f"{last}|{symbols[-1]}")
     return dg.RunRequest(tags=tags | {"quantmm/refresh": str(last)})
 

@@ -51,10 +51,10 @@ def bar_span(lake: LakeLayout | Path, market: str | None = "perp") -> tuple[date
     if not lake.has("market_bars_5m"):
         return None
     where = f"WHERE market = '{market}'" if market else ""
-    first, last, symbols = duckdb.sql(
+    ((first, last, symbols),) = duckdb.sql(
         "SELECT min(ts_event), max(ts_event), list(DISTINCT symbol ORDER BY symbol) "
         f"FROM read_parquet('{lake.pattern('market_bars_5m')}', hive_partitioning = false) {where}"
-    ).fetchone()
+    ).fetchall()
     if first is None:
         return None
     return first.astimezone(UTC), last.astimezone(UTC), list(symbols)

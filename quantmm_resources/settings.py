@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -88,8 +89,20 @@ class QuantmmSettings(BaseSettings):
         return self.ops_url or f"sqlite:///{self.home / 'ops.db'}"
 
     def universe(self) -> Universe:
-        with open(self.universe_file, "rb") as fh:
-            return Universe.from_dict(tomllib.load(fh))
+        """The trading universe of ``universe_file`` (read once per file)."""
+        return load_universe(Path(self.universe_file))
+
+    @property
+    def first_partition_day(self) -> date:
+        """``partition_start`` as a date: the first daily partition of the code location."""
+        return date.fromisoformat(self.partition_start)
+
+
+@lru_cache
+def load_universe(path: Path) -> Universe:
+    """Parse a universe TOML file (``[[symbol]]`` tables)."""
+    with open(path, "rb") as fh:
+        return Universe.from_dict(tomllib.load(fh))
 
 
 @lru_cache

@@ -11,11 +11,11 @@ from quantmm_assets.core import features_macro as fmac
 from quantmm_assets.core import features_market as fm
 from quantmm_assets.core.feature_matrix import raw_inputs, with_schema
 from quantmm_assets.core.leakage import asof_alignment, sample_rows
-from quantmm_assets.defs.derived_runner import (
+from quantmm_assets.defs.checks.leakage_results import run_check
+from quantmm_assets.defs.derived_window import (
     COMMON,
     derived_output,
     owned_rows,
-    run_check,
     run_window,
     timed,
     window_in,

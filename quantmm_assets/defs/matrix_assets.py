@@ -16,17 +16,16 @@ from quantmm_assets.core.folds import FoldSpec
 from quantmm_assets.core.folds import walk_forward_folds as build_folds
 from quantmm_assets.core.leakage_derived import fold_hygiene, label_alignment
 from quantmm_assets.defs.checks.leakage_checks import matrix_check_specs, matrix_leakage_results
-from quantmm_assets.defs.derived_runner import (
+from quantmm_assets.defs.checks.leakage_results import leakage_result, run_check
+from quantmm_assets.defs.derived_window import (
     COMMON,
     derived_output,
-    leakage_result,
     owned_rows,
-    run_check,
     run_window,
     timed,
     window_in,
 )
-from quantmm_assets.defs.partitions import SAME_DAY, UNIVERSE, date_x_symbol
+from quantmm_assets.defs.partitions import SAME_DAY, date_x_symbol, partition_symbols
 from quantmm_resources.lake import LakeResource
 from quantmm_resources.text_encoder import TextEncoder
 
@@ -62,7 +61,7 @@ def feature_matrix_main(
                 macro_features,
                 text_bucket_features,
                 text_latents,
-                UNIVERSE.symbols,
+                partition_symbols(),
                 dim,
             ),
             win,
@@ -82,7 +81,7 @@ def feature_matrix_main(
         },
     )
     yield from matrix_leakage_results(
-        out, lake, lambda texts, hashes: text_encoder.embed(texts, hashes)[0], dim, UNIVERSE.symbols
+        out, lake, lambda texts, hashes: text_encoder.embed(texts, hashes)[0], dim, partition_symbols()
     )
 
 

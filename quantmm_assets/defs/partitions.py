@@ -1,30 +1,42 @@
-"""Partition definitions: daily UTC ``date`` (today's partition included, partial) x ``symbol``."""
+"""Partition definitions: daily UTC ``date`` (today's partition included, partial) x ``symbol``.
+
+They are built from the settings (``QUANTMM_PARTITION_START``, ``QUANTMM_UNIVERSE_FILE``) once, when the code location
+loads: Dagster needs them on the asset decorators. Everything else reads the universe (listing dates, aliases) from
+``get_settings().universe()`` when it runs, and the partitions' own symbols and first day through the two functions
+below, never through a module global.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
 from quantmm_resources.settings import get_settings
 
-_settings = get_settings()
-UNIVERSE = _settings.universe()
-
-daily = dg.DailyPartitionsDefinition(start_date=_settings.partition_start, timezone="UTC", end_offset=1)
-symbols = dg.StaticPartitionsDefinition(UNIVERSE.symbols)
+daily = dg.DailyPartitionsDefinition(start_date=get_settings().partition_start, timezone="UTC", end_offset=1)
+symbols = dg.StaticPartitionsDefinition(get_settings().universe().symbols)
 date_x_symbol = dg.MultiPartitionsDefinition({"date": daily, "symbol": symbols})
 
 
-def dates_and_symbols(partition_keys: list[str]) -> tuple[list[date], list[str] | None]:
-    """Dates and symbols covered by a run's partition keys (``2025-01-01|BTCUSDT`` or ``2025-01-01``)."""
-    dates, syms = set(), set()
-    for key in partition_keys:
-        day, _, sym = str(key).partition("|")
-        dates.add(date.fromisoformat(day))
-        if sym:
-            syms.add(sym)
-    return sorted(dates), (sorted(syms, key=UNIVERSE.symbols.index) if syms else None)
+def partition_symbols() -> list[str]:
+    """The symbols of the date x symbol partitions, in universe order (what a partition range spans)."""
+    return list(symbols.get_partition_keys())
+
+
+def first_partition_day() -> date:
+    """The first day of the daily partitions definition the code location loaded."""
+    return daily.start.date()
+
+
+def dates_by_symbol(keys: list[str]) -> dict[str | None, list[date]]:
+    """The run's days per symbol (``None`` for date-only assets): a selection need not be a rectangle."""
+    out: dict[str | None, list[date]] = defaultdict(list)
+    for key in keys:
+        day, _, sym = key.partition("|")
+        out[sym or None].append(date.fromisoformat(day))
+    return {s: sorted(d) for s, d in out.items()}
 
 
 def day_start(d: date) -> datetime:

@@ -6,8 +6,8 @@ import dagster as dg
 import polars as pl
 
 from quantmm_assets.defs.checks.raw_checks import raw_check_specs
-from quantmm_assets.defs.ingest_runner import ingest_raw
 from quantmm_assets.defs.partitions import daily, date_x_symbol
+from quantmm_assets.defs.raw_ingest import ingest_raw
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.sources.base import ExchangeSource, MacroSource, SocialSource
 

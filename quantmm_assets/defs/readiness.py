@@ -9,7 +9,6 @@ import polars as pl
 
 from quantmm_assets.core.readiness import audit, to_markdown, window_for
 from quantmm_assets.core.readiness_grid import coverage_grid
-from quantmm_assets.defs.partitions import UNIVERSE
 from quantmm_assets.defs.raw_assets import RAW_ASSETS
 from quantmm_resources.lake import LakeLayout, LakeResource
 from quantmm_resources.lake_views import daily_counts
@@ -28,12 +27,14 @@ def readiness_report(
     """Audit the lake as it is now (shared by the asset and `quantmm readiness`); with ``plot``, also write the
     daily coverage heatmap there and name it in the report."""
     counts = daily_counts(lake)
-    earliest = counts["date"].min() if len(counts) else date.fromisoformat(get_settings().partition_start)
+    settings = get_settings()
+    universe = settings.universe()
+    earliest = counts["date"].min() if len(counts) else settings.first_partition_day
     window = window_for(mode, today or datetime.now(UTC).date(), lookback_days, earliest)
-    report = audit(counts, UNIVERSE, window)
+    report = audit(counts, universe, window)
     if plot is not None:
         title = f"Readiness ({mode}) {window.start} .. {window.end}"
-        report["plot"] = str(plot_coverage(coverage_grid(counts, UNIVERSE, window), title, plot))
+        report["plot"] = str(plot_coverage(coverage_grid(counts, universe, window), title, plot))
     return report
 
 

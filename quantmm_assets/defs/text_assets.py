@@ -19,12 +19,12 @@ from quantmm_assets.core.leakage_derived import item_availability
 from quantmm_assets.core.text_features import TEXT_LOOKBACK_DAYS
 from quantmm_assets.core.text_scoring import TEXT_ITEMS_SCHEMA
 from quantmm_assets.core.text_scoring import text_items as score_items
-from quantmm_assets.defs.derived_runner import (
+from quantmm_assets.defs.checks.leakage_results import run_check
+from quantmm_assets.defs.derived_window import (
     COMMON,
     RunWindow,
     derived_output,
     owned_rows,
-    run_check,
     run_window,
     timed,
     window_in,

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from quantmm_assets.core.schemas import RAW_SCHEMAS
-from quantmm_assets.defs.partitions import UNIVERSE
+from quantmm_assets.defs.partitions import partition_symbols
 from quantmm_assets.defs.raw_assets import RAW_DATE_ASSETS, RAW_MARKET_ASSETS
 from quantmm_jobs.cli.runs import RangeRun, instance_for, run_range
 from quantmm_resources.environment import build_resources
@@ -62,9 +62,11 @@ def plan_import(
             f"partitions run from QUANTMM_PARTITION_START={first_partition} to today; all {rows:,} rows of these "
             "assets lie outside the window" + (f": {hint}" if hint else "")
         )
-    in_universe = [s for c in cov.values() for s in c["symbols"] if s in UNIVERSE.symbols]
-    syms = sorted(set(symbols or in_universe), key=lambda s: UNIVERSE.symbols.index(s) if s in UNIVERSE.symbols else -1)
-    unknown = [s for s in syms if s not in UNIVERSE.symbols]
+    in_universe = [s for c in cov.values() for s in c["symbols"] if s in partition_symbols()]
+    syms = sorted(
+        set(symbols or in_universe), key=lambda s: partition_symbols().index(s) if s in partition_symbols() else -1
+    )
+    unknown = [s for s in syms if s not in partition_symbols()]
     if unknown:
         raise ValueError(f"symbols not in the universe: {unknown}; {UNIVERSE_HINT}")
     return chosen, lo, hi, syms
@@ -133,9 +135,9 @@ def report_outside(path: Path, assets: list[str], lo: date, hi: date, settings: 
 def served_groups(asset: str) -> set[tuple]:
     """Groups (symbol[, market]) of ``asset`` that an import can place in a partition: the universe's."""
     if asset == "market_bars_5m":
-        return {(s, m) for s in UNIVERSE.symbols for m in ("spot", "perp")}
+        return {(s, m) for s in partition_symbols() for m in ("spot", "perp")}
     if RAW_SCHEMAS[asset].partitioned_by_symbol:
-        return {(s,) for s in UNIVERSE.symbols}
+        return {(s,) for s in partition_symbols()}
     return {()}
 
 

@@ -21,7 +21,7 @@ import dagster as dg
 import polars as pl
 
 from quantmm_assets.core.readiness import to_markdown
-from quantmm_assets.defs.partitions import UNIVERSE
+from quantmm_assets.defs.partitions import partition_symbols
 from quantmm_assets.defs.readiness import default_plot_path, readiness_report
 from quantmm_jobs.cli.printing import print_runs
 from quantmm_jobs.cli.runs import instance_for, run_features, run_raw, run_training
@@ -46,7 +46,7 @@ def run_demo(symbols: list[str] | None = None, history: int = 45) -> int:
         settings = settings.model_copy(update={"text_encoder": "hashing"})
     if settings.env == "prod":
         raise ValueError("the demo runs on the embedded default; in production use the schedules (make ui)")
-    symbols = symbols or UNIVERSE.symbols
+    symbols = symbols or partition_symbols()
     instance = instance_for(settings)
     resources = build_resources(settings)
     today = datetime.now(UTC).date()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from quantmm_assets.defs.partitions import UNIVERSE
+from quantmm_assets.defs.partitions import partition_symbols
 from quantmm_jobs.cli.runs import RangeRun, instance_for, run_features, run_training
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake_views import bar_span
@@ -22,7 +22,8 @@ def raw_span(lake_dir: Path) -> tuple[date, date, list[str]] | None:
     if span is None:
         return None
     first, last, symbols = span
-    return first.date(), last.date(), sorted((s for s in symbols if s in UNIVERSE.symbols), key=UNIVERSE.symbols.index)
+    universe = partition_symbols()
+    return first.date(), last.date(), sorted((s for s in symbols if s in universe), key=universe.index)
 
 
 def build_features(
@@ -35,7 +36,7 @@ def build_features(
 ) -> list[RangeRun]:
     """Macro features, text items, the date x symbol features and labels, then the walk-forward folds over
     [start, end] x symbols (default: the span and symbols of the raw lake)."""
-    unknown = [s for s in symbols or [] if s not in UNIVERSE.symbols]
+    unknown = [s for s in symbols or [] if s not in partition_symbols()]
     if unknown:
         raise ValueError(f"symbols not in the universe: {unknown}")
     span = raw_span(settings.lake_dir)

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from quantmm_assets.defs.partitions import UNIVERSE, daily
+from quantmm_assets.defs.partitions import first_partition_day, partition_symbols
 from quantmm_assets.defs.raw_assets import RAW_DATE_ASSETS, RAW_MARKET_ASSETS
 from quantmm_jobs.schedules import range_tags
 from quantmm_resources.environment import ensure_dagster_home
@@ -67,13 +67,8 @@ def graph_with(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
 
 def symbol_span(symbols: list[str]) -> tuple[str, str]:
     """First and last of ``symbols`` in universe order (a range covers everything between)."""
-    ordered = sorted(symbols, key=UNIVERSE.symbols.index)
+    ordered = sorted(symbols, key=partition_symbols().index)
     return ordered[0], ordered[-1]
-
-
-def first_partition_day() -> date:
-    """The first day of the daily partitions definition the code location loaded."""
-    return daily.start.date()
 
 
 def _materialize(

@@ -5,7 +5,7 @@ import dagster as dg
 
 from quantmm_assets.defs.feature_assets import market_features
 from quantmm_assets.defs.text_assets import text_items
-from quantmm_jobs.runs import graph_with
+from quantmm_jobs.cli.runs import graph_with
 from quantmm_resources.environment import build_resources
 from quantmm_resources.settings import get_settings
 

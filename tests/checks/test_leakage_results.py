@@ -7,7 +7,7 @@ import pytest
 
 from quantmm_assets.core.leakage import LeakageOutcome, compared_nothing
 from quantmm_assets.defs.checks.leakage_checks import MATRIX_CHECKS, matrix_leakage_results
-from quantmm_assets.defs.derived_runner import leakage_result
+from quantmm_assets.defs.checks.leakage_results import leakage_result
 
 CLEAN = LeakageOutcome("3 rows: all equal", 3)
 LEAK = LeakageOutcome("3 rows: 1 differs", 3, ["row at t: x: stored 1 vs recomputed 2"])

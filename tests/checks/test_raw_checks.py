@@ -10,7 +10,9 @@ from quantmm_assets.core.ingest import IngestParams, normalize
 from quantmm_assets.core.quality import CheckWindow
 from quantmm_assets.core.schemas import RAW_SCHEMAS, REJECT_COLUMNS
 from quantmm_assets.defs.checks.raw_checks import RAW_CHECKS, evaluate
-from quantmm_assets.defs.partitions import UNIVERSE
+from quantmm_resources.settings import get_settings
+
+UNIVERSE = get_settings().universe()
 
 DAY = date(2025, 1, 1)
 START = datetime(2025, 1, 1, tzinfo=UTC)

@@ -6,8 +6,8 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from quantmm_jobs.bundle_import import import_bundle
-from quantmm_jobs.runs import instance_for, run_features
+from quantmm_jobs.cli.bundle_import import import_bundle
+from quantmm_jobs.cli.runs import instance_for, run_features
 from quantmm_resources.environment import build_resources
 from quantmm_resources.settings import get_settings
 

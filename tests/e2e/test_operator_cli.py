@@ -14,8 +14,9 @@ import polars as pl
 import pytest
 
 from quantmm_assets.core import labels as lab
+from quantmm_assets.defs.partitions import first_partition_day
 from quantmm_jobs.cli.main import main
-from quantmm_jobs.cli.runs import first_partition_day, run_raw
+from quantmm_jobs.cli.runs import run_raw
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake_views import connect_lake
 from quantmm_resources.settings import get_settings

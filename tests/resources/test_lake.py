@@ -60,3 +60,20 @@ def test_the_resource_is_the_same_api(tmp_path: Path) -> None:
     resource.write_fold_spec({"n_folds": 2})
     assert Lake(tmp_path).fold_spec() == {"n_folds": 2}
     assert resource.lake() == Lake(tmp_path) and resource.path == tmp_path
+
+
+def test_bar_span_reads_the_perp_bars_by_default(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from quantmm_resources.lake_views import bar_span
+
+    lake = Lake(tmp_path)
+    assert bar_span(lake) is None
+    path = lake.partition_file("market_bars_5m", "2025-01-01|BTCUSDT")
+    path.parent.mkdir(parents=True)
+    t0, t1 = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, 1, tzinfo=UTC)
+    pl.DataFrame({"ts_event": [t0, t1], "symbol": ["BTCUSDT", "ETHUSDT"], "market": ["perp", "spot"]}).write_parquet(
+        path
+    )
+    assert bar_span(lake) == (t0, t0, ["BTCUSDT"])
+    assert bar_span(lake, market=None) == (t0, t1, ["BTCUSDT", "ETHUSDT"])

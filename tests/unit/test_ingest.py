@@ -5,7 +5,9 @@ import pytest
 
 from quantmm_assets.core.ingest import IngestParams, normalize
 from quantmm_assets.core.schemas import RAW_SCHEMAS
-from quantmm_assets.defs.partitions import UNIVERSE
+from quantmm_resources.settings import get_settings
+
+UNIVERSE = get_settings().universe()
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 END = START + timedelta(days=1)

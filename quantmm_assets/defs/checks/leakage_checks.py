@@ -25,7 +25,7 @@ from quantmm_assets.core.feature_matrix import (
 )
 from quantmm_assets.core.leakage import asof_alignment, compared_nothing, raw_known_at, restamped, sample_rows
 from quantmm_assets.core.leakage_truncation import symbol_cuts, truncation_by_symbol
-from quantmm_assets.defs.derived_runner import leakage_result
+from quantmm_assets.defs.checks.leakage_results import leakage_result
 from quantmm_resources.lake import LakeResource
 
 ASOF_SAMPLES = 40

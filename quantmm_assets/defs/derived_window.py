@@ -1,20 +1,18 @@
-"""What every derived (date x symbol) asset does around its core call: the run's window and symbols, the
-rows it owns, per-partition metadata, and leakage-check results."""
+"""What every derived (date x symbol) asset does around its core call: the run's window and symbols, the inputs
+read over a look-back, the rows it owns, and its output with per-partition metadata."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 
-from quantmm_assets.core.leakage import LeakageOutcome
-from quantmm_assets.defs.ingest_runner import dates_by_symbol
 from quantmm_assets.defs.partition_metadata import days_not_over, partition_metadata, rows_by_partition
-from quantmm_assets.defs.partitions import UNIVERSE, day_start, lookback
+from quantmm_assets.defs.partitions import dates_by_symbol, day_start, lookback, partition_symbols
 from quantmm_resources.io_manager import PARTIAL_OK
 
 COMMON = {
@@ -48,7 +46,7 @@ def run_window(context: dg.AssetExecutionContext) -> RunWindow:
     keys = [str(k) for k in context.partition_keys]
     by_symbol = dates_by_symbol(keys)
     days = sorted({d for ds in by_symbol.values() for d in ds})
-    symbols = sorted((s for s in by_symbol if s), key=UNIVERSE.symbols.index)
+    symbols = sorted((s for s in by_symbol if s), key=partition_symbols().index)
     return RunWindow(keys, day_start(days[0]), day_start(days[-1]) + timedelta(days=1), symbols)
 
 
@@ -101,37 +99,7 @@ def derived_output(
     return dg.Output(frame, metadata=meta)
 
 
-def leakage_result(asset: str, check: str, outcome: LeakageOutcome, seconds: float) -> dg.AssetCheckResult:
-    """The check result of a leakage outcome: ERROR severity (blocking where declared so) when the check compared
-    something. A check that compared nothing (a run with no rows, partitions before a listing, no fold) is
-    ``passed=False`` with WARN severity and ``nothing_compared`` in its metadata: it is not a pass, and it does
-    not stop the pipeline, because Dagster (1.13, ``execute_step``) fails the step and skips the downstream
-    assets only for a failed blocking check of ERROR severity."""
-    nothing = outcome.nothing_compared
-    return dg.AssetCheckResult(
-        asset_key=asset,
-        check_name=check,
-        passed=outcome.passed,
-        severity=dg.AssetCheckSeverity.WARN if nothing else dg.AssetCheckSeverity.ERROR,
-        description=outcome.description,
-        metadata={
-            "compared": outcome.checked,
-            "nothing_compared": nothing,
-            "not_compared": len(outcome.skipped),
-            "not_compared_why": dg.MetadataValue.json(outcome.skipped[:20]),
-            "failures": dg.MetadataValue.json(outcome.failures),
-            "check_seconds": round(seconds, 3),
-        },
-    )
-
-
 def timed(fn: Callable[[], pl.DataFrame]) -> tuple[pl.DataFrame, float]:
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
-
-
-def run_check(asset: str, check: str, fn: Callable[[], LeakageOutcome]) -> Iterator[dg.AssetCheckResult]:
-    t0 = time.perf_counter()
-    outcome = fn()
-    yield leakage_result(asset, check, outcome, time.perf_counter() - t0)

@@ -4,7 +4,6 @@ return the rows for the IO manager, and report checks and metadata (per run and 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -18,9 +17,10 @@ from quantmm_assets.core.quality import CheckWindow
 from quantmm_assets.core.schemas import RAW_SCHEMAS
 from quantmm_assets.defs.checks.raw_checks import raw_check_results
 from quantmm_assets.defs.partition_metadata import days_not_over, partition_metadata, rows_by_partition
-from quantmm_assets.defs.partitions import UNIVERSE, contiguous_runs, day_start
+from quantmm_assets.defs.partitions import contiguous_runs, dates_by_symbol, day_start
 from quantmm_resources.io_manager import LakeWrite
 from quantmm_resources.opstore import OperationalStore
+from quantmm_resources.settings import get_settings
 from quantmm_resources.sources.base import empty_source_frame
 
 Fetch = Callable[[str | None, datetime, datetime], pl.DataFrame]
@@ -41,23 +41,15 @@ def _window_keys(sym: str | None, start: datetime, end: datetime) -> list[str]:
     return [f"{d}|{sym}" if sym else str(d) for d in days]
 
 
-def dates_by_symbol(keys: list[str]) -> dict[str | None, list[date]]:
-    """The run's days per symbol (``None`` for date-only assets): a selection need not be a rectangle."""
-    out: dict[str | None, list[date]] = defaultdict(list)
-    for key in keys:
-        day, _, sym = key.partition("|")
-        out[sym or None].append(date.fromisoformat(day))
-    return {s: sorted(d) for s, d in out.items()}
-
-
 def _fetch_all(context: dg.AssetExecutionContext, asset: str, fetch: Fetch, keys: list[str]) -> Fetched:
     """One fetch per symbol and contiguous run of its own days; one failing symbol does not stop the others:
     its error is reported and its partitions keep what the lake and the rejects had. Each fetched frame is
     tagged with its window's first partition, where rows that fit none of the run's partitions are filed."""
     frames = []
+    universe = get_settings().universe()
     out = Fetched(pl.DataFrame(), datetime.now(UTC))
     for sym, days in dates_by_symbol(keys).items():
-        out.unlisted += sum(1 for d in days if sym is not None and not UNIVERSE.is_listed(sym, d))
+        out.unlisted += sum(1 for d in days if sym is not None and not universe.is_listed(sym, d))
         for start, end in contiguous_runs(days):
             out.windows += 1
             window_keys = _window_keys(sym, start, end)
@@ -94,7 +86,7 @@ def ingest_raw(
         end=day_start(days[-1]) + timedelta(days=1),
         symbols=tuple(symbols) if symbols else None,
         partition_keys=frozenset(keys),
-        universe=UNIVERSE,
+        universe=get_settings().universe(),
         now=fetched.first_fetch_at,  # a row not yet available when the source answered is not final
     )
     result = normalize(asset, fetched.frame, params)
@@ -143,7 +135,7 @@ def ingest_raw(
         dates=tuple(days),
         symbols=tuple(symbols) if symbols else None,
         now=now,
-        universe=UNIVERSE,
+        universe=get_settings().universe(),
         partition_keys=frozenset(keys),
     )
     yield from raw_check_results(asset, clean, rejects, window)
