@@ -20,6 +20,7 @@ from bench.reference_derivatives import (
     zscore,
 )
 from quantmm_assets.core.feature_matrix import KEY_COLUMNS, MARKET_FEATURES
+from quantmm_assets.core.schemas import DERIVATIVES_METRICS
 
 BAR_US = 5 * 60 * 1_000_000
 LN2 = float(np.log(2.0))
@@ -32,20 +33,7 @@ RET_LAGS = {"ret_5m": 1, "ret_15m": 3, "ret_1h": 12, "ret_4h": 48, "ret_1d": 288
 _SOURCE_COLUMNS = {
     "funding": ["symbol", "ts_event", "ts_available", "funding_rate", "mark_price"],
     "open_interest": ["symbol", "period", "ts_event", "ts_available", "open_interest", "open_interest_value"],
-    "metrics": [
-        "symbol",
-        "period",
-        "ts_event",
-        "ts_available",
-        "long_short_account_ratio",
-        "top_long_short_account_ratio",
-        "top_long_short_position_ratio",
-        "taker_buy_sell_ratio",
-        "basis",
-        "basis_rate",
-        "annualized_basis_rate",
-        "mark_price",
-    ],
+    "metrics": ["symbol", "period", "ts_event", "ts_available", *DERIVATIVES_METRICS.value_columns],
 }
 
 

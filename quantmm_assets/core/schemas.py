@@ -31,6 +31,12 @@ class RawSchema:
         """Columns a source provides (all but the derived ``ts_available`` and ``symbols``)."""
         return [c for c in self.columns if c not in DERIVED_COLUMNS]
 
+    @property
+    def value_columns(self) -> list[str]:
+        """The measured values: every column but the key, the timestamps and the source."""
+        meta = {*self.key, "ts_event", "source", *DERIVED_COLUMNS}
+        return [c for c in self.columns if c not in meta]
+
     def empty(self) -> pl.DataFrame:
         """An empty frame with this schema."""
         return pl.DataFrame(schema=self.columns)

@@ -16,8 +16,9 @@ import pytest
 from quantmm_assets.core import labels as lab
 from quantmm_assets.defs.partitions import first_partition_day
 from quantmm_jobs.cli.main import main
-from quantmm_jobs.cli.runs import run_raw
+from quantmm_jobs.cli.runs import run_features, run_raw, run_training
 from quantmm_resources.environment import build_resources
+from quantmm_resources.lake import Lake
 from quantmm_resources.lake_views import connect_lake
 from quantmm_resources.settings import get_settings
 
@@ -69,6 +70,26 @@ def test_bundle_import_then_features_then_train(quantmm_home, tmp_path, monkeypa
     assert set(ranking["symbol"]) == set(SYMBOLS)
     assert f"backbone report: {lake / 'backbone_report' / 'report.json'}" in out
     assert instance.get_materialized_partitions(dg.AssetKey("trained_backbones")) == {"ridge"}
+
+    # The demo's path to the same point: the synthetic source straight into the scratch lake (no bundle), then the
+    # same derived layer and training functions the demo calls. The shell path must give the same lake and report.
+    monkeypatch.setenv("QUANTMM_HOME", str(tmp_path / "scratch"))
+    get_settings.cache_clear()
+    demo_settings = get_settings()
+    with dg.DagsterInstance.ephemeral() as scratch:
+        resources = build_resources(demo_settings)
+        fold_config = {"n_folds": 1, "test_days": 2, "min_train_days": 20, "inner_k": 2}
+        assert all(r.success for r in run_features(first, last, SYMBOLS, resources, scratch, fold_config=fold_config))
+        training = {"horizons": ["1h"], "row_stride": 12}
+        assert all(r.success for r in run_training(["ridge"], resources, scratch, training))
+    demo_lake, shell_lake = Lake(demo_settings.lake_dir), Lake(lake)
+    keys = ["symbol", "ts_event"]
+    demo_matrix = demo_lake.scan("feature_matrix_main").collect().sort(keys)
+    shell_matrix = shell_lake.scan("feature_matrix_main").collect().sort(keys)
+    assert demo_matrix.height > 0 and demo_matrix.equals(shell_matrix)
+    assert demo_lake.feature_contract() == shell_lake.feature_contract()
+    demo_report = json.loads(demo_lake.report_file("report.json").read_text())
+    assert demo_report["ranking"] == report["ranking"]
 
 
 def test_failed_blocking_check_exits_non_zero_naming_check_and_partitions(quantmm_home, tmp_path, monkeypatch, capsys):

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from quantmm_assets.core.schemas import RAW_SCHEMAS
+from quantmm_assets.core.schemas import DERIVATIVES_METRICS, RAW_SCHEMAS
 from quantmm_resources.sources.bundle import (
     BundleExchange,
     BundleMacro,
@@ -78,15 +78,7 @@ def test_freqtrade_files_anywhere_in_the_tree(freqtrade: Path) -> None:
 
     dm = ex.fetch_derivatives_metrics("BTCUSDT", *FAR)
     assert dm["mark_price"].to_list() == [10.0, 11, 12, 13, 14] and set(dm["period"]) == {"1h"}
-    ratios = [
-        "long_short_account_ratio",
-        "top_long_short_account_ratio",
-        "top_long_short_position_ratio",
-        "taker_buy_sell_ratio",
-        "basis",
-        "basis_rate",
-        "annualized_basis_rate",
-    ]
+    ratios = [c for c in DERIVATIVES_METRICS.value_columns if c != "mark_price"]
     assert all(dm[c].null_count() == 5 for c in ratios)
     assert ex.fetch_open_interest("BTCUSDT", *FAR).is_empty()
     assert ex.available_kinds() == {"market_bars_5m", "funding_rates", "derivatives_metrics"}

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bench.reference_market import FEATURE_COLUMNS, reference_features
+from quantmm_assets.core.schemas import DERIVATIVES_METRICS
 
 T0 = pd.Timestamp("2024-01-08", tz="UTC")
 M5 = pd.Timedelta("5min")
@@ -49,16 +50,7 @@ def oi(rows: list[tuple[str, pd.Timestamp, pd.Timestamp, float]], symbol: str = 
     return _typed(df)
 
 
-METRIC_VALUES = [
-    "long_short_account_ratio",
-    "top_long_short_account_ratio",
-    "top_long_short_position_ratio",
-    "taker_buy_sell_ratio",
-    "basis",
-    "basis_rate",
-    "annualized_basis_rate",
-    "mark_price",
-]
+METRIC_VALUES = DERIVATIVES_METRICS.value_columns
 
 
 def metrics(rows: list[dict]) -> pd.DataFrame:
