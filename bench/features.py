@@ -87,8 +87,8 @@ def bench_features(data_dir: Path | None = None, home: Path | None = None) -> di
 
 def _bench_embedding(lake: Lake, cache: Path) -> dict:
     """Cold and warm MiniLM embedding of every distinct social text of the lake."""
-    from quantmm_assets.core.feature_matrix import with_schema
-    from quantmm_assets.core.text_scoring import text_items
+    from quantmm_assets.core.features.matrix import with_schema
+    from quantmm_assets.core.text.scoring import text_items
     from quantmm_resources.text_encoder import TextEncoder
 
     posts = with_schema(_lake_frame(lake, "social_posts_raw"), "social_posts_raw")
@@ -130,7 +130,7 @@ def _bench_embedding(lake: Lake, cache: Path) -> dict:
 
 def _build(settings: QuantmmSettings, first: date, last: date, symbols: list[str], instance) -> dict:
     """The feature layer over [first, last] through Dagster: three single-run backfills."""
-    from quantmm_assets.core.text_features import TEXT_LOOKBACK_DAYS
+    from quantmm_assets.core.text.features import TEXT_LOOKBACK_DAYS
     from quantmm_assets.defs.feature_assets import derivatives_features, macro_features, market_features
     from quantmm_assets.defs.matrix_assets import feature_matrix_main
     from quantmm_assets.defs.text_assets import text_bucket_features, text_items, text_latents

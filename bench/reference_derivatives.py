@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from quantmm_assets.core.availability import PERIODS
-from quantmm_assets.core.feature_matrix import DERIVATIVES_FEATURES
+from quantmm_assets.core.features.matrix import DERIVATIVES_FEATURES
 
 US_PER_H = 3_600_000_000
 US_PER_DAY = 24 * US_PER_H

@@ -19,7 +19,7 @@ from bench.reference_derivatives import (
     exact_lag,
     zscore,
 )
-from quantmm_assets.core.feature_matrix import KEY_COLUMNS, MARKET_FEATURES
+from quantmm_assets.core.features.matrix import KEY_COLUMNS, MARKET_FEATURES
 from quantmm_assets.core.schemas import DERIVATIVES_METRICS
 
 BAR_US = 5 * 60 * 1_000_000

@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from bench.common import DEFAULT_DATA, bench_settings
-from quantmm_assets.core.evaluation_report import build_report
+from quantmm_assets.core.evaluation.report import build_report
 from quantmm_assets.core.folds import FoldSpec, walk_forward_folds
 from quantmm_assets.models.baselines import baseline_predictions
 from quantmm_assets.models.experiment import walk_forward

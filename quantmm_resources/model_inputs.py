@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from quantmm_assets.core.feature_matrix import LATENT_COLUMNS
+from quantmm_assets.core.features.matrix import LATENT_COLUMNS
 from quantmm_assets.models.data import LABEL_COLUMNS, ModelData, model_data
 from quantmm_resources.lake import LakeLayout
 

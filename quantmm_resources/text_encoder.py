@@ -29,7 +29,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from quantmm_assets.core.text_scoring import content_hash
+from quantmm_assets.core.text.scoring import content_hash
 
 MINILM_ID = "minilm-l6-v2"
 MINILM_DIM = 384

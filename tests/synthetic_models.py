@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from quantmm_assets.core.costs import CostConfig
-from quantmm_assets.core.feature_matrix import RawInputs, build_feature_rows, feature_contract
+from quantmm_assets.core.features.matrix import RawInputs, build_feature_rows, feature_contract
 from quantmm_assets.core.folds import FoldSpec, walk_forward_folds
 from quantmm_assets.core.ingest import IngestParams, normalize
 from quantmm_assets.core.labels import labels_multi_horizon

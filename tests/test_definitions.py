@@ -103,8 +103,8 @@ def test_core_never_imports_dagster_fastapi_or_resources():
     code = (
         "import sys, pkgutil, importlib, quantmm_assets.core as c, quantmm_assets.models as m\n"
         "for pkg in (c, m):\n"
-        "    for mod in pkgutil.iter_modules(pkg.__path__):\n"
-        "        importlib.import_module(pkg.__name__ + '.' + mod.name)\n"
+        "    for mod in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(mod.name)\n"
         "bad = [n for n in sys.modules if n.split('.')[0] in ('dagster', 'fastapi', 'quantmm_resources')]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from quantmm_assets.core import features_derivatives as fd
-from quantmm_assets.core import features_macro as fmac
-from quantmm_assets.core import features_market as fm
-from quantmm_assets.core.feature_matrix import raw_inputs, with_schema
-from quantmm_assets.core.leakage import asof_alignment, sample_rows
-from quantmm_assets.defs.checks.leakage_results import run_check
+from quantmm_assets.core.features import derivatives as fd
+from quantmm_assets.core.features import macro as fmac
+from quantmm_assets.core.features import market as fm
+from quantmm_assets.core.features.matrix import raw_inputs, with_schema
+from quantmm_assets.core.leakage.asof import asof_alignment, sample_rows
+from quantmm_assets.defs.checks.leakage_results import ASOF, ASOF_SAMPLES, asof_spec, run_check
 from quantmm_assets.defs.derived_window import (
     COMMON,
     derived_output,
@@ -23,17 +23,6 @@ from quantmm_assets.defs.derived_window import (
 from quantmm_assets.defs.partition_metadata import days_not_over, partition_metadata, rows_by_partition
 from quantmm_assets.defs.partitions import daily, date_x_symbol
 from quantmm_resources.io_manager import PARTIAL_OK
-
-ASOF_SAMPLES = 20  # per family asset; feature_matrix_main rebuilds 40 whole rows and 50 cuts
-ASOF = "asof_alignment"
-ASOF_DESCRIPTION = (
-    "Blocking: sampled rows rebuilt from the input rows available at their t (availability recomputed from "
-    "ts_event, never the stamped ts_available) equal the stored rows"
-)
-
-
-def asof_spec(asset: str) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(ASOF, asset=asset, blocking=True, description=ASOF_DESCRIPTION)]
 
 
 @dg.asset(

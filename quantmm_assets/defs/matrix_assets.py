@@ -11,10 +11,10 @@ import pydantic
 
 from quantmm_assets.core import labels as lab
 from quantmm_assets.core.costs import CostConfig
-from quantmm_assets.core.feature_matrix import assemble_matrix, feature_contract, with_schema
+from quantmm_assets.core.features.matrix import assemble_matrix, feature_contract, with_schema
 from quantmm_assets.core.folds import FoldSpec
 from quantmm_assets.core.folds import walk_forward_folds as build_folds
-from quantmm_assets.core.leakage_derived import fold_hygiene, label_alignment
+from quantmm_assets.core.leakage.derived import fold_hygiene, label_alignment
 from quantmm_assets.defs.checks.leakage_checks import matrix_check_specs, matrix_leakage_results
 from quantmm_assets.defs.checks.leakage_results import leakage_result, run_check
 from quantmm_assets.defs.derived_window import (

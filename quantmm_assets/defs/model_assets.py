@@ -16,9 +16,9 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from quantmm_assets.core.evaluation import calibration_table, expected_calibration_error, fold_metrics
-from quantmm_assets.core.evaluation_plots import evaluation_artifacts
-from quantmm_assets.core.evaluation_report import markdown_table, per_fold_means
+from quantmm_assets.core.evaluation.metrics import calibration_table, expected_calibration_error, fold_metrics
+from quantmm_assets.core.evaluation.plots import evaluation_artifacts
+from quantmm_assets.core.evaluation.report import markdown_table, per_fold_means
 from quantmm_assets.core.folds import FoldSpec
 from quantmm_assets.core.signal import SignalConfig
 from quantmm_assets.models.experiment import refit_final, walk_forward

@@ -7,8 +7,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from quantmm_assets.core.readiness import audit, to_markdown, window_for
-from quantmm_assets.core.readiness_grid import coverage_grid
+from quantmm_assets.core.readiness.audit import audit, to_markdown, window_for
+from quantmm_assets.core.readiness.grid import coverage_grid
 from quantmm_assets.defs.raw_assets import RAW_ASSETS
 from quantmm_resources.lake import LakeLayout, LakeResource
 from quantmm_resources.lake_views import daily_counts

@@ -12,7 +12,7 @@ import time
 import dagster as dg
 import polars as pl
 
-from quantmm_assets.core.evaluation_report import build_report
+from quantmm_assets.core.evaluation.report import build_report
 from quantmm_assets.defs.model_assets import TrainConfig, trained_backbones
 from quantmm_assets.models.baselines import baseline_predictions
 from quantmm_assets.models.registry import BACKBONES

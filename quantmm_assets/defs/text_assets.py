@@ -12,14 +12,14 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from quantmm_assets.core import text_features as tf
-from quantmm_assets.core.feature_matrix import latents_of, with_item_counts, with_schema
-from quantmm_assets.core.leakage import asof_alignment, items_known_at, sample_rows
-from quantmm_assets.core.leakage_derived import item_availability
-from quantmm_assets.core.text_features import TEXT_LOOKBACK_DAYS
-from quantmm_assets.core.text_scoring import TEXT_ITEMS_SCHEMA
-from quantmm_assets.core.text_scoring import text_items as score_items
-from quantmm_assets.defs.checks.leakage_results import run_check
+from quantmm_assets.core.features.matrix import latents_of, with_item_counts, with_schema
+from quantmm_assets.core.leakage.asof import asof_alignment, items_known_at, sample_rows
+from quantmm_assets.core.leakage.derived import item_availability
+from quantmm_assets.core.text import features as tf
+from quantmm_assets.core.text.features import TEXT_LOOKBACK_DAYS
+from quantmm_assets.core.text.scoring import TEXT_ITEMS_SCHEMA
+from quantmm_assets.core.text.scoring import text_items as score_items
+from quantmm_assets.defs.checks.leakage_results import ASOF, ASOF_SAMPLES, asof_spec, run_check
 from quantmm_assets.defs.derived_window import (
     COMMON,
     RunWindow,
@@ -29,7 +29,6 @@ from quantmm_assets.defs.derived_window import (
     timed,
     window_in,
 )
-from quantmm_assets.defs.feature_assets import ASOF, ASOF_SAMPLES, asof_spec
 from quantmm_assets.defs.partitions import SAME_DAY, date_x_symbol
 from quantmm_resources.io_manager import PARTIAL_OK
 from quantmm_resources.lake import LakeResource

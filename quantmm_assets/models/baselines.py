@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 import polars as pl
 
-from quantmm_assets.core.features_market import MARKET_FEATURES
+from quantmm_assets.core.features.market import MARKET_FEATURES
 from quantmm_assets.core.labels import HORIZONS
 from quantmm_assets.models.data import ModelData
 from quantmm_assets.models.experiment import FoldRows, fold_rows, prediction_frame

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from quantmm_assets.core.feature_matrix import LATENT_COLUMNS, TEXT_COVERAGE_COLUMNS
-from quantmm_assets.core.text_features import TEXT_BUCKET_FEATURES
+from quantmm_assets.core.features.matrix import LATENT_COLUMNS, TEXT_COVERAGE_COLUMNS
+from quantmm_assets.core.text.features import TEXT_BUCKET_FEATURES
 
 DEFAULT_HORIZONS = ("1h", "4h", "1d", "7d")
 LABEL_COLUMNS = ("symbol", "ts_event", "horizon", "ret", "rv", "cost", "complete")

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import polars as pl
 
-from quantmm_assets.core.readiness import to_markdown
+from quantmm_assets.core.readiness.audit import to_markdown
 from quantmm_assets.defs.partitions import partition_symbols
 from quantmm_assets.defs.readiness import default_plot_path, readiness_report
 from quantmm_jobs.cli.printing import print_runs

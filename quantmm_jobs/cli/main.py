@@ -64,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_readiness(args: argparse.Namespace) -> int:
-    from quantmm_assets.core.readiness import to_markdown
+    from quantmm_assets.core.readiness.audit import to_markdown
     from quantmm_assets.defs.readiness import default_plot_path, readiness_report
     from quantmm_resources.lake import LakeResource
 

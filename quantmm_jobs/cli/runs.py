@@ -200,7 +200,7 @@ def run_features(
 ) -> list[RangeRun]:
     """The derived layer over a date range: macro features (date), then every date x symbol feature and label
     asset in one run (Dagster orders them), then the walk-forward folds."""
-    from quantmm_assets.core.text_features import TEXT_LOOKBACK_DAYS
+    from quantmm_assets.core.text.features import TEXT_LOOKBACK_DAYS
     from quantmm_assets.defs.feature_assets import derivatives_features, macro_features, market_features
     from quantmm_assets.defs.matrix_assets import feature_matrix_main, labels_multi_horizon, walk_forward_folds
     from quantmm_assets.defs.text_assets import TEXT_ASSETS

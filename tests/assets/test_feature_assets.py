@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from quantmm_assets.core.feature_matrix import feature_contract
+from quantmm_assets.core.features.matrix import feature_contract
 from quantmm_assets.defs.matrix_assets import walk_forward_folds
 from quantmm_jobs.cli.runs import run_features, run_raw, run_selection
 from quantmm_resources.environment import build_resources

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from synthetic_models import DIM, SYMBOLS, synthetic_frames
 
-from quantmm_assets.core.feature_matrix import feature_contract
+from quantmm_assets.core.features.matrix import feature_contract
 from quantmm_assets.core.signal import SignalConfig
 from quantmm_assets.defs.matrix_assets import walk_forward_folds
 from quantmm_assets.defs.model_assets import trained_backbones

@@ -5,7 +5,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from quantmm_assets.core.leakage import LeakageOutcome, compared_nothing
+from quantmm_assets.core.leakage.asof import LeakageOutcome, compared_nothing
 from quantmm_assets.defs.checks.leakage_checks import MATRIX_CHECKS, matrix_leakage_results
 from quantmm_assets.defs.checks.leakage_results import leakage_result
 

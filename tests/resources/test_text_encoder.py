@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantmm_assets.core.text_scoring import content_hash
+from quantmm_assets.core.text.scoring import content_hash
 from quantmm_resources import text_encoder as te
 from quantmm_resources.text_encoder import EncodeStats, TextEncoder, hashing_embed
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from quantmm_assets.core.feature_matrix import RawInputs
+from quantmm_assets.core.features.matrix import RawInputs
 from quantmm_assets.core.ingest import IngestParams, normalize
 from quantmm_assets.core.universe import Universe
 from quantmm_resources.sources.synthetic import SyntheticExchange, SyntheticMacro, SyntheticSocial

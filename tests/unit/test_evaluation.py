@@ -10,7 +10,14 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from quantmm_assets.core.evaluation import (
+from quantmm_assets.core.evaluation.bootstrap import (
+    WeightedRanks,
+    ablation_significance,
+    day_resamples,
+    paired_day_bootstrap,
+    weighted_pearson,
+)
+from quantmm_assets.core.evaluation.metrics import (
     FOLD_METRICS_SCHEMA,
     PREDICTION_SCHEMA,
     calibration_table,
@@ -22,15 +29,8 @@ from quantmm_assets.core.evaluation import (
     sharpe_ratio,
     trading_steps,
 )
-from quantmm_assets.core.evaluation_bootstrap import (
-    WeightedRanks,
-    ablation_significance,
-    day_resamples,
-    paired_day_bootstrap,
-    weighted_pearson,
-)
-from quantmm_assets.core.evaluation_plots import plot_calibration, plot_cumulative_pnl
-from quantmm_assets.core.evaluation_report import ablation_table, rank_backbones, report_markdown
+from quantmm_assets.core.evaluation.plots import plot_calibration, plot_cumulative_pnl
+from quantmm_assets.core.evaluation.report import ablation_table, rank_backbones, report_markdown
 from quantmm_assets.core.signal import SignalConfig, signal, signal_expr
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

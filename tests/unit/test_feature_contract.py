@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from raw_sample import START, SYMBOLS, synthetic_raw
 
-from quantmm_assets.core.feature_matrix import KEY_COLUMNS, build_feature_rows, feature_contract
+from quantmm_assets.core.features.matrix import KEY_COLUMNS, build_feature_rows, feature_contract
 from quantmm_resources.text_encoder import hashing_embed
 
 

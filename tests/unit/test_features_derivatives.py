@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from quantmm_assets.core.features_derivatives import (
+from quantmm_assets.core.features.derivatives import (
     DERIVATIVES_FEATURES,
     DERIVATIVES_LOOKBACK_DAYS,
     derivatives_features,

@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from quantmm_assets.core.availability import macro_available
-from quantmm_assets.core.features_macro import (
+from quantmm_assets.core.features.macro import (
     MACRO_FEATURES,
     MACRO_LOOKBACK_DAYS,
     MACRO_SERIES,

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from quantmm_assets.core.features_market import MARKET_FEATURES, MARKET_LOOKBACK_DAYS, market_features, perp_grid
+from quantmm_assets.core.features.market import MARKET_FEATURES, MARKET_LOOKBACK_DAYS, market_features, perp_grid
 
 T0 = datetime(2025, 3, 10, tzinfo=UTC)
 BAR = timedelta(minutes=5)

@@ -9,12 +9,12 @@ import polars as pl
 from raw_sample import START, synthetic_raw
 
 from quantmm_assets.core.costs import CostConfig
-from quantmm_assets.core.features_market import market_features
+from quantmm_assets.core.features.market import market_features
 from quantmm_assets.core.folds import FoldSpec, walk_forward_folds
 from quantmm_assets.core.labels import labels_multi_horizon
-from quantmm_assets.core.leakage import asof_alignment
-from quantmm_assets.core.leakage_derived import fold_hygiene, item_availability, label_alignment
-from quantmm_assets.core.text_scoring import text_items
+from quantmm_assets.core.leakage.asof import asof_alignment
+from quantmm_assets.core.leakage.derived import fold_hygiene, item_availability, label_alignment
+from quantmm_assets.core.text.scoring import text_items
 
 DAY = START + timedelta(days=2)
 

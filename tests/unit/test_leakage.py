@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 from raw_sample import START, SYMBOLS, synthetic_raw
 
-from quantmm_assets.core.feature_matrix import build_feature_rows
-from quantmm_assets.core.leakage import as_known_at, asof_alignment, sample_rows
-from quantmm_assets.core.leakage_truncation import cut_instants, truncation_invariance
+from quantmm_assets.core.features.matrix import build_feature_rows
+from quantmm_assets.core.leakage.asof import as_known_at, asof_alignment, sample_rows
+from quantmm_assets.core.leakage.truncation import cut_instants, truncation_invariance
 from quantmm_resources.text_encoder import hashing_embed
 
 DIM = 384

@@ -12,9 +12,9 @@ import pytest
 from raw_sample import SYMBOLS, synthetic_raw
 from test_leakage import DAY0, DAY2, LOOKBACK, build
 
-from quantmm_assets.core.feature_matrix import RawInputs
-from quantmm_assets.core.leakage import restamped
-from quantmm_assets.core.leakage_truncation import (
+from quantmm_assets.core.features.matrix import RawInputs
+from quantmm_assets.core.leakage.asof import restamped
+from quantmm_assets.core.leakage.truncation import (
     cut_instants,
     grid_ceil,
     on_grid,

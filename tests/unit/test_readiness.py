@@ -2,7 +2,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from quantmm_assets.core.readiness import audit, to_markdown, window_for
+from quantmm_assets.core.readiness.audit import audit, to_markdown, window_for
 from quantmm_assets.core.universe import Listing, Universe
 
 UNI = Universe((Listing("BTCUSDT", date(2020, 1, 1)), Listing("SOLUSDT", date(2025, 1, 3))))
@@ -47,7 +47,7 @@ def test_a_day_with_a_handful_of_bars_is_not_covered():
 
 
 def test_coverage_grid_shares_and_weekends():
-    from quantmm_assets.core.readiness_grid import coverage_grid
+    from quantmm_assets.core.readiness.grid import coverage_grid
 
     days = [date(2025, 1, 3), date(2025, 1, 4)]  # Friday, Saturday
     rows = [("market_bars_5m", "perp", "BTCUSDT", days[0], 288), ("macro_series", None, None, days[0], 3)]

@@ -13,9 +13,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from quantmm_assets.core.ingest import IngestParams, normalize
-from quantmm_assets.core.text_features import TEXT_BUCKET_FEATURES, TEXT_LOOKBACK_DAYS, text_bucket_features
-from quantmm_assets.core.text_pooling import latent_schema, pool_latents
-from quantmm_assets.core.text_scoring import TEXT_ITEMS_SCHEMA, text_items
+from quantmm_assets.core.text.features import TEXT_BUCKET_FEATURES, TEXT_LOOKBACK_DAYS, text_bucket_features
+from quantmm_assets.core.text.pooling import latent_schema, pool_latents
+from quantmm_assets.core.text.scoring import TEXT_ITEMS_SCHEMA, text_items
 from quantmm_assets.core.universe import Universe
 from quantmm_resources.sources.synthetic import market as sm
 from quantmm_resources.sources.synthetic import text as st

@@ -13,7 +13,7 @@ import pytest
 
 from quantmm_assets.core.ingest import IngestParams, normalize
 from quantmm_assets.core.schemas import SOCIAL_COMMENTS_RAW, SOCIAL_POSTS_RAW
-from quantmm_assets.core.text_scoring import (
+from quantmm_assets.core.text.scoring import (
     EVENT_WORDS,
     LEXICON,
     TEXT_ITEMS_SCHEMA,

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import polars as pl
 
-from quantmm_assets.core.feature_matrix import (
+from quantmm_assets.core.features.matrix import (
     RAW_ASSET_OF,
     RAW_LOOKBACK_DAYS,
     Embed,
@@ -23,8 +23,8 @@ from quantmm_assets.core.feature_matrix import (
     build_feature_rows,
     raw_inputs,
 )
-from quantmm_assets.core.leakage import asof_alignment, compared_nothing, raw_known_at, restamped, sample_rows
-from quantmm_assets.core.leakage_truncation import symbol_cuts, truncation_by_symbol
+from quantmm_assets.core.leakage.asof import asof_alignment, compared_nothing, raw_known_at, restamped, sample_rows
+from quantmm_assets.core.leakage.truncation import symbol_cuts, truncation_by_symbol
 from quantmm_assets.defs.checks.leakage_results import leakage_result
 from quantmm_resources.lake import LakeResource
 

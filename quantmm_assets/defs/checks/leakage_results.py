@@ -1,4 +1,5 @@
-"""Dagster check results of the leakage outcomes computed in core (``core/leakage*.py``)."""
+"""The Dagster side of the leakage checks computed in core (``core/leakage/``): the as-of check spec of the
+derived assets and the check results of their outcomes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,19 @@ from collections.abc import Callable, Iterator
 
 import dagster as dg
 
-from quantmm_assets.core.leakage import LeakageOutcome
+from quantmm_assets.core.leakage.asof import LeakageOutcome
+
+ASOF_SAMPLES = 20  # per family asset; feature_matrix_main rebuilds 40 whole rows and 50 cuts
+ASOF = "asof_alignment"
+ASOF_DESCRIPTION = (
+    "Blocking: sampled rows rebuilt from the input rows available at their t (availability recomputed from "
+    "ts_event, never the stamped ts_available) equal the stored rows"
+)
+
+
+def asof_spec(asset: str) -> list[dg.AssetCheckSpec]:
+    """The blocking as-of alignment check of a derived asset."""
+    return [dg.AssetCheckSpec(ASOF, asset=asset, blocking=True, description=ASOF_DESCRIPTION)]
 
 
 def leakage_result(asset: str, check: str, outcome: LeakageOutcome, seconds: float) -> dg.AssetCheckResult:

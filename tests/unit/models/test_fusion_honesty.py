@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 from synthetic_models import SYMBOL_NAMES, synthetic_model_data
 
-from quantmm_assets.core.evaluation_bootstrap import ablation_significance
+from quantmm_assets.core.evaluation.bootstrap import ablation_significance
 from quantmm_assets.models.experiment import walk_forward
 
 DAYS = 120

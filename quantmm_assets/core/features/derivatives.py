@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from quantmm_assets.core.availability import PERIODS
-from quantmm_assets.core.features_market import BAR, perp_grid, sequence_key
+from quantmm_assets.core.features.market import BAR, perp_grid, sequence_key
 
 DERIVATIVES_LOOKBACK_DAYS: dict[str, int] = {"bars": 1, "funding": 9, "open_interest": 3, "derivatives_metrics": 3}
 LIMITS: dict[str, timedelta] = {

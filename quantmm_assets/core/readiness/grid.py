@@ -7,7 +7,7 @@ from datetime import timedelta
 import polars as pl
 
 from quantmm_assets.core.availability import us_market_holidays
-from quantmm_assets.core.readiness import DATA_KINDS, MIN_ROWS_PER_DAY, ReadinessWindow
+from quantmm_assets.core.readiness.audit import DATA_KINDS, MIN_ROWS_PER_DAY, ReadinessWindow
 from quantmm_assets.core.universe import Universe
 
 

@@ -16,7 +16,7 @@ import polars as pl
 from scipy import sparse
 
 from quantmm_assets.core.schemas import UTC_TS
-from quantmm_assets.core.text_features import STEP, grid_index, grid_size, observed_engagement
+from quantmm_assets.core.text.features import STEP, grid_index, grid_size, observed_engagement
 
 
 def latent_schema(dim: int) -> dict[str, pl.DataType]:

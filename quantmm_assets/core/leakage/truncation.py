@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from quantmm_assets.core.feature_matrix import RawInputs, raw_window
-from quantmm_assets.core.leakage import (
+from quantmm_assets.core.features.matrix import RawInputs, raw_window
+from quantmm_assets.core.leakage.asof import (
     Builder,
     LeakageOutcome,
     as_known_at,

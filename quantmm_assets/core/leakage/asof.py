@@ -29,7 +29,7 @@ from quantmm_assets.core.availability import (
     period_available,
     social_available,
 )
-from quantmm_assets.core.feature_matrix import RawInputs, raw_window
+from quantmm_assets.core.features.matrix import RawInputs, raw_window
 
 TOLERANCE = 1e-9
 Builder = Callable[[RawInputs, datetime, datetime], pl.DataFrame]

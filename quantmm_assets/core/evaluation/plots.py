@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
 
-from quantmm_assets.core.evaluation import calibration_table, horizon_order, trading_steps
+from quantmm_assets.core.evaluation.metrics import calibration_table, horizon_order, trading_steps
 from quantmm_assets.core.signal import SignalConfig
 
 

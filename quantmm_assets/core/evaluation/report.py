@@ -14,7 +14,8 @@ from typing import Any
 
 import polars as pl
 
-from quantmm_assets.core.evaluation import (
+from quantmm_assets.core.evaluation.bootstrap import ablation_significance
+from quantmm_assets.core.evaluation.metrics import (
     ABLATION_VARIANTS,
     FOLD_METRICS_SCHEMA,
     HEADLINE_METRICS,
@@ -23,8 +24,7 @@ from quantmm_assets.core.evaluation import (
     fold_metrics,
     horizon_order,
 )
-from quantmm_assets.core.evaluation_bootstrap import ablation_significance
-from quantmm_assets.core.evaluation_plots import plot_calibration, plot_cumulative_pnl
+from quantmm_assets.core.evaluation.plots import plot_calibration, plot_cumulative_pnl
 from quantmm_assets.core.signal import SignalConfig
 
 RANKING_COLUMNS = ("symbol", "horizon", "rank", "backbone", *(f"mean_{m}" for m in HEADLINE_METRICS), "n_folds")

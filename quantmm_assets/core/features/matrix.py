@@ -16,13 +16,13 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from quantmm_assets.core.features_derivatives import DERIVATIVES_FEATURES, derivatives_features
-from quantmm_assets.core.features_macro import MACRO_FEATURES, MACRO_LOOKBACK_DAYS, macro_asof, macro_features
-from quantmm_assets.core.features_market import MARKET_FEATURES, market_features
+from quantmm_assets.core.features.derivatives import DERIVATIVES_FEATURES, derivatives_features
+from quantmm_assets.core.features.macro import MACRO_FEATURES, MACRO_LOOKBACK_DAYS, macro_asof, macro_features
+from quantmm_assets.core.features.market import MARKET_FEATURES, market_features
 from quantmm_assets.core.schemas import RAW_SCHEMAS
-from quantmm_assets.core.text_features import TEXT_BUCKET_FEATURES, text_bucket_features
-from quantmm_assets.core.text_pooling import latent_schema, pool_latents
-from quantmm_assets.core.text_scoring import text_items
+from quantmm_assets.core.text.features import TEXT_BUCKET_FEATURES, text_bucket_features
+from quantmm_assets.core.text.pooling import latent_schema, pool_latents
+from quantmm_assets.core.text.scoring import text_items
 
 # Bump when a formula changes without a change of names or dtypes: the contract version changes with it.
 FEATURE_CODE_VERSION = "3.0"

@@ -11,7 +11,7 @@ from quantmm_assets.core import labels as lab
 from quantmm_assets.core.availability import DEFAULT_SOCIAL_INGEST_DELAY, social_available
 from quantmm_assets.core.costs import CostConfig
 from quantmm_assets.core.folds import fold_violations
-from quantmm_assets.core.leakage import LeakageOutcome, compared_nothing, differences, recomputed_availability
+from quantmm_assets.core.leakage.asof import LeakageOutcome, compared_nothing, differences, recomputed_availability
 
 LABEL_SAMPLES = 30
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from quantmm_assets.core.evaluation import horizon_order, validate_predictions
+from quantmm_assets.core.evaluation.metrics import horizon_order, validate_predictions
 
 CHUNK_ROWS = 1 << 18  # resampled rows built per vectorized draw: cache-sized chunks are several times faster
 PAIR_KEYS = ("backbone", "fold", "symbol", "ts_event", "horizon")

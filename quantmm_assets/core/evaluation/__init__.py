@@ -1,0 +1,1 @@
+"""The evaluation family: metrics of the signal, bootstrap intervals, plots, the report."""

@@ -1,0 +1,1 @@
+"""Feature families (market, derivatives, macro) and the matrix that joins them on availability."""

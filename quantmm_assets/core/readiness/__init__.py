@@ -1,0 +1,1 @@
+"""The readiness audit: coverage of each data kind, and its daily grid."""

@@ -1,0 +1,1 @@
+"""The text family: scoring items, bucket features, pooled latents."""
