@@ -59,9 +59,13 @@ def bench_features(data_dir: Path | None = None, home: Path | None = None) -> di
         runs = import_bundle(data_dir, instance=instance, settings=settings)
         out["raw_import_seconds"] = round(time.perf_counter() - t0, 1)
         out["raw_import_success"] = all(r.success for r in runs)
-    first_ts, last_ts, perps = bar_span(lake)
+    span = bar_span(lake)
+    if span is None:
+        raise FileNotFoundError(f"no perpetual bars in {lake.root} after the import of {data_dir}")
+    first_ts, last_ts, perps = span
     first, last = first_ts.date(), last_ts.date()
-    symbols = sorted(perps, key=settings.universe().symbols.index)
+    universe = settings.universe().symbols
+    symbols = sorted((s for s in perps if s in universe), key=universe.index)
     out["range"] = f"{first}..{last}"
     out["symbols"] = symbols
     report = home / "bench_features.json"

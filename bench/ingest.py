@@ -27,7 +27,7 @@ def bench_ingest(data_dir: Path | None = None) -> dict:
         coverage = bundle_coverage(bars_dir)
         t_scan = time.perf_counter() - t0
         assets, lo, hi, symbols = plan_import(
-            coverage, [market_bars_5m, funding_rates, derivatives_metrics], None, None, None, settings
+            coverage, [market_bars_5m, funding_rates, derivatives_metrics], None, None, None
         )
         instance = instance_for(settings)
         run = run_range(assets, lo, hi, symbols, build_resources(settings, "bundle", bars_dir), instance)

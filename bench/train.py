@@ -34,7 +34,7 @@ from quantmm_assets.models.torch_base import preflight
 from quantmm_jobs.cli.bundle_import import import_bundle
 from quantmm_jobs.cli.runs import instance_for, run_features
 from quantmm_resources.environment import build_resources
-from quantmm_resources.lake import FEATURE_CONTRACT, Lake
+from quantmm_resources.lake import FEATURE_CONTRACT, REPORT_MARKDOWN, Lake
 from quantmm_resources.lake_views import bar_span
 from quantmm_resources.model_inputs import load_model_data
 from quantmm_resources.settings import QuantmmSettings
@@ -56,8 +56,12 @@ def _build_lake(settings: QuantmmSettings, data_dir: Path, out: dict) -> None:
     lake = Lake(settings.lake_dir)
     if not lake.has("market_bars_5m"):
         import_bundle(data_dir, instance=instance, settings=settings)
-    first, last, symbols = bar_span(lake)
-    symbols = sorted(symbols, key=settings.universe().symbols.index)
+    span = bar_span(lake)
+    if span is None:
+        raise FileNotFoundError(f"no perpetual bars in {lake.root} after the import of {data_dir}")
+    first, last, symbols = span
+    universe = settings.universe().symbols
+    symbols = sorted((s for s in symbols if s in universe), key=universe.index)
     resources = build_resources(settings)  # the derived assets read the lake only: the source kind is irrelevant
     runs = run_features(first.date(), last.date() - timedelta(days=1), symbols, resources, instance, with_folds=False)
     out["lake_build"] = {
@@ -137,7 +141,9 @@ def bench_train(
     baselines = baseline_predictions(data, folds, inputs.symbols)
     n_configs |= dict.fromkeys(baselines["backbone"].unique().to_list(), 1)
     predictions = pl.concat([*frames, baselines.select(frames[0].columns)])
-    doc = build_report(predictions, n_configs, home / "bench_train_report")
+    report = build_report(predictions, n_configs)
+    Lake(home / "bench_train_report").write_report(report.doc, report.markdown, report.figures)
+    doc = report.doc
     ranking = pl.DataFrame(doc["ranking"])
     mean_rank = (
         ranking.group_by("horizon", "backbone")
@@ -146,7 +152,7 @@ def bench_train(
     )
     checkpoint("mean_over_symbols", mean_rank.to_dicts())
     checkpoint("text_significance", doc["text_significance"])
-    checkpoint("report_md", str(home / "bench_train_report" / "report.md"))
+    checkpoint("report_md", str(Lake(home / "bench_train_report").report_file(REPORT_MARKDOWN)))
     total = time.perf_counter() - started
     checkpoint("train_seconds", round(total, 1))  # loading, every backbone, the baselines and the report
     checkpoint("within_20_minutes", total <= TARGET_SECONDS)

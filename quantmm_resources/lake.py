@@ -38,6 +38,7 @@ FEATURE_CONTRACT = ("feature_matrix_main", "contract.json")
 TEXT_ENCODER_PIN = ("text_latents", "encoder.json")
 RUN_SUMMARIES = ("trained_backbones", "runs")
 REPORT = "backbone_report"
+REPORT_JSON, REPORT_MARKDOWN = "report.json", "report.md"
 
 
 def is_dated(key: str) -> bool:
@@ -160,19 +161,14 @@ class LakeLayout:
     def write_feature_contract(self, doc: dict[str, Any]) -> Path:
         return self.write_side_json(*FEATURE_CONTRACT, doc)
 
-    def run_summary_file(self, backbone: str) -> Path:
-        asset, folder = RUN_SUMMARIES
-        return self.side_file(asset, f"{folder}/{backbone}.json")
-
     def write_run_summary(self, backbone: str, summary: dict[str, Any]) -> Path:
         """The summary of one ``trained_backbones`` partition's run (what the report reads beside the predictions)."""
-        path = self.run_summary_file(backbone)
-        write_text_atomic(json.dumps(summary, indent=1, default=str), path)
-        return path
+        asset, folder = RUN_SUMMARIES
+        return self.write_side_json(asset, f"{folder}/{backbone}.json", summary)
 
     def run_summaries(self) -> dict[str, dict[str, Any]]:
         """Every backbone's run summary, by backbone."""
-        folder = self.run_summary_file("x").parent
+        folder = self.side_file(*RUN_SUMMARIES)
         return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
 
     def report_dir(self) -> Path:
@@ -181,6 +177,25 @@ class LakeLayout:
 
     def report_file(self, name: str) -> Path:
         return self.report_dir() / name
+
+    def write_report(self, doc: dict[str, Any], markdown: str, figures: dict[str, Any]) -> list[Path]:
+        """Write the comparison report (``report.json``, ``report.md``) and its figures (matplotlib figures, by file
+        name) into the report folder, each atomically; return the paths."""
+        from matplotlib import pyplot as plt
+
+        paths = [self.report_file(REPORT_JSON), self.report_file(REPORT_MARKDOWN)]
+        write_text_atomic(json.dumps(doc, indent=1, default=str), paths[0])
+        write_text_atomic(markdown, paths[1])
+        for name, fig in figures.items():
+            path = self.report_file(name)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp{path.suffix}")
+            try:
+                fig.savefig(tmp, dpi=110)
+            finally:
+                plt.close(fig)
+            os.replace(tmp, path)
+            paths.append(path)
+        return paths
 
     def reports_dir(self) -> Path:
         """Reports that belong to no asset (the readiness heatmap): ``reports/`` beside the lake."""
@@ -245,10 +260,3 @@ class LakeResource(dg.ConfigurableResource, LakeLayout):
     @property
     def root(self) -> Path:
         return Path(self.base_dir)
-
-    @property
-    def path(self) -> Path:
-        return self.root
-
-    def lake(self) -> Lake:
-        return Lake(self.root)

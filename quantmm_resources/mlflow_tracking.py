@@ -23,6 +23,8 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from quantmm_assets.core.evaluation.metrics import calibration_table
+from quantmm_assets.core.evaluation.plots import close_figure, plot_calibration, plot_cumulative_pnl
 from quantmm_assets.core.signal import SignalConfig
 
 MAX_PARAM_LENGTH = 500  # MLflow's limit on one param value (longer ones go in as JSON artifacts)
@@ -107,24 +109,37 @@ class MlflowTracking(dg.ConfigurableResource):
         signal: SignalConfig,
         per_fold: pl.DataFrame,
         curves: list[tuple[int, dict[str, float]]],
-        files: list[Path],
+        predictions: pl.DataFrame,
         model: Any | None = None,
     ) -> None:
         """Log a trained backbone into the active run.
 
         ``params`` plus the signal config (``signal.*`` and ``signal.config_hash``); ``per_fold`` (one row per
         variant, fold and horizon) as metrics ``<variant>.<horizon>.<metric>`` at step ``fold``; ``curves`` as
-        ``(step, {name: value})``; ``files`` under ``evaluation/``; ``model`` (the refit) pickled as
-        ``model/backbone.pkl``.
+        ``(step, {name: value})``; under ``evaluation/`` the out-of-sample ``predictions`` (parquet), their
+        calibration table (CSV), the cumulative PnL and the reliability diagram (PNG); ``model`` (the refit) pickled
+        as ``model/backbone.pkl``.
         """
-        self.log_params({**params, **signal.as_params(), "signal.config_hash": signal.config_hash()})
+        import mlflow
+
+        self.log_params({**params, **signal.record()})
         for r in per_fold.iter_rows(named=True):
             values = {f"{r['variant']}.{r['horizon']}.{k}": v for k, v in r.items() if k not in PER_FOLD_KEYS}
             self.log_metrics(values, step=int(r["fold"]))
         for step, values in curves:
             self.log_metrics(values, step=step)
-        for path in files:
-            self.log_file(Path(path), "evaluation")
+        cal = calibration_table(predictions)
+        with tempfile.TemporaryDirectory() as tmp:
+            predictions.write_parquet(Path(tmp) / "oos_predictions.parquet")
+            cal.write_csv(Path(tmp) / "calibration.csv")
+            for name in ("oos_predictions.parquet", "calibration.csv"):
+                self.log_file(Path(tmp) / name, "evaluation")
+        for name, fig in (
+            ("cumulative_pnl.png", plot_cumulative_pnl(predictions, signal=signal)),
+            ("calibration.png", plot_calibration(cal)),
+        ):
+            mlflow.log_figure(fig, f"evaluation/{name}")
+            close_figure(fig)
         if model is not None:
             self.log_pickle(model, "model/backbone.pkl")
 
@@ -132,7 +147,7 @@ class MlflowTracking(dg.ConfigurableResource):
         """Log the comparison report's ``files`` under ``report/`` in a run of its own, with the signal config it
         was evaluated under; return the run id."""
         with self.run(name, tags={"kind": "report"}) as run:
-            self.log_params({**signal.as_params(), "signal.config_hash": signal.config_hash()})
+            self.log_params(signal.record())
             for path in files:
                 self.log_file(Path(path), "report")
             return run.info.run_id

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -91,11 +90,6 @@ class QuantmmSettings(BaseSettings):
     def universe(self) -> Universe:
         """The trading universe of ``universe_file`` (read once per file)."""
         return load_universe(Path(self.universe_file))
-
-    @property
-    def first_partition_day(self) -> date:
-        """``partition_start`` as a date: the first daily partition of the code location."""
-        return date.fromisoformat(self.partition_start)
 
 
 @lru_cache

@@ -149,7 +149,7 @@ class TextEncoder(dg.ConfigurableResource):
     def embed(self, texts: list[str], hashes: list[str] | None = None) -> tuple[np.ndarray, EncodeStats]:
         """Vectors (float32 ``[n, dim]``, L2-normalized) of ``texts`` in order, and what it took.
 
-        ``hashes`` are the texts' ``core.text_scoring.content_hash`` (computed when omitted): equal hashes
+        ``hashes`` are the texts' ``core.text.scoring.content_hash`` (computed when omitted): equal hashes
         share one vector, cached under the encoder's id. MiniLM is loaded only when some hash is not cached;
         if it cannot load, the whole call is served by the hashing encoder (its own cache rows) and reported.
         """

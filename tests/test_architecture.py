@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
+
+from setuptools import find_packages
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("quantmm_assets", "quantmm_resources", "quantmm_jobs", "quantmm_serving")
@@ -60,26 +63,6 @@ def test_the_lake_path_pattern_catches_what_it_is_for() -> None:
         assert LAKE_PATH.search(line), line
     for line in ("lake.partition_file(asset, key)", "lakes = 3 / 4", "datalake / 2", "into ``lake/backbone_report/``"):
         assert not LAKE_PATH.search(line), line
-
-
-ENV_WRITE = re.compile(
-    r"""os\.environ(?:\[\s*["'](?:QUANTMM|DAGSTER)_|\.(?:update|setdefault|pop)\(\s*["'{]\s*["']?(?:QUANTMM|DAGSTER)_)"""
-)
-
-
-def test_only_settings_read_the_environment_into_quantmm_and_dagster_variables() -> None:
-    """No `QUANTMM_*` / `DAGSTER_*` writes into os.environ in the product or the benches: settings are passed."""
-    offenders = [
-        f"{p.relative_to(ROOT)}:{i}: {line.strip()}"
-        for p in _sources(*PRODUCT, "bench")
-        if p != SETTINGS_MODULE
-        for i, line in enumerate(p.read_text().splitlines(), 1)
-        if ENV_WRITE.search(line) and "get(" not in line
-    ]
-    assert not offenders, "\n".join(offenders)
-    assert ENV_WRITE.search('os.environ["QUANTMM_HOME"] = home')
-    assert ENV_WRITE.search('os.environ.pop("DAGSTER_HOME", None)')
-    assert not ENV_WRITE.search('os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")')
 
 
 def _graph() -> dict[str, set[str]]:
@@ -163,3 +146,60 @@ def test_the_rooms_import_only_what_they_may() -> None:
         str(p.relative_to(ROOT)) for p in _sources(*PRODUCT) if any(i.split(".")[0] == "bench" for i in _imports(p))
     ]
     assert not product_imports_bench
+
+
+def test_bench_is_not_an_installed_package() -> None:
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = find_packages(str(ROOT), include=find["include"], exclude=find.get("exclude", ()))
+    assert "quantmm_jobs.cli" in packages and not [p for p in packages if p.split(".")[0] == "bench"]
+    assert not list((ROOT / "quantmm_jobs").glob("bench*"))
+
+
+# -- no QUANTMM_* / DAGSTER_* writes into os.environ: settings are passed as objects -----------------------------------
+
+
+def _is_environ(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "environ"
+
+
+def _ours(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and str(node.value).startswith(("QUANTMM_", "DAGSTER_"))
+
+
+def _environ_calls(node: ast.AST) -> list[ast.Call]:
+    return [
+        n
+        for n in ast.walk(node)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and _is_environ(n.func.value)
+        and n.func.attr in ("pop", "setdefault", "update")
+    ]
+
+
+def settings_writes(path: Path) -> list[int]:
+    """Lines that write a QUANTMM_* / DAGSTER_* name into ``os.environ``: item assignment or deletion, and
+    ``pop`` / ``setdefault`` / ``update`` with the name, a dict holding it, or a loop variable over such names."""
+    tree = ast.parse(path.read_text())
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.Delete):
+            subscripts = [t for t in node.targets if isinstance(t, ast.Subscript)]
+            lines |= {node.lineno for t in subscripts if _is_environ(t.value) and _ours(t.slice)}
+        elif isinstance(node, ast.For) and isinstance(node.iter, ast.Tuple) and any(map(_ours, node.iter.elts)):
+            lines |= {call.lineno for call in _environ_calls(node)}
+    for call in _environ_calls(tree):
+        keys = [k for a in call.args if isinstance(a, ast.Dict) for k in a.keys]
+        if any(map(_ours, [*call.args, *keys])):
+            lines.add(call.lineno)
+    return sorted(lines)
+
+
+def test_the_product_and_benches_pass_settings_instead_of_writing_the_environment() -> None:
+    assert settings_writes(ROOT / "tests" / "conftest.py") == []  # monkeypatch is how tests do it
+    planted = ROOT / "tests" / "fixtures" / "planted_env_writes.py"
+    assert len(settings_writes(planted)) == 4  # the scanner finds each form it looks for
+    scanned = [p for p in _sources(*PRODUCT, "bench") if p != SETTINGS_MODULE]
+    assert {str(p.relative_to(ROOT)): settings_writes(p) for p in scanned} == {
+        str(p.relative_to(ROOT)): [] for p in scanned
+    }

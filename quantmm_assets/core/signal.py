@@ -105,6 +105,10 @@ class SignalConfig:
         """Return the first 12 hex digits of the sha256 of :meth:`as_params` as sorted JSON."""
         return hashlib.sha256(json.dumps(self.as_params(), sort_keys=True).encode()).hexdigest()[:12]
 
+    def record(self) -> dict[str, float | str]:
+        """What a run, a report or a registered version records: the params and ``signal.config_hash``."""
+        return {**self.as_params(), f"{PARAM_PREFIX}config_hash": self.config_hash()}
+
     def __hash__(self) -> int:
         return hash(self.config_hash())
 

@@ -8,16 +8,13 @@ per-fold metrics, out-of-sample predictions, plots, the refit). Its lake value i
 """
 
 import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from quantmm_assets.core.evaluation.metrics import calibration_table, expected_calibration_error, fold_metrics
-from quantmm_assets.core.evaluation.plots import evaluation_artifacts
 from quantmm_assets.core.evaluation.report import markdown_table, per_fold_means
 from quantmm_assets.core.folds import FoldSpec
 from quantmm_assets.core.signal import SignalConfig
@@ -94,7 +91,7 @@ def trained_backbones(
     grid = grid_for(backbone, config.overrides(backbone), config.random_seed)
     context.log.info(f"{backbone}: {inputs.data.n} rows, {len(grid)} configuration(s), variants {config.variants}")
     tags = {"backbone": backbone, "feature_contract": inputs.contract_version, "fold_spec": spec.spec_hash()}
-    with mlflow.run(backbone, tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
+    with mlflow.run(backbone, tags=tags) as run:
         exp = walk_forward(
             backbone, grid, inputs.data, walk_forward_folds, inputs.symbols, tuple(config.variants), context.log.info
         )
@@ -109,12 +106,11 @@ def trained_backbones(
             "horizons": ",".join(config.horizons),
             "row_stride": config.row_stride,
         }
-        files = evaluation_artifacts(exp.predictions, Path(tmp), signal)
-        mlflow.log_backbone_run(params, signal, per_fold_means(metrics), exp.curves(), files, model)
+        mlflow.log_backbone_run(params, signal, per_fold_means(metrics), exp.curves(), exp.predictions, model)
         if model is not None:
             summary["refit"] = {"n_train": len(rows.train), "config_hash": model.config_hash()}
         summary |= {
-            "signal_config": {**signal.as_params(), "signal.config_hash": signal.config_hash()},
+            "signal_config": signal.record(),
             "mlflow_run_id": run.info.run_id,
             "seconds": round(time.perf_counter() - started, 1),
         }

@@ -9,6 +9,7 @@ import polars as pl
 
 from quantmm_assets.core.readiness.audit import audit, to_markdown, window_for
 from quantmm_assets.core.readiness.grid import coverage_grid
+from quantmm_assets.defs.partitions import first_partition_day
 from quantmm_assets.defs.raw_assets import RAW_ASSETS
 from quantmm_resources.lake import LakeLayout, LakeResource
 from quantmm_resources.lake_views import daily_counts
@@ -27,9 +28,8 @@ def readiness_report(
     """Audit the lake as it is now (shared by the asset and `quantmm readiness`); with ``plot``, also write the
     daily coverage heatmap there and name it in the report."""
     counts = daily_counts(lake)
-    settings = get_settings()
-    universe = settings.universe()
-    earliest = counts["date"].min() if len(counts) else settings.first_partition_day
+    universe = get_settings().universe()
+    earliest = counts["date"].min() if len(counts) else first_partition_day()
     window = window_for(mode, today or datetime.now(UTC).date(), lookback_days, earliest)
     report = audit(counts, universe, window)
     if plot is not None:

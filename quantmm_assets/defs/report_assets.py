@@ -1,10 +1,10 @@
 """``backbone_report``: one table ranking the trained backbones and the baselines per symbol and horizon.
 
 It reads every materialized ``trained_backbones`` partition (the out-of-sample predictions) and the run summaries
-beside them, adds the baselines (zero, momentum sign, Ridge on price) on the same folds and rows, and writes the
-report (``core.evaluation_report.build_report``, under the run's ``SignalConfig``) as JSON and Markdown with its
-plots into ``lake/backbone_report/``, into the materialization metadata and, through the ``MlflowTracking``
-resource, into an MLflow run.
+beside them, adds the baselines (zero, momentum sign, Ridge on price) on the same folds and rows, builds the report
+(``core.evaluation.report.build_report``, under the run's ``SignalConfig``) and writes it as JSON and Markdown with
+its plots into the lake's report folder (the lake API), into the materialization metadata and, through the
+``MlflowTracking`` resource, into an MLflow run.
 """
 
 import time
@@ -48,10 +48,9 @@ def backbone_report(
     summaries = lake.run_summaries()
     n_configs = {b: int(s["n_configs"]) for b, s in summaries.items()}
     n_configs |= dict.fromkeys(baselines["backbone"].unique().to_list(), 1)
-    out_dir = lake.report_dir()
     signal = config.signal_config()
-    doc = build_report(predictions, n_configs, out_dir, signal=signal)
-    files = [out_dir / name for name in ("report.json", "report.md", "cumulative_pnl.png", "calibration.png")]
+    report = build_report(predictions, n_configs, signal=signal)
+    files = lake.write_report(report.doc, report.markdown, report.figures)
     mlflow.log_report(files, signal)
     backbones = sorted(trained["backbone"].unique().to_list())
     context.log.info(f"backbone_report: {len(backbones)} backbones + baselines in {time.perf_counter() - started:.1f}s")
@@ -59,9 +58,8 @@ def backbone_report(
         metadata={
             "backbones": ", ".join(backbones),
             "signal_config": signal.config_hash(),
-            "report": dg.MetadataValue.md(doc["markdown"]),
-            "report_json": dg.MetadataValue.path(str(out_dir / "report.json")),
-            "cumulative_pnl": dg.MetadataValue.path(str(out_dir / "cumulative_pnl.png")),
+            "report": dg.MetadataValue.md(report.markdown),
+            **{name.split(".")[0]: dg.MetadataValue.path(str(path)) for name, path in ((p.name, p) for p in files)},
         }
     )
 

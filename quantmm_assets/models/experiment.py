@@ -96,7 +96,7 @@ class Experiment:
 
     def summary(self, metrics: pl.DataFrame) -> dict[str, Any]:
         """Return the run summary: configurations, the folds' choices and fits, and the ``full`` variant's mean
-        Sharpe / rank IC / MAE per horizon from ``metrics`` (``core.evaluation.fold_metrics`` of the predictions)."""
+        Sharpe / rank IC / MAE per horizon from ``metrics`` (``fold_metrics`` of the predictions)."""
         full = metrics.filter(pl.col("variant") == "full")
         by_h = full.group_by("horizon").agg(pl.col("sharpe", "rank_ic", "mae").mean()).sort("horizon")
         return {

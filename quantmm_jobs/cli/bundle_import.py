@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from quantmm_assets.core.schemas import RAW_SCHEMAS
-from quantmm_assets.defs.partitions import partition_symbols
+from quantmm_assets.defs.partitions import first_partition_day, partition_symbols
 from quantmm_assets.defs.raw_assets import RAW_DATE_ASSETS, RAW_MARKET_ASSETS
 from quantmm_jobs.cli.runs import RangeRun, instance_for, run_range
 from quantmm_resources.environment import build_resources
@@ -42,14 +42,13 @@ def plan_import(
     start: date | None,
     end: date | None,
     symbols: list[str] | None,
-    settings: QuantmmSettings | None = None,
 ) -> tuple[list, date, date, list[str]] | None:
     """Assets the bundle fills, and the date range and symbols to materialize them over (None: nothing)."""
     chosen = [a for a in assets if a.key.to_user_string() in coverage]
     if not chosen:
         return None
     cov = {a.key.to_user_string(): coverage[a.key.to_user_string()] for a in chosen}
-    first_partition = date.fromisoformat((settings or get_settings()).partition_start)
+    first_partition = first_partition_day()
     # Clip to the partitions that exist (macro files reach back to 1970; nothing lies after today).
     bundle_lo, bundle_hi = min(c["start"] for c in cov.values()), max(c["end"] for c in cov.values())
     lo = max(start or bundle_lo, first_partition)
@@ -87,8 +86,8 @@ def import_bundle(
     coverage = bundle_coverage(path)
     if not coverage:
         raise ValueError(f"no recognised files in bundle {path} (see docs/bundle.md for the layout)")
-    market = plan_import(coverage, RAW_MARKET_ASSETS, start, end, symbols, settings)
-    dated = plan_import(coverage, RAW_DATE_ASSETS, start, end, None, settings)
+    market = plan_import(coverage, RAW_MARKET_ASSETS, start, end, symbols)
+    dated = plan_import(coverage, RAW_DATE_ASSETS, start, end, None)
     resources = build_resources(settings, source="bundle", bundle_dir=path)
     record_set_aside(path, list(coverage), resources["opstore"])
     instance = instance or instance_for(settings)
@@ -97,7 +96,7 @@ def import_bundle(
         if plan is None or (by_symbol and not plan[3]):  # nothing to import (or only symbols outside the universe)
             continue
         assets, lo, hi, syms = plan
-        report_outside(path, [a.key.to_user_string() for a in assets], lo, hi, settings)
+        report_outside(path, [a.key.to_user_string() for a in assets], lo, hi)
         runs.append(run_range(assets, lo, hi, syms if by_symbol else None, resources, instance))
     return runs
 
@@ -119,9 +118,9 @@ def rows_outside(path: Path, asset: str, lo: date, hi: date) -> tuple[int, int, 
     return before, after, first
 
 
-def report_outside(path: Path, assets: list[str], lo: date, hi: date, settings: QuantmmSettings) -> None:
+def report_outside(path: Path, assets: list[str], lo: date, hi: date) -> None:
     """Print the bundle rows of ``assets`` the import window ``lo..hi`` leaves out, and how to take them in."""
-    first_partition = date.fromisoformat(settings.partition_start)
+    first_partition = first_partition_day()
     for asset in assets:
         before, after, first = rows_outside(path, asset, lo, hi)
         if before:

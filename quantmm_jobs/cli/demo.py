@@ -26,7 +26,7 @@ from quantmm_assets.defs.readiness import default_plot_path, readiness_report
 from quantmm_jobs.cli.printing import print_runs
 from quantmm_jobs.cli.runs import instance_for, run_features, run_raw, run_training
 from quantmm_resources.environment import build_resources
-from quantmm_resources.lake import Lake
+from quantmm_resources.lake import REPORT_JSON, REPORT_MARKDOWN, Lake
 from quantmm_resources.settings import get_settings
 
 # Two purged walk-forward folds of 3 test days (purge = the 7-day label horizon) fit in 45 days of history.
@@ -86,13 +86,13 @@ UNPARTITIONED = {"walk_forward_folds", "backbone_report"}
 
 def _show_report(lake: Lake) -> None:
     """Print the head of the backbone report (ranking of the first symbol per horizon)."""
-    path = lake.report_file("report.json")
+    path = lake.report_file(REPORT_JSON)
     if not path.exists():
         return
     doc = json.loads(path.read_text())
     ranking = pl.DataFrame(doc["ranking"])
     first = ranking["symbol"].min()
-    print(f"\nbackbone report ({lake.report_file('report.md')}), ranking for {first}:")
+    print(f"\nbackbone report ({lake.report_file(REPORT_MARKDOWN)}), ranking for {first}:")
     cols = ["horizon", "rank", "backbone", "mean_sharpe", "mean_rank_ic", "mean_hit_rate", "mean_mae"]
     with pl.Config(tbl_rows=40, tbl_cols=10):
         print(ranking.filter(pl.col("symbol") == first).select(cols))

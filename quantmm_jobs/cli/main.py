@@ -35,7 +35,7 @@ def cmd_bundle_export(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from quantmm_jobs.cli.layers import build_features
+    from quantmm_jobs.cli.layer_commands import build_features
 
     folds = {
         "n_folds": args.folds,
@@ -50,7 +50,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from quantmm_jobs.cli.layers import report_location, train, train_config
+    from quantmm_jobs.cli.layer_commands import report_location, train, train_config
     from quantmm_jobs.cli.runs import instance_for
 
     settings = get_settings()

@@ -1,5 +1,6 @@
 """The lake API: the one owner of partition files, side files and reports."""
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -59,7 +60,7 @@ def test_the_resource_is_the_same_api(tmp_path: Path) -> None:
     resource = LakeResource(base_dir=str(tmp_path))
     resource.write_fold_spec({"n_folds": 2})
     assert Lake(tmp_path).fold_spec() == {"n_folds": 2}
-    assert resource.lake() == Lake(tmp_path) and resource.path == tmp_path
+    assert resource.root == Lake(tmp_path).root == tmp_path
 
 
 def test_bar_span_reads_the_perp_bars_by_default(tmp_path: Path) -> None:
@@ -77,3 +78,17 @@ def test_bar_span_reads_the_perp_bars_by_default(tmp_path: Path) -> None:
     )
     assert bar_span(lake) == (t0, t0, ["BTCUSDT"])
     assert bar_span(lake, market=None) == (t0, t1, ["BTCUSDT", "ETHUSDT"])
+
+
+def test_the_report_is_written_whole_into_the_report_folder(tmp_path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    lake = Lake(tmp_path)
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    paths = lake.write_report({"ranking": [{"rank": 1}]}, "# Backbone comparison\n", {"cumulative_pnl.png": fig})
+    assert [p.name for p in paths] == ["report.json", "report.md", "cumulative_pnl.png"]
+    assert all(p.parent == lake.report_dir() for p in paths)
+    assert json.loads(lake.report_file("report.json").read_text()) == {"ranking": [{"rank": 1}]}
+    assert lake.report_file("cumulative_pnl.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in lake.report_dir().iterdir()) == sorted(p.name for p in paths)  # no temp file left

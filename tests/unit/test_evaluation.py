@@ -29,7 +29,7 @@ from quantmm_assets.core.evaluation.metrics import (
     sharpe_ratio,
     trading_steps,
 )
-from quantmm_assets.core.evaluation.plots import plot_calibration, plot_cumulative_pnl
+from quantmm_assets.core.evaluation.plots import close_figure, plot_calibration, plot_cumulative_pnl
 from quantmm_assets.core.evaluation.report import ablation_table, rank_backbones, report_markdown
 from quantmm_assets.core.signal import SignalConfig, signal, signal_expr
 
@@ -426,13 +426,19 @@ def test_report_markdown_states_configurations_and_tables():
     assert "### 1h" in md and "### 4h" in md and "sharpe_full_minus_no_text" in md and "ece" in md
 
 
-def test_plots_write_png_files(tmp_path: Path):
+def test_plots_render_png_figures(tmp_path: Path):
     run = small_run()
-    for path in (
-        plot_cumulative_pnl(run, tmp_path / "pnl.png"),
-        plot_calibration(calibration_table(run), tmp_path / "sub" / "cal.png", variants=["full"]),
-        plot_cumulative_pnl(run.clear(), tmp_path / "empty.png"),
-    ):
+    figures = {
+        "pnl.png": plot_cumulative_pnl(run),
+        "cal.png": plot_calibration(calibration_table(run), variants=["full"]),
+        "empty.png": plot_cumulative_pnl(run.clear()),
+    }
+    assert len(figures["pnl.png"].axes) == 2  # one subplot per horizon (1h, 4h)
+    assert [a.get_title() for a in figures["empty.png"].axes] == ["Cumulative after-cost PnL"]
+    for name, fig in figures.items():
+        fig.savefig(tmp_path / name)
+        close_figure(fig)
+        path = tmp_path / name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
 
 

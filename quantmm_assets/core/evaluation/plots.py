@@ -1,51 +1,48 @@
-"""Plots of the backbone comparison: cumulative after-cost PnL and confidence reliability diagrams (PNG files)."""
+"""Plots of the backbone comparison: cumulative after-cost PnL and confidence reliability diagrams.
+
+Each returns a matplotlib ``Figure``; writing it (the lake's report folder, an MLflow artifact) is the caller's
+business, outside core."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
+from matplotlib.figure import Figure
 
-from quantmm_assets.core.evaluation.metrics import calibration_table, horizon_order, trading_steps
+from quantmm_assets.core.evaluation.metrics import horizon_order, trading_steps
 from quantmm_assets.core.signal import SignalConfig
+
+
+def close_figure(fig: Figure) -> None:
+    """Release a figure once it has been written (pyplot keeps every open figure alive)."""
+    plt.close(fig)
 
 
 def _horizons(frame: pl.DataFrame) -> list[str]:
     return frame.sort(horizon_order())["horizon"].unique(maintain_order=True).to_list()
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(out, dpi=110)
-    finally:
-        plt.close(fig)
-    return out
-
-
-def _empty(path: str | Path, title: str) -> Path:
+def _empty(title: str) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.set_title(title)
     ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
-    return _save(fig, path)
+    return fig
 
 
 def plot_cumulative_pnl(
     predictions: pl.DataFrame,
-    path: str | Path,
     variants: Sequence[str] | None = None,
     signal: SignalConfig | None = None,
-) -> Path:
-    """Write one subplot per horizon, one line per (backbone, variant): cumulative after-cost PnL over time.
+) -> Figure:
+    """One subplot per horizon, one line per (backbone, variant): cumulative after-cost PnL over time.
 
-    The PnL is that of the non-overlapping steps (:func:`core.evaluation.trading_steps`), summed across symbols
+    The PnL is that of the non-overlapping steps (:func:`core.evaluation.metrics.trading_steps`), summed across symbols
     and folds at each step time, in time order, under the signal ``signal`` (the default when None). ``variants``
     restricts the lines (all when None).
     """
@@ -54,7 +51,7 @@ def plot_cumulative_pnl(
         steps = steps.filter(pl.col("variant").is_in(list(variants)))
     horizons = _horizons(steps)
     if not horizons:
-        return _empty(path, "Cumulative after-cost PnL")
+        return _empty("Cumulative after-cost PnL")
     fig, axes = plt.subplots(len(horizons), 1, figsize=(11, 3.4 * len(horizons)), squeeze=False)
     for ax, horizon in zip(axes[:, 0], horizons, strict=True):
         by_line = steps.filter(pl.col("horizon") == horizon).group_by(["backbone", "variant", "ts_event"])
@@ -71,11 +68,11 @@ def plot_cumulative_pnl(
         ax.legend(fontsize=7, ncol=2, loc="upper left")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
-def plot_calibration(cal_table: pl.DataFrame, path: str | Path, variants: Sequence[str] | None = None) -> Path:
-    """Write a reliability diagram per horizon from :func:`core.evaluation.calibration_table`, with the diagonal."""
+def plot_calibration(cal_table: pl.DataFrame, variants: Sequence[str] | None = None) -> Figure:
+    """A reliability diagram per horizon from :func:`core.evaluation.metrics.calibration_table`, with the diagonal."""
     need = ["backbone", "variant", "horizon", "mean_confidence", "hit_rate"]
     missing = [c for c in need if c not in cal_table.columns]
     if missing:
@@ -83,7 +80,7 @@ def plot_calibration(cal_table: pl.DataFrame, path: str | Path, variants: Sequen
     table = cal_table if variants is None else cal_table.filter(pl.col("variant").is_in(list(variants)))
     horizons = _horizons(table)
     if not horizons:
-        return _empty(path, "Confidence calibration")
+        return _empty("Confidence calibration")
     fig, axes = plt.subplots(1, len(horizons), figsize=(4.2 * len(horizons), 4.4), squeeze=False)
     for ax, horizon in zip(axes[0], horizons, strict=True):
         rows = table.filter(pl.col("horizon") == horizon).sort(["backbone", "variant", "mean_confidence"])
@@ -97,19 +94,4 @@ def plot_calibration(cal_table: pl.DataFrame, path: str | Path, variants: Sequen
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def evaluation_artifacts(predictions: pl.DataFrame, out_dir: Path, signal: SignalConfig | None = None) -> list[Path]:
-    """Write a run's evaluation files into ``out_dir`` and return their paths: the out-of-sample predictions
-    (parquet), the calibration table (CSV), the cumulative PnL and the reliability diagram (PNG)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    predictions.write_parquet(out_dir / "oos_predictions.parquet")
-    cal = calibration_table(predictions)
-    cal.write_csv(out_dir / "calibration.csv")
-    return [
-        out_dir / "oos_predictions.parquet",
-        out_dir / "calibration.csv",
-        plot_cumulative_pnl(predictions, out_dir / "cumulative_pnl.png", signal=signal),
-        plot_calibration(cal, out_dir / "calibration.png"),
-    ]
+    return fig

@@ -1,18 +1,19 @@
-"""Rank the backbones, lay the ablations side by side and write the comparison report (DESIGN section 3).
+"""Rank the backbones, lay the ablations side by side and build the comparison report (DESIGN section 3).
 
-Both tables start from :func:`core.evaluation.fold_metrics` (one row per backbone, variant, fold, symbol, horizon).
+Both tables start from :func:`core.evaluation.metrics.fold_metrics` (one row per backbone, variant, fold, symbol,
+horizon).
 A baseline is a row whose backbone is one of ``BASELINES`` (they run as variant ``full``) or whose variant is not an
 ablation variant (``full / no_text / no_macro / event_window``); the latter is named by its variant.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
+from matplotlib.figure import Figure
 
 from quantmm_assets.core.evaluation.bootstrap import ablation_significance
 from quantmm_assets.core.evaluation.metrics import (
@@ -174,17 +175,24 @@ def report_markdown(
     return "\n".join(parts)
 
 
+@dataclass(frozen=True)
+class ComparisonReport:
+    """The comparison of backbones and baselines: the JSON document, its Markdown and the figures."""
+
+    doc: dict[str, Any]
+    markdown: str
+    figures: dict[str, Figure]  # file name -> figure (the cumulative PnL and the reliability diagram)
+
+
 def build_report(
     predictions: pl.DataFrame,
     n_configs: dict[str, int],
-    out_dir: Path,
     n_boot: int = 300,
     signal: SignalConfig | None = None,
-) -> dict[str, Any]:
-    """Write report.json / report.md / plots of the comparison into ``out_dir`` and return the JSON document
-    (plus ``markdown``). The significance of ``full - no_text`` is over the backbones' rows (baselines left out)."""
+) -> ComparisonReport:
+    """The comparison of ``predictions`` under ``signal`` (the default when None): ranking, ablations, the
+    significance of ``full - no_text`` over the backbones' rows (baselines left out), calibration, figures."""
     signal = signal or SignalConfig()
-    out_dir.mkdir(parents=True, exist_ok=True)
     metrics = fold_metrics(predictions, signal)
     ranking = rank_backbones(metrics)
     ablation = ablation_table(metrics)
@@ -194,7 +202,7 @@ def build_report(
     significance = ablation_significance(trained, "full", "no_text", "rank_ic", n_boot=n_boot)
     markdown = report_markdown(ranking, ablation, ece, n_configs, significance, signal)
     doc = {
-        "signal_config": {**signal.as_params(), "signal.config_hash": signal.config_hash()},
+        "signal_config": signal.record(),
         "ranking": ranking.to_dicts(),
         "ablation": ablation.to_dicts(),
         "text_significance": significance.to_dicts(),
@@ -203,8 +211,8 @@ def build_report(
         "fold_metrics": metrics.to_dicts(),
         "n_configs": n_configs,
     }
-    (out_dir / "report.json").write_text(json.dumps(doc, indent=1, default=str))
-    (out_dir / "report.md").write_text(markdown)
-    plot_cumulative_pnl(predictions, out_dir / "cumulative_pnl.png", variants=["full"], signal=signal)
-    plot_calibration(cal, out_dir / "calibration.png", variants=["full"])
-    return doc | {"markdown": markdown}
+    figures = {
+        "cumulative_pnl.png": plot_cumulative_pnl(predictions, variants=["full"], signal=signal),
+        "calibration.png": plot_calibration(cal, variants=["full"]),
+    }
+    return ComparisonReport(doc, markdown, figures)

@@ -4,8 +4,8 @@
   available at t, their availability recomputed from ``ts_event`` by ``core.availability`` (never the
   ``ts_available`` column of the lake), and compare with the stored row. A stored value that needed an input
   published after t (a feature shifted into the future, a macro value used before its release) differs.
-- ``truncation_invariance`` (``core.leakage_truncation``): data cut at instants on the 5m grid.
-- label alignment, text item availability, fold hygiene: ``core.leakage_derived``.
+- ``truncation_invariance`` (``core.leakage.truncation``): data cut at instants on the 5m grid.
+- label alignment, text item availability, fold hygiene: ``core.leakage.derived``.
 
 Every check returns a ``LeakageOutcome`` that counts what it compared: one that compared nothing says so
 (``compared_nothing``) and is not a pass. Values are equal when ``|a - b| <= 1e-9 * max(1, |a|, |b|)`` (nulls

@@ -1,4 +1,4 @@
-"""Text features of one symbol on a dense 5m grid, from the scored items of ``core.text_scoring``.
+"""Text features of one symbol on a dense 5m grid, from the scored items of ``core.text.scoring``.
 
 Pure numpy/polars (no Dagster, no I/O), no loops over rows. An item counts in bucket ``t`` when its
 ``ts_available`` is in ``(t - 5m, t]``; a window ``W`` at ``t`` is ``(t - W, t]``, i.e. the last ``W / 5m``
@@ -119,7 +119,7 @@ def _grid(start: datetime, n: int) -> pl.Series:
 def text_bucket_features(items: pl.DataFrame, symbol: str, start: datetime, end: datetime) -> pl.DataFrame:
     """Dense 5m rows ``t = start, start + 5m, ... < end`` of ``TEXT_BUCKET_FEATURES`` for ``symbol``.
 
-    ``items`` are ``core.text_scoring.text_items`` rows (any history; only the last day before ``start``
+    ``items`` are ``core.text.scoring.text_items`` rows (any history; only the last day before ``start``
     is read). Counts are Int32; ratios, sentiments, growth, density and z-scores Float64 (null where undefined).
     """
     n = grid_size(start, end)

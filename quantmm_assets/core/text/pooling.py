@@ -1,7 +1,7 @@
 """Pool text embeddings into per-time post and comment latents of one symbol (sparse 5m grid).
 
 Pure numpy/scipy/polars (no Dagster, no I/O). At each grid time ``t`` the posts (and, separately, the
-comments) available in ``(t - window, t]`` are averaged with the weights of ``core.text_features``:
+comments) available in ``(t - window, t]`` are averaged with the weights of ``core.text.features``:
 ``1 + ln(1 + max(engagement, 0))`` once the engagement is observed (``engagement_observed_at <= t``), else 1.
 The item-to-row memberships form a sparse weight matrix (about ``window / 5m`` entries per item), so every row
 is one sparse product away, with no loop over the grid.
@@ -59,7 +59,7 @@ def pool_latents(
 ) -> pl.DataFrame:
     """Weighted mean post and comment embeddings at the grid times ``start + i * 5m < end`` that have text.
 
-    ``vectors[i]`` embeds ``items`` row ``i`` (``core.text_scoring.text_items`` rows). A row is emitted for
+    ``vectors[i]`` embeds ``items`` row ``i`` (``core.text.scoring.text_items`` rows). A row is emitted for
     every grid time with at least one item available in ``(t - window, t]``; a kind without items there has a
     null latent and a zero count.
     """

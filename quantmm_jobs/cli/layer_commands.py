@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from quantmm_assets.defs.partitions import partition_symbols
+from quantmm_assets.defs.partitions import first_partition_day, partition_symbols
 from quantmm_jobs.cli.runs import RangeRun, instance_for, run_features, run_training
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake_views import bar_span
@@ -45,6 +45,18 @@ def build_features(
             f"the lake {settings.lake_dir} holds no market_bars_5m: import data first (`quantmm bundle import DIR`)"
         )
     start, end, symbols = start or span[0], end or span[1], symbols or span[2]
+    first = first_partition_day()
+    if end < first:
+        raise ValueError(
+            f"nothing to build: {start}..{end} ends before the first partition day {first} "
+            "(QUANTMM_PARTITION_START; the partitions definition is loaded once per code location)"
+        )
+    if start < first:
+        print(
+            f"quantmm features: {start} is before the first partition day {first} (QUANTMM_PARTITION_START); "
+            f"building from {first}"
+        )
+        start = first
     if start > end or not symbols:
         raise ValueError(f"nothing to build: {start}..{end} x {symbols}")
     print(f"quantmm features: {start} .. {end} x {', '.join(symbols)} (lake {settings.lake_dir})")
