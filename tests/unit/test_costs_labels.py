@@ -192,3 +192,16 @@ def test_duplicate_bars_are_rejected():
     )
     with pytest.raises(ValueError, match="spread: duplicate"):
         labels_multi_horizon(bars(CLOSES), spread, T0, T0 + 6 * BAR, CostConfig(), SMALL)
+
+
+def test_cost_uses_the_rows_own_symbol_spread():
+    """Two symbols, a spread only for Y at T0: X's cost is fee + slippage alone, Y's adds Y's impact."""
+    spread = pl.DataFrame(
+        {"symbol": ["Y"], "ts_event": [T0], "cs_spread_1d": [0.004]},
+        schema={"symbol": pl.Utf8, "ts_event": pl.Datetime("us", "UTC"), "cs_spread_1d": pl.Float64},
+    )
+    both = pl.concat([bars(CLOSES, symbol="X"), bars(CLOSES, symbol="Y")])
+    out = labels_multi_horizon(both, spread, T0, T0 + 6 * BAR, CostConfig(), SMALL)
+    x, y = (out.filter((pl.col("symbol") == s) & (pl.col("ts_event") == T0)) for s in ("X", "Y"))
+    assert x["cost"].to_list() == pytest.approx([1e-3, 1e-3], abs=1e-15)  # 2 x (4 + 1) bps, no impact
+    assert y["cost"].to_list() == pytest.approx([5e-3, 5e-3], abs=1e-15)  # 2 x (5 bps + 0.5 x 0.004)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -11,6 +12,7 @@ from quantmm_assets.core.folds import (
     FoldSpec,
     assign_samples,
     fold_violations,
+    refit_intervals,
     walk_forward_folds,
 )
 
@@ -248,3 +250,35 @@ def test_each_fold_number_is_one_interval_set_whatever_the_data_end():
         assert te <= last - SPEC.purge < te + 30 * D
     # LAST - purge is 21 days past window 7's end: ~100 days more complete windows 8 (after 9 days) .. 11 (99 days)
     assert newest == sorted(newest) and (newest[0], newest[-1]) == (7, 11) and len(seen) == 12 - 5
+
+
+def test_refit_trains_until_an_embargo_before_the_newest_complete_labels():
+    """Final refit over 2025-01-01 .. 2025-04-01 with purge 7 days and embargo 2 days, all instants by hand.
+
+    Labels are complete for samples up to 04-01 - 7d = 03-25; the embargo takes 2 days more: train ends 03-23.
+    The inner split cuts [01-01, 03-23) (81 days) into three 27-day validation blocks: 01-01, 01-28, 02-24.
+    """
+    spec = FoldSpec(min_train_days=30, purge=7 * D, embargo=2 * D, inner_k=3)
+    md = [(1, 1), (1, 21), (1, 28), (2, 6), (2, 17), (2, 24), (3, 5), (3, 23)]
+    jan1, jan21, jan28, feb6, feb17, feb24, mar5, mar23 = (datetime(2025, m, d, tzinfo=UTC) for m, d in md)
+    df = refit_intervals(jan1, datetime(2025, 4, 1, tzinfo=UTC), spec)
+    assert df.schema == pl.Schema(FOLD_SCHEMA) and fold_numbers(df) == [REFIT_FOLD]
+    assert interval(df, REFIT_FOLD, "walk_forward", "train") == [(jan1, mar23)]
+    assert interval(df, REFIT_FOLD, "walk_forward", "test") == []
+    assert fold_violations(df, spec.purge, spec.embargo) == ["fold -1 walk_forward: no test interval"]  # inner: clean
+    assert [interval(df, REFIT_FOLD, "inner", "validation", i) for i in range(3)] == [
+        [(jan1, jan28)],
+        [(jan28, feb24)],
+        [(feb24, mar23)],
+    ]
+    assert interval(df, REFIT_FOLD, "inner", "train", 0) == [(feb6, mar23)]  # 01-28 + purge + embargo
+    assert interval(df, REFIT_FOLD, "inner", "train", 1) == [(jan1, jan21), (mar5, mar23)]  # 02-24 + 9d
+    assert interval(df, REFIT_FOLD, "inner", "train", 2) == [(jan1, feb17)]  # 02-24 - purge
+    # Rolling: the last 40 train days before the same end, 03-23 - 40d = 02-11.
+    rolling = refit_intervals(jan1, datetime(2025, 4, 1, tzinfo=UTC), replace(spec, expanding=False, train_days=40))
+    assert interval(rolling, REFIT_FOLD, "walk_forward", "train") == [(datetime(2025, 2, 11, tzinfo=UTC), mar23)]
+    # Data to 02-09: train [01-01, 01-31), exactly min_train_days; one day less is too short.
+    feb9 = datetime(2025, 2, 9, tzinfo=UTC)
+    assert interval(refit_intervals(jan1, feb9, spec), REFIT_FOLD, "walk_forward", "train") == [(jan1, feb9 - 9 * D)]
+    with pytest.raises(ValueError, match="shorter than min_train_days"):
+        refit_intervals(jan1, feb9 - D, spec)
