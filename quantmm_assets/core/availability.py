@@ -136,14 +136,15 @@ def macro_available(ts_event: pl.Expr, series_id: pl.Expr) -> pl.Expr:
 
 
 # How long after a day ends its last rows can still become available (the latest ts_available of a day's rows
-# minus the day's end): a partition is complete once that has passed. Macro: weekly series are released up to
-# a week after the observation (holidays included).
+# minus the day's end): a partition is complete once that has passed. Macro: a weekly series is released up to a
+# week after the observation, and a release day that falls on closed days rolls forward: two closed days in a row
+# (Hurricane Sandy, 2012-10-29/30; Christmas + New Year) put the latest release 8 days 22 hours after its day.
 SETTLE_LAGS: dict[str, timedelta] = {
     "market_bars_5m": timedelta(0),
     "funding_rates": timedelta(0),
     "open_interest": timedelta(0),
     "derivatives_metrics": timedelta(0),
-    "macro_series": timedelta(days=8),
+    "macro_series": timedelta(days=9),
     "social_posts_raw": DEFAULT_SOCIAL_INGEST_DELAY,
     "social_comments_raw": DEFAULT_SOCIAL_INGEST_DELAY,
 }

@@ -138,14 +138,16 @@ def test_macro_settle_lag_covers_the_latest_release_of_a_day():
     assert utc(2025, 12, 25) + settle_lag("macro_series") >= utc(2025, 12, 26, 14)
 
 
-def test_macro_settle_lag_bounds_every_day_and_series_2013_2040():
-    """The same rule over every observation day from 2013 to 2040, for every series.
-
-    Not from 1990: a weekly release rolled over two closed days ends 8 days 22 hours after its day (Mon
-    2012-10-22 -> Mon 10-29 and Tue 10-30 closed for Hurricane Sandy -> Wed 2012-10-31 22:00 UTC; also
-    2006-12-25 -> 2007-01-03), past the 8-day lag: harmless for partitions from 2024 on, reported in issue 11.
+def test_macro_settle_lag_bounds_every_day_and_series_1990_2040():
+    """The same rule over every observation day from 1990 to 2040, for every series (users bring history from
+    before the default partition start). The worst case is a weekly release rolled over two closed days: Mon
+    2012-10-22 -> Mon 10-29 and Tue 10-30 closed for Hurricane Sandy -> Wed 2012-10-31 22:00 UTC, 8 days 22 hours
+    after its day; an 8-day lag called that partition complete a day early.
     """
-    days = pl.date_range(date(2013, 1, 1), date(2040, 12, 20), "1d", eager=True)
+    assert utc(2012, 10, 31, 22) - utc(2012, 10, 23) == timedelta(days=8, hours=22)
+    sandy = pl.DataFrame({"ts_event": [utc(2012, 10, 22)], "series_id": ["dollar_index"]})
+    assert sandy.select(macro_available(pl.col("ts_event"), pl.col("series_id"))).item() == utc(2012, 10, 31, 22)
+    days = pl.date_range(date(1990, 1, 1), date(2040, 12, 20), "1d", eager=True)
     series = ["vix", "us10y", "dollar_index", "dxy_ice", "tnx_cboe"]
     frame = pl.DataFrame({"day": days}).join(pl.DataFrame({"series_id": series}), how="cross")
     frame = frame.with_columns(ts_event=pl.col("day").cast(TS))
