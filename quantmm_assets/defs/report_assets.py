@@ -8,6 +8,7 @@ its plots into the lake's report folder (the lake API), into the materialization
 """
 
 import time
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -59,9 +60,14 @@ def backbone_report(
             "backbones": ", ".join(backbones),
             "signal_config": signal.config_hash(),
             "report": dg.MetadataValue.md(report.markdown),
-            **{name.split(".")[0]: dg.MetadataValue.path(str(path)) for name, path in ((p.name, p) for p in files)},
+            # report_json, report_md, cumulative_pnl, calibration
+            **{_metadata_key(p): dg.MetadataValue.path(str(p)) for p in files},
         }
     )
+
+
+def _metadata_key(path: Path) -> str:
+    return path.stem if path.suffix == ".png" else path.name.replace(".", "_")
 
 
 MODEL_ASSETS = [trained_backbones, backbone_report]
