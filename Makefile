@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 ENSURE_DAGSTER_HOME = $(PY) -c "from quantmm_resources.environment import ensure_dagster_home; \
 	from quantmm_resources.settings import get_settings; ensure_dagster_home(get_settings())"
 
-.PHONY: setup demo test bench ui validate lint lock clean
+.PHONY: setup demo test bench mutate ui validate lint lock clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ bench: setup
 	$(PY) -m bench ingest
 	$(PY) -m bench features --home $(QUANTMM_HOME)-bench
 	$(PY) -m bench train --home $(QUANTMM_HOME)-bench
+
+# Mutation-test the rule-bearing core modules (mutation/mutation.toml; docs/mutation.md). A report: exits 0.
+mutate: setup
+	$(PY) mutation/run.py
 
 ui: setup
 	@$(ENSURE_DAGSTER_HOME)
