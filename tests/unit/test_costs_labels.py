@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -69,6 +70,22 @@ def test_cost_config_params_and_hash():
     assert len(a.config_hash()) == 12 and a.config_hash() == CostConfig().config_hash() != b.config_hash()
     with pytest.raises(ValueError, match="fee_bps"):
         CostConfig(fee_bps=-1.0)
+
+
+def test_config_hash_is_the_sorted_json_digest_of_the_fields_as_floats():
+    # The rule: the first 12 hex digits of sha256 over the fields as floats in JSON with sorted keys. Keyword order
+    # at construction is not observable (asdict always yields field order: fee_bps, slippage_bps, impact_coef, ...),
+    # but that field order is not sorted, so the digest pinned here from the hand-written sorted text is what
+    # tells a hash without sort_keys apart.
+    text = (
+        '{"fee_bps": 4.0, "horizon_coef_bps_per_day": 0.0, "impact_coef": 0.5, "slippage_bps": 1.0, '
+        '"turnover_coef": 1.0}'
+    )
+    assert CostConfig().config_hash() == hashlib.sha256(text.encode()).hexdigest()[:12]
+    assert CostConfig(fee_bps=4, turnover_coef=1).config_hash() == CostConfig().config_hash()  # ints hash as floats
+    a = CostConfig(slippage_bps=2.0, fee_bps=3.0)
+    assert a.config_hash() == CostConfig(fee_bps=3.0, slippage_bps=2.0).config_hash() != CostConfig().config_hash()
+    assert CostConfig(horizon_coef_bps_per_day=0.0).config_hash() == CostConfig().config_hash()  # 0 is allowed
 
 
 def test_six_bars_hand_checked():
