@@ -315,8 +315,15 @@ def test_fold_spec_accepts_the_boundary_and_refuses_the_first_value_past_it(ok: 
 
 
 def test_expanding_spec_ignores_train_days():
-    """``train_days`` is the rolling length only: an expanding spec may have it below ``min_train_days``."""
+    """``train_days`` is the rolling length only: an expanding spec may have it below ``min_train_days``, and its
+    train windows (walk-forward and refit) still start at the first sample, however much longer than it they are."""
     assert FoldSpec(expanding=True, min_train_days=120, train_days=1).train_days == 1
+    spec = FoldSpec(expanding=True, min_train_days=30, train_days=30)
+    df = walk_forward_folds(FIRST, LAST, spec)
+    for f in fold_numbers(df):
+        ((s, e),) = interval(df, f, "walk_forward", "train")
+        assert s == FIRST and e - s > 30 * D
+    assert interval(refit_intervals(FIRST, LAST, spec), REFIT_FOLD, "walk_forward", "train") == [(FIRST, LAST - 8 * D)]
 
 
 # A spec with every field off its default; its plain form and sorted JSON written out by hand.
@@ -408,6 +415,9 @@ def test_inner_blocks_split_to_the_floored_microsecond():
     With nothing to purge, the train parts touch their validation block, and the empty part of the first and last
     blocks is left out.
     """
+    # Equivalent mutants (docs/mutation.md): in _split, a float span (`/` for `//`) is the same integer for spans
+    # below 2**53 us (285 years); `strict` of the zip is moot (k edges and k edges). In walk_forward_folds and
+    # refit_intervals, `orient="row"` dropped or None: polars reads a list of dicts as rows anyway.
     spec = FoldSpec(min_train_days=1, purge=0 * D, embargo=0 * D, inner_k=3)
     us = timedelta(microseconds=1)
     e0, e1, e2, e3 = FIRST, FIRST + D, FIRST + 2 * D + us, FIRST + 3 * D + 2 * us
@@ -481,6 +491,8 @@ def test_fold_violations_clean_at_every_bound():
 
 
 def test_fold_violations_names_every_defect_in_order():
+    # Groups are reported by (fold, kind, inner) with no inner first; any negative stand-in for "no inner" sorts
+    # the same (inner indices are >= 0), so the mutant -1 -> -2 in the sort key is equivalent.
     rows = [
         (0, "outer", None, "train", 0, 1),  # unknown kind
         (0, "inner", 0, "test", 0, 1),  # unknown role for its kind
@@ -490,6 +502,7 @@ def test_fold_violations_names_every_defect_in_order():
         (2, "walk_forward", None, "test", 17, 20),  # overlaps fold 1's test window
         (0, "walk_forward", None, "train", 0, 10),
         (0, "walk_forward", None, "test", 12, 15),
+        (4, "walk_forward", None, "test", 12, 12),  # empty: overlaps nothing, not even fold 0's window at 12
         (0, "inner", 1, "validation", 5, 10),
         (0, "inner", 1, "train", 0, 4.5),  # half a day short of the purge
         (0, "inner", 1, "train", None, 4),  # null start
@@ -504,6 +517,7 @@ def test_fold_violations_names_every_defect_in_order():
     assert fold_violations(frame(rows), D, D) == [
         "fold 0: unknown kind/role 'outer'/'train'",
         "fold 0: unknown kind/role 'inner'/'test'",
+        "fold 4 walk_forward inner=None test: empty interval",
         "fold 0 inner inner=1 train: empty interval",
         "fold 0 inner inner=0 train: empty interval",
         "fold 0: inner row without an inner index",
