@@ -97,8 +97,8 @@ class LakeLayout:
         return base / key / FILE_NAME
 
     def has(self, asset: str) -> bool:
-        """Whether any partition file of ``asset`` exists."""
-        return bool(self.files(asset, required=False))
+        """Whether any partition file of ``asset`` exists (stops at the first one found)."""
+        return next(self.asset_dir(asset).glob(f"**/{FILE_NAME}"), None) is not None
 
     def files(self, asset: str, required: bool = True) -> list[Path]:
         """Every partition file of ``asset`` (sorted); raise ValueError when there is none and ``required``."""

@@ -61,11 +61,10 @@ def plan_import(
             f"partitions run from QUANTMM_PARTITION_START={first_partition} to today; all {rows:,} rows of these "
             "assets lie outside the window" + (f": {hint}" if hint else "")
         )
-    in_universe = [s for c in cov.values() for s in c["symbols"] if s in partition_symbols()]
-    syms = sorted(
-        set(symbols or in_universe), key=lambda s: partition_symbols().index(s) if s in partition_symbols() else -1
-    )
-    unknown = [s for s in syms if s not in partition_symbols()]
+    universe = partition_symbols()
+    in_universe = [s for c in cov.values() for s in c["symbols"] if s in universe]
+    syms = sorted(set(symbols or in_universe), key=lambda s: universe.index(s) if s in universe else -1)
+    unknown = [s for s in syms if s not in universe]
     if unknown:
         raise ValueError(f"symbols not in the universe: {unknown}; {UNIVERSE_HINT}")
     return chosen, lo, hi, syms
