@@ -12,7 +12,15 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 import pytest
 
-from quantmm_assets.core.availability import macro_available, period_available, settle_lag, us_market_holidays
+from quantmm_assets.core.availability import (
+    bar_available,
+    funding_available,
+    macro_available,
+    period_available,
+    settle_lag,
+    social_available,
+    us_market_holidays,
+)
 from quantmm_assets.core.ingest import IngestParams, normalize
 from quantmm_resources.settings import get_settings
 
@@ -155,3 +163,26 @@ def test_macro_settle_lag_bounds_every_day_and_series_1990_2040():
         (macro_available(pl.col("ts_event"), pl.col("series_id")) - pl.col("ts_event") - pl.duration(days=1)).max()
     ).item()
     assert lag <= settle_lag("macro_series")
+
+
+def test_bars_funding_and_social_items_are_known_at_their_own_instants():
+    """A 5m bar opened at 12:00 is known at its close 12:05; a funding rate at its settlement 08:00 itself (an
+    exchange stamping it 08:00:00.001 is known 1 ms later, never earlier); a post published 12:00 is seen by the
+    10-minute crawler at 12:10."""
+    t = pl.DataFrame({"ts_event": [utc(2025, 3, 10, 12), utc(2025, 3, 10, 8) + timedelta(milliseconds=1)]})
+    known = t.select(
+        bar=bar_available(pl.col("ts_event")),
+        funding=funding_available(pl.col("ts_event")),
+        social=social_available(pl.col("ts_event")),
+    )
+    assert known["bar"].to_list() == [utc(2025, 3, 10, 12, 5), utc(2025, 3, 10, 8, 5) + timedelta(milliseconds=1)]
+    assert known["funding"].to_list() == t["ts_event"].to_list()
+    assert known["social"][0] == utc(2025, 3, 10, 12, 10)
+
+
+def test_a_monday_weekly_release_lands_on_the_next_monday_from_every_weekday():
+    """dollar_index (weekly, Monday 22:00 UTC): an observation on any day of the week 2025-03-10 (Mon) .. 03-16 (Sun)
+    is released Mon 03-17 22:00. (A mutant that counts two days short lands on the Saturday before and is rolled
+    forward to that same Monday: equivalent for a Monday release, so it is not caught here by design.)"""
+    days = [date(2025, 3, 10) + timedelta(days=k) for k in range(7)]
+    assert macro_avail("dollar_index", *days) == [utc(2025, 3, 17, 22)] * 7
