@@ -167,15 +167,18 @@ def test_differences_count_a_row_on_one_side_only() -> None:
     stored = frame([(NOON, 18.0), (NOON + BAR, 18.0)])
     assert differences(stored, stored, "x") == []
     lacks = differences(stored, frame([(NOON, 18.0)]), "x")
-    assert lacks == [
-        f"x: {SYM} {NOON + BAR} vix: stored 18 vs recomputed None",
-        f"x: {SYM} {NOON + BAR} engagement: stored 0 vs recomputed None",
-    ]
+    assert lacks == [f"x: {SYM} {NOON + BAR}: row missing from recomputation"]
     extra = differences(stored, frame([(NOON, 18.0), (NOON + BAR, 18.0), (NOON + 2 * BAR, 20.0)]), "x")
-    assert extra == [
-        f"x: {SYM} {NOON + 2 * BAR} vix: stored None vs recomputed 20",
-        f"x: {SYM} {NOON + 2 * BAR} engagement: stored None vs recomputed 0",
-    ]
+    assert extra == [f"x: {SYM} {NOON + 2 * BAR}: row not in stored"]
+
+
+def test_a_row_on_one_side_only_is_a_difference_even_when_all_its_values_are_null() -> None:
+    # the planted bug: a full join gives nulls on both sides for such a row, and null equals null
+    blank = pl.DataFrame([(SYM, NOON + BAR, NOON + BAR, None, None)], schema=ROW_SCHEMA, orient="row")
+    stored = frame([(NOON, 18.0)])
+    both = pl.concat([stored, blank])
+    assert differences(stored, both, "x") == [f"x: {SYM} {NOON + BAR}: row not in stored"]
+    assert differences(both, stored, "x") == [f"x: {SYM} {NOON + BAR}: row missing from recomputation"]
 
 
 def test_a_rebuild_that_lacks_the_stored_row_fails_asof_alignment() -> None:
@@ -186,7 +189,7 @@ def test_a_rebuild_that_lacks_the_stored_row_fails_asof_alignment() -> None:
 
     out = asof_alignment(stored, raw(), nothing, [(SYM, NOON)], "m")
     assert not out.passed and out.checked == 1
-    assert any("vix: stored 18 vs recomputed None" in f for f in out.failures), out.failures
+    assert out.failures == [f"m row at 2025-03-11 12:00: {SYM} {NOON}: row missing from recomputation"]
 
 
 def test_a_stored_frame_missing_a_row_or_holding_an_extra_one_fails_truncation() -> None:
@@ -196,10 +199,12 @@ def test_a_stored_frame_missing_a_row_or_holding_an_extra_one_fails_truncation()
     assert truncation_invariance(raw(), build, [cut], lookback, "t", HOUR, full=stored).passed
     gap = stored.filter(pl.col("ts_event") != NOON + 6 * BAR)  # the rebuild has a row the lake lacks
     out = truncation_invariance(raw(), build, [cut], lookback, "t", HOUR, full=gap)
-    assert not out.passed and any("12:30:00+00:00 vix: stored None vs recomputed 18" in f for f in out.failures)
+    where = "t data cut at 2025-03-11 13:00 and at the look-back"
+    assert not out.passed and out.failures == [f"{where}: {SYM} {NOON + 6 * BAR}: row not in stored"]
     odd = pl.concat([stored, frame([(NOON + 7 * BAR + timedelta(minutes=1), 18.0)])]).sort("ts_event")
     out = truncation_invariance(raw(), build, [cut], lookback, "t", HOUR, full=odd)  # the lake has a row too many
-    assert not out.passed and any("12:36:00+00:00 vix: stored 18 vs recomputed None" in f for f in out.failures)
+    missing = f"{where}: {SYM} {NOON + 7 * BAR + timedelta(minutes=1)}: row missing from recomputation"
+    assert not out.passed and out.failures == [missing]
 
 
 # --- engagement known only from its observation -------------------------------------------------------------------

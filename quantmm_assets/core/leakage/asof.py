@@ -8,8 +8,9 @@
 - label alignment, text item availability, fold hygiene: ``core.leakage.derived``.
 
 Every check returns a ``LeakageOutcome`` that counts what it compared: one that compared nothing says so
-(``compared_nothing``) and is not a pass. Values are equal when ``|a - b| <= 1e-9 * max(1, |a|, |b|)`` (nulls
-equal nulls; latent vectors element-wise).
+(``compared_nothing``) and is not a pass. Numbers are equal when ``|a - b| <= 1e-9 * max(1, |a|, |b|)`` (NaN and
+null equal each other only); latent vectors element-wise within ``1e-6 * max(1, |x|, |y|)``; anything else exactly
+(nulls equal nulls). A row in one frame only is a difference whatever its values (``differences``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from quantmm_assets.core.features.matrix import RawInputs, raw_window
 TOLERANCE = 1e-9
 Builder = Callable[[RawInputs, datetime, datetime], pl.DataFrame]
 KEYS = ["symbol", "ts_event"]
+PRESENT = "__present"  # marks the rows of each side in the full join of ``differences``
 
 
 @dataclass
@@ -107,21 +109,35 @@ def as_known_at(
 
 
 def differences(expected: pl.DataFrame, got: pl.DataFrame, label: str, limit: int = 20) -> list[str]:
-    """Cells where two frames keyed by (symbol, ts_event) differ beyond the tolerance (missing rows count)."""
+    """Where two frames keyed by (symbol, ts_event) differ, at most ``limit`` messages, in key order: a row in one
+    frame only, whatever its values (nulls too), is "row missing from recomputation" (``expected`` only) or "row
+    not in stored" (``got`` only); then, on the rows of both, the cells that differ beyond the tolerance
+    (``ts_available`` not compared); last, a line naming the columns of ``expected`` that ``got`` lacks."""
     out: list[str] = []
-    joined = expected.join(got, on=KEYS, how="full", suffix="__got", coalesce=True)
+    mark = pl.lit(True).alias(PRESENT)
+    joined = (
+        expected.with_columns(mark)
+        .join(got.with_columns(mark), on=KEYS, how="full", suffix="__got", coalesce=True)
+        .sort(KEYS)
+    )
+    in_expected = joined[PRESENT].fill_null(False).to_numpy()
+    in_got = joined[f"{PRESENT}__got"].fill_null(False).to_numpy()
+    for i in np.flatnonzero(in_expected != in_got)[:limit]:
+        where = "row missing from recomputation" if in_expected[i] else "row not in stored"
+        out.append(f"{label}: {joined['symbol'][int(i)]} {joined['ts_event'][int(i)]}: {where}")
+    both = joined.filter(pl.Series(in_expected & in_got))
     for name in expected.columns:
-        if name in KEYS or name == "ts_available" or f"{name}__got" not in joined.columns:
-            continue
-        a, b = joined[name], joined[f"{name}__got"]
-        bad = _unequal(a, b)
-        for i in np.flatnonzero(bad)[: max(0, limit - len(out))]:
-            out.append(
-                f"{label}: {joined['symbol'][int(i)]} {joined['ts_event'][int(i)]} {name}: "
-                f"stored {_show(a[int(i)])} vs recomputed {_show(b[int(i)])}"
-            )
         if len(out) >= limit:
             break
+        if name in KEYS or name == "ts_available" or f"{name}__got" not in both.columns:
+            continue
+        a, b = both[name], both[f"{name}__got"]
+        bad = _unequal(a, b)
+        for i in np.flatnonzero(bad)[: limit - len(out)]:
+            out.append(
+                f"{label}: {both['symbol'][int(i)]} {both['ts_event'][int(i)]} {name}: "
+                f"stored {_show(a[int(i)])} vs recomputed {_show(b[int(i)])}"
+            )
     missing = [c for c in expected.columns if c not in got.columns]
     if missing:
         out.append(f"{label}: recomputation lacks columns {missing[:5]}")
