@@ -39,8 +39,7 @@ def unequal_rows(dtype: pl.DataType, cases: list[tuple[object, object, bool]]) -
 
 
 def test_numbers_within_one_billionth_relative_are_equal_nan_and_null_equal_each_other_only() -> None:
-    # equivalent mutants: ``np.where(nx & ny, ...)`` (one NaN: ``~close`` is True anyway, NaN compares false) and
-    # ``np.errstate(invalid=None)`` (only a RuntimeWarning on inf - inf; infinities are compared wrongly, reported)
+    # equivalent mutant: ``np.errstate(invalid=None)`` (only a RuntimeWarning on inf - inf, whose result is replaced)
     cases = [
         (0.0, 1e-9, True),  # |d| = 1e-9 = the bound itself (1e-9 * max(1, ...) = 1e-9 below 1)
         (0.0, 1.5e-9, False),  # over the bound: values below 1 are held to 1e-9 absolute
@@ -60,6 +59,16 @@ def test_numbers_within_one_billionth_relative_are_equal_nan_and_null_equal_each
     assert reported == expected
 
 
+def test_an_infinity_equals_only_the_same_infinity() -> None:
+    """|inf - 1| <= 1e-9 * inf holds: a relative bound alone would call a stored infinity equal to any finite
+    rebuild (a planted leak producing inf would pass), and inf - inf is NaN (two equal infinities unequal)."""
+    inf = float("inf")
+    cases = [(inf, inf, True), (-inf, -inf, True), (inf, 1.0, False), (1.0, -inf, False), (inf, -inf, False)]
+    cases += [(inf, NAN, False), (NAN, -inf, False), (inf, None, False)]
+    reported, expected = unequal_rows(pl.Float64, cases)
+    assert reported == expected
+
+
 def test_integers_are_numbers_too() -> None:
     reported, expected = unequal_rows(pl.Int64, [(5, 5, True), (5, 6, False), (None, 5, False), (None, None, True)])
     assert reported == expected
@@ -75,6 +84,8 @@ def test_vectors_are_equal_element_wise_within_one_millionth_relative(dtype: pl.
         ([0.0, 0.0], [0.0, 1.5e-6], False),  # one element over the bound is enough
         ([-1000.0, 0.0], [-1000.001, 0.0], True),  # 1e-3 <= 1e-6 * 1000.001, by magnitude
         ([1.0, 2.0], [1.0, 2.1], False),
+        ([1.0, float("inf")], [1.0, 5.0], False),  # an infinite element equals only the same infinity
+        ([1.0, float("inf")], [1.0, float("inf")], True),
         ([0.0, 0.0], None, False),
         (None, None, True),
     ]

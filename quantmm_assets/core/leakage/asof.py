@@ -150,6 +150,16 @@ def _show(v: object) -> str:
     return f"{v:.12g}" if isinstance(v, float) else str(v)
 
 
+def _close(x: np.ndarray, y: np.ndarray, rel: float) -> np.ndarray:
+    """``|x - y| <= rel * max(1, |x|, |y|)`` element-wise for finite values; an infinity equals only the same
+    infinity (``|inf - 1| <= rel * inf`` would call it equal to anything); NaN equals NaN and nothing else."""
+    with np.errstate(invalid="ignore"):
+        close = np.abs(x - y) <= rel * np.maximum(1.0, np.maximum(np.abs(x), np.abs(y)))
+    close = np.where(np.isinf(x) | np.isinf(y), x == y, close)
+    nx, ny = np.isnan(x), np.isnan(y)
+    return np.where(nx | ny, nx & ny, close)
+
+
 def _unequal(a: pl.Series, b: pl.Series) -> np.ndarray:
     if isinstance(a.dtype, pl.Array | pl.List):
         na, nb = a.is_null().to_numpy(), b.is_null().to_numpy()
@@ -158,16 +168,10 @@ def _unequal(a: pl.Series, b: pl.Series) -> np.ndarray:
         if both.any():
             x = np.stack(a.filter(pl.Series(both)).to_list()).astype(np.float64)
             y = np.stack(b.filter(pl.Series(both)).to_list()).astype(np.float64)
-            close = (np.abs(x - y) <= 1e-6 * np.maximum(1.0, np.maximum(np.abs(x), np.abs(y)))).all(axis=1)
-            bad[np.flatnonzero(both)] = ~close
+            bad[np.flatnonzero(both)] = ~_close(x, y, 1e-6).all(axis=1)
         return bad
     if a.dtype.is_numeric() and b.dtype.is_numeric():
-        x = a.cast(pl.Float64).to_numpy()
-        y = b.cast(pl.Float64).to_numpy()
-        nx, ny = np.isnan(x), np.isnan(y)
-        with np.errstate(invalid="ignore"):
-            close = np.abs(x - y) <= TOLERANCE * np.maximum(1.0, np.maximum(np.abs(x), np.abs(y)))
-        return np.where(nx | ny, nx != ny, ~close)
+        return ~_close(a.cast(pl.Float64).to_numpy(), b.cast(pl.Float64).to_numpy(), TOLERANCE)
     return ~(a.eq_missing(b).fill_null(False).to_numpy())
 
 
