@@ -2,8 +2,8 @@
 
 Each module listed in mutation/mutation.toml is mutated in a throw-away copy of the repository (the working
 tree is never touched: an interrupted run leaves at most a temp folder), against that module's listed unit
-tests only. Prints per module: mutants, killed, survived, excluded (message text), other, score; then each
-surviving mutant (file:line and its diff). Always exits 0: it is a report, not a gate.
+tests only. Prints per module: mutants, killed (of which timeouts, each listed too), survived, excluded
+(message text), other, score; then each surviving mutant (file:line and its diff). Always exits 0: it is a report, not a gate.
 
 Message-text rule: a mutant is excluded when every node it changes lies inside a string literal or f-string
 that is an argument of the exception in a `raise`, of a logging call (`<...log...>.debug/info/warning/warn/
@@ -53,6 +53,7 @@ class ModuleResult:
     path: str
     mutants: int = 0
     killed: int = 0
+    timeouts: int = 0  # counted in killed (mutmut's rule); many of them can hide survivors: a hung worker
     survived: int = 0
     excluded: int = 0
     other: int = 0
@@ -179,8 +180,9 @@ def collect(result: ModuleResult, copy: Path, status_by_exit_code: dict) -> None
         status = status_by_exit_code[code]
         if status in KILLED:
             result.killed += 1
-        elif status in SURVIVED:
-            result.survived += 1
+            result.timeouts += status == "timeout"
+        if status in SURVIVED or status == "timeout":
+            result.survived += status in SURVIVED
             a = ast.get_source_segment(mutated_src, orig).splitlines() if orig else []
             b = ast.get_source_segment(mutated_src, mutant).splitlines() if mutant else []
             diff = [d for d in difflib.unified_diff(a[1:], b[1:], lineterm="", n=0) if d[:1] in "+-"]
@@ -188,7 +190,7 @@ def collect(result: ModuleResult, copy: Path, status_by_exit_code: dict) -> None
             first = next((i for i, (x, y) in enumerate(zip(a[1:], b[1:], strict=False)) if x != y), 0)
             line = original_line(original_tree, stem) + 1 + first
             result.survivors.append(Survivor(name, status, f"{result.path}:{line}", diff))
-        else:
+        elif status not in KILLED:
             result.other += 1
 
 
@@ -230,26 +232,30 @@ def run_module(path: str, tests: list[str], files: list[str], work: Path, childr
     return result
 
 
-ROW = "{:46} {:>7} {:>6} {:>8} {:>8} {:>5} {:>6} {:>6}"
+ROW = "{:46} {:>7} {:>6} {:>8} {:>8} {:>8} {:>5} {:>6} {:>6}"
 
 
 def report(results: list[ModuleResult], target: float) -> None:
     """Print the score table, the survivors and whether the target is met."""
-    head = ROW.format("module", "mutants", "killed", "survived", "excluded", "other", "score", "time")
+    head = ROW.format("module", "mutants", "killed", "timeouts", "survived", "excluded", "other", "score", "time")
     print("\n" + head + "\n" + "-" * len(head))
     for r in results:
         score = f"{r.score:.1%}" if r.score is not None else "-"
-        print(ROW.format(r.path, r.mutants, r.killed, r.survived, r.excluded, r.other, score, f"{r.seconds:.0f}s"))
+        cells = (r.mutants, r.killed, r.timeouts, r.survived, r.excluded, r.other)
+        print(ROW.format(r.path, *cells, score, f"{r.seconds:.0f}s"))
     killed, survived = sum(r.killed for r in results), sum(r.survived for r in results)
     total = killed / (killed + survived) if killed + survived else 0.0
-    sums = [sum(getattr(r, k) for r in results) for k in ("mutants", "killed", "survived", "excluded", "other")]
+    keys = ("mutants", "killed", "timeouts", "survived", "excluded", "other")
+    sums = [sum(getattr(r, k) for r in results) for k in keys]
     print(ROW.format("all", *sums, f"{total:.1%}", f"{sum(r.seconds for r in results):.0f}s"))
     for r in results:
         if r.note:
             print(f"\nNOTE {r.path}: {r.note}")
     for r in results:
         for s in r.survivors:
-            print(f"\nSURVIVED ({s.status}) {s.where}  {s.name}")
+            timed_out = "TIMED OUT (counted killed; a hung worker can hide a survivor)"
+            kind = timed_out if s.status == "timeout" else "SURVIVED"
+            print(f"\n{kind} ({s.status}) {s.where}  {s.name}")
             print("\n".join(f"    {d}" for d in s.diff))
     met = "MET" if total >= target and all(r.score is not None for r in results) else "NOT MET"
     print(f"\nTarget {target:.0%} killed (message-text mutants excluded): {met} ({total:.1%} overall)")
