@@ -3,7 +3,8 @@
 Each module listed in mutation/mutation.toml is mutated in a throw-away copy of the repository (the working
 tree is never touched: an interrupted run leaves at most a temp folder), against that module's listed unit
 tests only. Prints per module: mutants, killed (of which timeouts, each listed too), survived, excluded
-(message text), other, score; then each surviving mutant (file:line and its diff). Always exits 0: it is a report, not a gate.
+(message text), other, score; then each surviving mutant (file:line and its diff). Always exits 0: it is a
+report, not a gate.
 
 Message-text rule: a mutant is excluded when every node it changes lies inside a string literal or f-string
 that is an argument of the exception in a `raise`, of a logging call (`<...log...>.debug/info/warning/warn/
