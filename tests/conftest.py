@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -36,3 +37,13 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").exists():
         pytest.skip(f"real data folder absent: {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def new_york_clock(monkeypatch: pytest.MonkeyPatch):
+    """The process's local time zone set to New York (UTC-5 in winter), so a naive instant read as local is off."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -117,17 +116,7 @@ def test_spec_hash_is_the_sorted_json_digest_and_moves_with_every_field():
 # --- Time zones, _split rounding, inner splits without train data ----------------------------------------------------
 
 
-@pytest.fixture
-def local_new_york(monkeypatch: pytest.MonkeyPatch):
-    """Run with the process's local time zone set to New York (so a naive instant read as local time is off)."""
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-def test_naive_instants_are_utc_and_aware_ones_are_converted(local_new_york: None):
+def test_naive_instants_are_utc_and_aware_ones_are_converted(new_york_clock: None):
     paris = ZoneInfo("Europe/Paris")
     base = walk_forward_folds(FIRST, LAST, SPEC)
     naive_first, naive_last = FIRST.replace(tzinfo=None), LAST.replace(tzinfo=None)

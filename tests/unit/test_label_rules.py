@@ -14,7 +14,6 @@ Equivalent mutants of ``core/labels.py`` (no observable change; listed in docs/m
 from __future__ import annotations
 
 import math
-import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import polars as pl
@@ -25,16 +24,6 @@ from quantmm_assets.core.costs import CostConfig
 from quantmm_assets.core.labels import as_utc, labels_multi_horizon
 
 PLUS_TWO = timezone(timedelta(hours=2))
-
-
-@pytest.fixture
-def new_york_clock(monkeypatch: pytest.MonkeyPatch):
-    """The machine's local zone set to New York (UTC-5 in January), so local time is not UTC."""
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def test_a_naive_instant_is_taken_as_utc_whatever_the_machine_zone(new_york_clock) -> None:
