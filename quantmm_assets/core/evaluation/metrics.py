@@ -72,7 +72,7 @@ FOLD_METRICS_SCHEMA: dict[str, pl.DataType] = {
 # The headline metric values of a (backbone, variant, fold, symbol, horizon): the one list the per-fold logs, the
 # ranking and the run summaries are written against.
 HEADLINE_METRICS = ("sharpe", "rank_ic", "ic", "hit_rate", "mae", "turnover", "max_drawdown")
-STD_REL_TOL = 1e-9  # a PnL std below this fraction of |mean| is rounding noise of a constant series
+STD_REL_TOL = 1e-9  # a PnL std at or below this fraction of |mean| is rounding noise of a constant series
 
 
 def _compatible(got: pl.DataType, want: pl.DataType) -> bool:
