@@ -77,15 +77,20 @@ def _feature_slot(feature: str, dim: int) -> tuple[int, float]:
 
 
 def hashing_embed(texts: Sequence[str], dim: int) -> np.ndarray:
-    """Signed feature hashing of lower-cased word unigrams and bigrams, L2-normalized (zeros for no words)."""
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for row, text in enumerate(texts):
-        words = _WORD.findall((text or "").lower())
+    """Signed feature hashing of lower-cased word unigrams and bigrams, L2-normalized (zeros for no words).
+
+    Each distinct text is hashed once (a post linked to several symbols, a repost), then copied to its rows.
+    """
+    distinct: dict[str, int] = {}
+    rows = np.fromiter((distinct.setdefault(t or "", len(distinct)) for t in texts), dtype=np.int64, count=len(texts))
+    out = np.zeros((len(distinct), dim), dtype=np.float32)
+    for row, text in enumerate(distinct):
+        words = _WORD.findall(text.lower())
         for feature in [*words, *(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))]:
             idx, sign = _feature_slot(feature, dim)
             out[row, idx] += sign
     norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+    return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)[rows]
 
 
 class TextEncoder(dg.ConfigurableResource):

@@ -7,10 +7,44 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import synthetic_models
 
 from quantmm_resources.settings import get_settings
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+UNGROUPED = pytest.StashKey[set[str]]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Find the tests that ``--dist loadgroup`` would run outside their ``xdist_group``.
+
+    Grouped tests share an expensive per-process cache (the fusion honesty worlds); ungrouped, each worker
+    rebuilds it and ``make test`` takes minutes longer. pytest-xdist marks a group by suffixing the node id
+    (``...@group``), which pytest 9.2 stopped honouring (it renamed ``Node._nodeid``): hence ``pytest<9.2``.
+    """
+    if getattr(config.option, "loadgroup", False):  # an xdist worker of a --dist loadgroup run
+        config.stash[UNGROUPED] = {
+            item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid
+        }
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.nodeid in item.config.stash.get(UNGROUPED, set()):
+        pytest.fail(
+            "--dist loadgroup ignored this test's xdist_group: this pytest / pytest-xdist pair does not group "
+            "(pytest 9.2 renamed Node._nodeid); install the versions of requirements.lock",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _worlds_shared_by_workers(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> None:
+    """Under pytest-xdist, build each synthetic world once per run: the workers' base folders share a parent."""
+    if worker_id != "master":
+        synthetic_models.SHARED_DIR = tmp_path_factory.getbasetemp().parent / "synthetic-worlds"
 
 
 @pytest.fixture

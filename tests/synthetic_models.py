@@ -3,11 +3,13 @@
 The whole pipeline runs in core (no Dagster): ``synthetic_raw`` generates every raw input with the planted text
 signal on or off, ``build_feature_rows`` builds the matrix (hashing text encoder: deterministic and fast), and
 ``labels_multi_horizon`` the 1h / 4h labels. Rows are kept at each hour's close (the planted sentiment moves the
-next hour), which keeps the fits small. Cached per (days, text_signal) in the test process.
+next hour), which keeps the fits small. Cached per world in the test process and, under pytest-xdist, in a folder
+the workers of one run share (``SHARED_DIR``): each world is built once per run, not once per worker.
 """
 
 from __future__ import annotations
 
+import fcntl
 import tomllib
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -32,6 +34,8 @@ HORIZONS = {"1h": 12, "4h": 48}
 DIM = 64
 # The planted drift, raised from the source's default 0.07 so that 90 test days decide the fusion tests.
 SIGNAL_BETA = 0.3
+# Set by tests/conftest.py on each pytest-xdist worker: the run's shared folder of built worlds (Parquet).
+SHARED_DIR: Path | None = None
 SPEC = FoldSpec(n_folds=3, test_days=20, min_train_days=40, embargo=timedelta(days=1), purge=timedelta(days=1))
 
 
@@ -71,6 +75,20 @@ def synthetic_frames(
     days: int = 120, text_signal: bool = True, seed: int = 7, signal_beta: float = SIGNAL_BETA
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return the hourly feature matrix and the long 1h / 4h labels of ``days`` days of SYMBOLS."""
+    if SHARED_DIR is None:
+        return _build_frames(days, text_signal, seed, signal_beta)
+    SHARED_DIR.mkdir(parents=True, exist_ok=True)
+    key = f"{days}d-text{int(text_signal)}-seed{seed}-beta{signal_beta}"
+    paths = (SHARED_DIR / f"{key}.matrix.parquet", SHARED_DIR / f"{key}.labels.parquet")
+    with open(SHARED_DIR / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker builds; the others wait, then read its files
+        if not all(path.exists() for path in paths):
+            for frame, path in zip(_build_frames(days, text_signal, seed, signal_beta), paths, strict=True):
+                frame.write_parquet(path)
+        return pl.read_parquet(paths[0]), pl.read_parquet(paths[1])
+
+
+def _build_frames(days: int, text_signal: bool, seed: int, signal_beta: float) -> tuple[pl.DataFrame, pl.DataFrame]:
     raw = _raw(days, text_signal, seed, signal_beta)
     first, end = START + timedelta(days=1), START + timedelta(days=days)
     matrix = build_feature_rows(raw, list(SYMBOLS), first, end, lambda texts, _h: hashing_embed(texts, DIM), DIM)

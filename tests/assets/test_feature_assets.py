@@ -14,6 +14,8 @@ from quantmm_resources.environment import build_resources
 from quantmm_resources.settings import get_settings
 
 SYMBOLS = ["BTCUSDT"]
+# One worker runs the whole module: the module's lake (``built``) takes most of a minute to build.
+pytestmark = pytest.mark.xdist_group("feature-assets")
 FIRST, LAST = date(2025, 2, 1), date(2025, 3, 14)  # 42 days: enough for two purged walk-forward folds
 SMALL_FOLDS = {"n_folds": 2, "test_days": 2, "min_train_days": 20, "inner_k": 2}
 

@@ -23,6 +23,8 @@ from quantmm_resources.lake import Lake
 from quantmm_resources.model_inputs import load_model_data
 from quantmm_resources.settings import get_settings
 
+# One worker runs the whole module: its tests share the 70-day synthetic world of one process.
+pytestmark = pytest.mark.xdist_group("model-assets")
 FOLDS = {"n_folds": 2, "test_days": 10, "min_train_days": 30, "purge_days": 1.0, "embargo_days": 1.0, "inner_k": 2}
 TRAINING = {
     "horizons": ["1h", "4h"],
