@@ -3,6 +3,8 @@
 Shared names map to LightGBM as ``max_steps -> n_estimators``, ``learning_rate``, ``hidden_size -> num_leaves``
 and ``random_seed -> seed``; ``batch_size`` has no effect. Deterministic: ``deterministic=True``,
 ``force_col_wise=True`` and a fixed ``num_threads``. NaN are handled natively; ``symbol_code`` is a column.
+The heads share one binned ``lgb.Dataset`` (binning does not depend on the label; it took a fifth of a fit when
+each head binned the same rows again); each head is a ``lgb.Booster`` trained on it with its own label.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ LGBM_DEFAULTS: dict[str, Any] = {
 
 
 class LightGBMBackbone(FlatBackbone):
-    """Gradient-boosted trees, one ``LGBMRegressor`` per head with shared settings."""
+    """Gradient-boosted trees, one booster per head with shared settings and one binned dataset."""
 
     name: ClassVar[str] = "lightgbm"
     defaults: ClassVar[dict[str, Any]] = LGBM_DEFAULTS
@@ -42,30 +44,35 @@ class LightGBMBackbone(FlatBackbone):
                 f"{self.max_steps}, {self.hidden_size}, {self.learning_rate}"
             )
 
-    def _regressor(self) -> lgb.LGBMRegressor:
-        return lgb.LGBMRegressor(
-            n_estimators=int(self.max_steps),
-            learning_rate=float(self.learning_rate),
-            num_leaves=int(self.hidden_size),
-            min_child_samples=int(self.min_child_samples),
-            subsample=float(self.subsample),
-            subsample_freq=1 if float(self.subsample) < 1 else 0,
-            colsample_bytree=float(self.colsample_bytree),
-            reg_lambda=float(self.reg_lambda),
-            random_state=int(self.random_seed),
-            n_jobs=int(self.num_threads),
-            deterministic=True,
-            force_col_wise=True,
-            verbose=-1,
-        )
+    def _train_params(self) -> dict[str, Any]:
+        return {
+            "objective": "regression",
+            "learning_rate": float(self.learning_rate),
+            "num_leaves": int(self.hidden_size),
+            "min_child_samples": int(self.min_child_samples),
+            "subsample": float(self.subsample),
+            "subsample_freq": 1 if float(self.subsample) < 1 else 0,
+            "colsample_bytree": float(self.colsample_bytree),
+            "reg_lambda": float(self.reg_lambda),
+            "seed": int(self.random_seed),
+            "num_threads": int(self.num_threads),
+            "deterministic": True,
+            "force_col_wise": True,
+            "verbose": -1,
+        }
 
-    def _fit_regressor(self, x: np.ndarray, symbol_code: np.ndarray, y: np.ndarray) -> list[lgb.LGBMRegressor]:
-        design = _design(x, symbol_code)
-        return [self._regressor().fit(design, y[:, k]) for k in range(y.shape[1])]
+    def _fit_regressor(self, x: np.ndarray, symbol_code: np.ndarray, y: np.ndarray) -> list[lgb.Booster]:
+        params = self._train_params()
+        dataset = lgb.Dataset(_design(x, symbol_code), label=y[:, 0], params=params, free_raw_data=False)
+        heads = []
+        for k in range(y.shape[1]):
+            dataset.set_label(y[:, k])
+            heads.append(lgb.train(params, dataset, num_boost_round=int(self.max_steps)))
+        return heads
 
-    def _predict_regressor(self, model: list[lgb.LGBMRegressor], x: np.ndarray, symbol_code: np.ndarray) -> np.ndarray:
+    def _predict_regressor(self, model: list[lgb.Booster], x: np.ndarray, symbol_code: np.ndarray) -> np.ndarray:
         design = _design(x, symbol_code)
-        return np.column_stack([m.predict(design) for m in model])
+        return np.column_stack([head.predict(design) for head in model])
 
 
 def _design(x: np.ndarray, symbol_code: np.ndarray) -> np.ndarray:

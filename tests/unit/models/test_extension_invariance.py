@@ -9,7 +9,7 @@ from synthetic_models import SYMBOL_NAMES, synthetic_model_data
 
 from quantmm_assets.models.experiment import walk_forward
 
-SHORT, LONG = 110, 135  # the longer range adds 25 days: one more test window and a bit
+SHORT, LONG = 120, 135  # the longer range adds a test window; SHORT is the fusion honesty world (built once a run)
 PARAMS = {
     "lightgbm": {"max_steps": 60, "hidden_size": 7, "min_child_samples": 100, "random_seed": 3},
     "tsmixer": {"max_steps": 40, "hidden_size": 16, "ff_dim": 16, "input_size": 8, "eval_every": 20, "random_seed": 3},
