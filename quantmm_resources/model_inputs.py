@@ -39,12 +39,14 @@ def load_model_data(lake: LakeLayout, horizons: tuple[str, ...], row_stride: int
         minutes = pl.col("ts_event").dt.hour().cast(pl.Int64) * 60 + pl.col("ts_event").dt.minute()
         scan = scan.filter((minutes // 5) % row_stride == 0)
     matrix = scan.collect()
-    labels = (
-        lake.scan("labels_multi_horizon")
-        .select(*LABEL_COLUMNS)
-        .filter(pl.col("horizon").is_in(list(horizons)))
-        .collect()
-    )
+    label_scan = lake.scan("labels_multi_horizon")
+    absent = [c for c in LABEL_COLUMNS if c not in label_scan.collect_schema().names()]
+    if absent:
+        raise ValueError(
+            f"labels_multi_horizon in {lake.root} lacks {absent} (written by an older version): re-materialize "
+            "labels_multi_horizon (quantmm features) before training"
+        )
+    labels = label_scan.select(*LABEL_COLUMNS).filter(pl.col("horizon").is_in(list(horizons))).collect()
     dim = int(contract["latent_dim"])
     data = model_data(matrix, labels, names, horizons, latent_dim=dim)
     codes = matrix.select("symbol_code", "symbol").unique().sort("symbol_code")

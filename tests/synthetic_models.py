@@ -94,7 +94,7 @@ def _build_frames(days: int, text_signal: bool, seed: int, signal_beta: float) -
     matrix = build_feature_rows(raw, list(SYMBOLS), first, end, lambda texts, _h: hashing_embed(texts, DIM), DIM)
     matrix = matrix.filter(pl.col("ts_event").dt.minute() == 0)
     spread = matrix.select("symbol", "ts_event", "cs_spread_1d")
-    return matrix, labels_multi_horizon(raw.bars, spread, first, end, CostConfig(), HORIZONS)
+    return matrix, labels_multi_horizon(raw.bars, spread, first, end, CostConfig(), HORIZONS, funding=raw.funding)
 
 
 def synthetic_model_data(

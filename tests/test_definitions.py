@@ -42,7 +42,7 @@ GRAPH = {
         "text_bucket_features",
         "text_latents",
     ],
-    "labels_multi_horizon": ["market_bars_5m", "market_features"],
+    "labels_multi_horizon": ["funding_rates", "market_bars_5m", "market_features"],
     "walk_forward_folds": ["labels_multi_horizon"],
     "trained_backbones": ["feature_matrix_main", "labels_multi_horizon", "walk_forward_folds"],
     "backbone_report": ["trained_backbones", "walk_forward_folds"],
@@ -123,5 +123,7 @@ def test_every_derived_asset_has_blocking_leakage_checks_and_declared_lookbacks(
     mapping = node.partition_mappings[dg.AssetKey("market_bars_5m")]
     date_map = mapping.downstream_mappings_by_upstream_dimension["date"].partition_mapping
     assert isinstance(date_map, dg.TimeWindowPartitionMapping) and date_map.start_offset == -2
-    labels = graph.get(dg.AssetKey("labels_multi_horizon")).partition_mappings[dg.AssetKey("market_bars_5m")]
-    assert labels.downstream_mappings_by_upstream_dimension["date"].partition_mapping.end_offset == 8
+    for raw in ("market_bars_5m", "funding_rates"):  # the labels read 8 days ahead (and the funding a day back)
+        labels = graph.get(dg.AssetKey("labels_multi_horizon")).partition_mappings[dg.AssetKey(raw)]
+        window = labels.downstream_mappings_by_upstream_dimension["date"].partition_mapping
+        assert (window.start_offset, window.end_offset) == (-1, 8), raw

@@ -7,9 +7,13 @@ A label row is ``(symbol, t, horizon)`` with ``t`` the close of a perp 5m bar (t
 - ``rv = sqrt(sum of r1^2 over bars closing in (t, t+h])`` with ``r1_u = ln(close_u / close_{u-5m})`` (exact
   previous bar), null unless all ``k`` bars of ``(t, t+h]`` are present;
 - ``cost`` = :func:`core.costs.round_trip_cost` with the ``cs_spread_1d`` feature at ``(symbol, t)``;
+- ``funding`` (DESIGN's ``funding_h``) = the funding rates a long pays at the settlements in ``(t, t+h]``
+  (:mod:`core.funding`; null where the funding rows do not cover the window, or when no funding rows are given);
 - ``ts_available = t + h`` (the instant the label is known), ``complete = ret and rv non-null``.
 
-The gross ``ret`` is the label: the cost is charged once, by the signal, never subtracted here. Nothing is
+The gross ``ret`` is the label: the cost and the funding are charged by the evaluation (by side), never subtracted
+here; ``complete`` does not depend on ``funding`` (a model learns ``ret`` and ``rv``; a row of unknown funding is
+left out of the PnL). Nothing is
 invented past the data: a forward window running past the last bar gives null ``ret`` / ``rv``.
 Vectorized: forward values are exact-time joins on ``t + h`` of trailing ``(s - h, s]`` rolling sums.
 """
@@ -22,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from quantmm_assets.core.costs import CostConfig, round_trip_cost
+from quantmm_assets.core.funding import window_funding
 from quantmm_assets.core.schemas import UTC_TS
 
 BAR = timedelta(minutes=5)
@@ -36,6 +41,7 @@ LABEL_SCHEMA: dict[str, pl.DataType] = {
     "ret": pl.Float64,
     "rv": pl.Float64,
     "cost": pl.Float64,
+    "funding": pl.Float64,
     "complete": pl.Boolean,
 }
 
@@ -73,12 +79,15 @@ def labels_multi_horizon(
     end: datetime,
     cost: CostConfig,
     horizons: dict[str, int] = HORIZONS,
+    funding: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Return the long label frame (``LABEL_SCHEMA``) for perp bars closing in ``[start, end)``.
 
     ``bars`` is ``market_bars_5m`` (spot rows are ignored) and should hold the look-ahead up to
     ``end + longest horizon``; ``spread`` has ``symbol, ts_event, cs_spread_1d`` (a missing or null spread
-    counts as 0 impact). Rows are sorted by symbol, ts_event and horizon (in the order of ``horizons``).
+    counts as 0 impact); ``funding`` is ``funding_rates`` from at least one settlement interval before ``start`` to
+    ``end + longest horizon`` (None: every ``funding`` null). Rows are sorted by symbol, ts_event and horizon (in
+    the order of ``horizons``).
     """
     start, end = as_utc(start), as_utc(end)
     if not horizons:
@@ -141,4 +150,7 @@ def labels_multi_horizon(
     out = pl.concat(pl.collect_all(parts))
     n_rows, n_h = out.height // len(parts), len(parts)
     order = (np.arange(n_rows)[:, None] + np.arange(n_h)[None, :] * n_rows).ravel()
-    return out[order].select([pl.col(c).cast(dt) for c, dt in LABEL_SCHEMA.items()])
+    out = out[order]
+    span = pl.col("horizon").replace_strict({n: k * BAR // timedelta(microseconds=1) for n, k in horizons.items()})
+    out = out.with_columns(window_funding(funding, out.with_columns(span.cast(pl.Int64).alias("horizon_us"))))
+    return out.select([pl.col(c).cast(dt) for c, dt in LABEL_SCHEMA.items()])

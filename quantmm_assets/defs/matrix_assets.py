@@ -111,28 +111,41 @@ LabelConfig = pydantic.create_model(
     partitions_def=date_x_symbol,
     group_name="labels",
     # one day back: the row at 00:00 starts from the bar that closes then (it opened at 23:55 the day before)
-    ins={"market_bars_5m": window_in(1, ahead=lab.LABEL_LOOKAHEAD_DAYS), "market_features": dg.AssetIn()},
+    ins={
+        "market_bars_5m": window_in(1, ahead=lab.LABEL_LOOKAHEAD_DAYS),
+        "funding_rates": window_in(1, ahead=lab.LABEL_LOOKAHEAD_DAYS),  # a day back: the settlement before t
+        "market_features": dg.AssetIn(),
+    },
     check_specs=[
         dg.AssetCheckSpec(
             "label_alignment",
             asset="labels_multi_horizon",
             blocking=True,
-            description="Blocking: each label's ts_available is t + h, sampled labels rebuild from the bars "
-            "available at t + h, and none can be built from the bars available 5 minutes earlier",
+            description="Blocking: each label's ts_available is t + h, sampled labels (their funding included) "
+            "rebuild from the bars and funding available at t + h, and none can be built from the bars available "
+            "5 minutes earlier",
         )
     ],
     description="Per perp row t and horizon (1h, 4h, 1d, 7d): gross forward log return, round-trip cost from the "
-    "recorded cost configuration, forward realized volatility; known at t + h (long format).",
+    "recorded cost configuration, the funding a long pays over the window, forward realized volatility; known at "
+    "t + h (long format).",
     **COMMON,
 )
 def labels_multi_horizon(
-    context: dg.AssetExecutionContext, config: LabelConfig, market_bars_5m: pl.DataFrame, market_features: pl.DataFrame
+    context: dg.AssetExecutionContext,
+    config: LabelConfig,
+    market_bars_5m: pl.DataFrame,
+    funding_rates: pl.DataFrame,
+    market_features: pl.DataFrame,
 ):
     win = run_window(context)
     bars = with_schema(market_bars_5m, "market_bars_5m")
+    funding = with_schema(funding_rates, "funding_rates")
     spread = market_features.select("symbol", "ts_event", "cs_spread_1d")
     cost = config.cost()
-    out, secs = timed(lambda: owned_rows(lab.labels_multi_horizon(bars, spread, win.start, win.end, cost), win))
+    out, secs = timed(
+        lambda: owned_rows(lab.labels_multi_horizon(bars, spread, win.start, win.end, cost, funding=funding), win)
+    )
     yield derived_output(
         context,
         out,
@@ -141,10 +154,14 @@ def labels_multi_horizon(
         {
             "cost_config": dg.MetadataValue.json(cost.as_params()),
             "complete_labels": int(out["complete"].sum()) if len(out) else 0,
+            # complete labels whose funding is unknown (settlements missing): left out of every PnL
+            "complete_without_funding": int((out["complete"] & out["funding"].is_null()).sum()) if len(out) else 0,
         },
         complete_rows=pl.col("complete"),  # a day's labels are complete once its 7-day windows are in the lake
     )
-    yield from run_check("labels_multi_horizon", "label_alignment", lambda: label_alignment(out, bars, spread, cost))
+    yield from run_check(
+        "labels_multi_horizon", "label_alignment", lambda: label_alignment(out, bars, spread, cost, funding)
+    )
 
 
 class FoldConfig(dg.Config):

@@ -16,7 +16,7 @@ from quantmm_assets.core.features.matrix import LATENT_COLUMNS, TEXT_COVERAGE_CO
 from quantmm_assets.core.text.features import TEXT_BUCKET_FEATURES
 
 DEFAULT_HORIZONS = ("1h", "4h", "1d", "7d")
-LABEL_COLUMNS = ("symbol", "ts_event", "horizon", "ret", "rv", "cost", "complete")
+LABEL_COLUMNS = ("symbol", "ts_event", "horizon", "ret", "rv", "cost", "funding", "complete")
 DEFAULT_LATENT_DIM = 384
 # Flat columns that come from text: they feed delta(text), never y_base(price, derivatives, macro).
 TEXT_FLAT_COLUMNS = (*TEXT_BUCKET_FEATURES, *TEXT_COVERAGE_COLUMNS, "post_n", "comment_n")
@@ -43,15 +43,19 @@ class ModelData:
     symbol_code: np.ndarray  # (n,) int64
     horizons: tuple[str, ...]
     feature_names: tuple[str, ...]
+    funding: np.ndarray | None = None  # (n, H) float64, funding_h a long pays (NaN = unknown; None: all unknown)
 
     def __post_init__(self) -> None:
         n, h = len(self.t), len(self.horizons)
+        if self.funding is None:
+            object.__setattr__(self, "funding", np.full((n, h), np.nan))
         shapes = {
             "x": (n, len(self.feature_names)),
             "text_mask": (n,),
             "ret": (n, h),
             "rv": (n, h),
             "cost": (n, h),
+            "funding": (n, h),
             "label_ok": (n, h),
             "symbol_code": (n,),
         }
@@ -144,6 +148,7 @@ def model_data(
             pl.col("ret").cast(pl.Float64).alias(f"__ret_{h}"),
             pl.col("rv").cast(pl.Float64).alias(f"__rv_{h}"),
             pl.col("cost").cast(pl.Float64).alias(f"__cost_{h}"),
+            pl.col("funding").cast(pl.Float64).alias(f"__funding_{h}"),
             pl.col("complete").fill_null(False).alias(f"__ok_{h}"),
         )
         if part.select(pl.struct(keys).is_duplicated().any()).item():
@@ -171,6 +176,7 @@ def model_data(
         ret=wide("ret"),
         rv=wide("rv"),
         cost=wide("cost"),
+        funding=wide("funding"),
         label_ok=ok.reshape(out.height, len(horizons)),
         t=out["__t"].to_numpy().astype(np.int64),
         symbol_code=out["__code"].to_numpy().astype(np.int64),

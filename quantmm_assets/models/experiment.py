@@ -211,6 +211,7 @@ def prediction_frame(
                     "ret": data.ret[rows, j][ok],
                     "rv": data.rv[rows, j][ok],
                     "cost": data.cost[rows, j][ok],
+                    "funding": data.funding[rows, j][ok],
                 }
             )
         )

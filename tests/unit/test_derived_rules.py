@@ -48,8 +48,9 @@ def perp_bars() -> pl.DataFrame:
 
 def label_rows(times: list[datetime], complete: bool, stamp: timedelta = HOUR, **values: float) -> pl.DataFrame:
     ret, rv = (values.get("ret", 0.12), values.get("rv", RV)) if complete else (None, None)
+    funding = values.get("funding")  # unknown (null) unless given: check() passes no funding rows
     return pl.DataFrame(
-        [(A, t, "1h", t + stamp, ret, rv, values.get("cost", 0.001), complete) for t in times],
+        [(A, t, "1h", t + stamp, ret, rv, values.get("cost", 0.001), funding, complete) for t in times],
         schema=LABEL_SCHEMA,
         orient="row",
     )
@@ -59,8 +60,17 @@ def honest() -> pl.DataFrame:
     return pl.concat([label_rows(COMPLETE, True), label_rows(INCOMPLETE, False)])
 
 
-def check(labels: pl.DataFrame):
-    return label_alignment(labels, perp_bars(), pl.DataFrame(schema=SPREAD), CostConfig())
+def check(labels: pl.DataFrame, funding: pl.DataFrame | None = None):
+    return label_alignment(labels, perp_bars(), pl.DataFrame(schema=SPREAD), CostConfig(), funding)
+
+
+def settlements() -> pl.DataFrame:
+    """Settlements at T0 - 8h (rate 0.0001), 00:30 (0.0005) and 01:30 (0.0002); stamped available a day early, on
+    purpose: the check re-derives funding availability (the settlement instant) from ts_event."""
+    times, rates = [T0 - 8 * HOUR, T0 + 30 * BAR / 5, T0 + 90 * BAR / 5], [0.0001, 0.0005, 0.0002]
+    cols = {"symbol": [A] * 3, "ts_event": times, "ts_available": [T0 - DAY] * 3, "funding_rate": rates}
+    return pl.DataFrame({c: cols.get(c, [None] * 3) for c in RAW_SCHEMAS["funding_rates"].columns},
+                        schema=RAW_SCHEMAS["funding_rates"].columns)  # fmt: skip
 
 
 def replaced(labels: pl.DataFrame, t: datetime, row: pl.DataFrame) -> pl.DataFrame:
@@ -76,15 +86,29 @@ def test_honest_labels_pass_and_every_complete_one_is_rebuilt() -> None:
     out = check(honest())
     assert out.passed and out.checked == 16 and out.skipped == [], out.failures
     assert out.description == (
-        "16 labels stamped t + h (0 not); 4 sampled labels rebuilt from the bars available at t + h and not before"
+        "16 labels stamped t + h (0 not); 4 sampled labels rebuilt from the bars (and funding) available at t + h "
+        "and not before"
     )
+
+
+def test_funding_is_rebuilt_from_the_settlements_known_at_t_plus_h() -> None:
+    # every complete 1h label (00:05 .. 00:20) spans the 00:30 settlement and none other: funding 0.0005
+    honest_funding = pl.concat([label_rows(COMPLETE, True, funding=0.0005), label_rows(INCOMPLETE, False)])
+    out = check(honest_funding, settlements())
+    assert out.passed and out.checked == 16, out.failures
+    # a builder that also charged the 01:30 settlement (after every t + h) is caught by the rebuild
+    t = COMPLETE[0]
+    late = replaced(honest_funding, t, label_rows([t], True, funding=0.0007))
+    assert check(late, settlements()).failures == [f"label 1h: {A} {t} funding: stored 0.0007 vs recomputed 0.0005"]
+    # labels built without funding rows (null) are not what the settlements give
+    assert len(check(honest(), settlements()).failures) == 4
 
 
 def test_every_horizon_is_stamped_t_plus_h() -> None:
     # equivalent mutants: replace_strict without ``return_dtype`` (timedeltas are inferred as Duration("us"))
     hours = {"1h": 1, "4h": 4, "1d": 24, "7d": 168}
     labels = pl.DataFrame(
-        [(A, T0, h, T0 + n * HOUR, None, None, 0.001, False) for h, n in hours.items()],
+        [(A, T0, h, T0 + n * HOUR, None, None, 0.001, None, False) for h, n in hours.items()],
         schema=LABEL_SCHEMA,
         orient="row",
     )

@@ -44,6 +44,7 @@ def preds(
     minutes: list[int] | np.ndarray | None = None,
     cost: float | np.ndarray = 0.001,
     conf: float | np.ndarray = 0.9,
+    funding: float | np.ndarray = 0.0,
     horizon: str = "1h",
     backbone: str = "ridge",
     variant: str = "full",
@@ -53,7 +54,10 @@ def preds(
     """A predictions frame of one group; row i at ``T0 + minutes[i]`` (default: every 5 minutes)."""
     n = len(er)
     mins = np.arange(n) * 5 if minutes is None else np.asarray(minutes)
-    col = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), n) for k, v in {"cost": cost, "conf": conf}.items()}
+    col = {
+        k: np.broadcast_to(np.asarray(v, dtype=np.float64), n)
+        for k, v in {"cost": cost, "conf": conf, "funding": funding}.items()
+    }
     return pl.DataFrame(
         {
             "backbone": [backbone] * n,
@@ -72,6 +76,7 @@ def preds(
             "ret": np.asarray(ret, dtype=np.float64),
             "rv": np.full(n, 0.01),
             "cost": col["cost"],
+            "funding": col["funding"],
         },
         schema=PREDICTION_SCHEMA,
     )

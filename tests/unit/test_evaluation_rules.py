@@ -27,7 +27,12 @@ GROUP = {"backbone": "ridge", "variant": "full", "fold": 0, "symbol": "BTCUSDT",
 
 
 def group(
-    hours: list[int], er: list[float | None], ret: list[float | None], cost: list[float | None] | None = None, **key
+    hours: list[int],
+    er: list[float | None],
+    ret: list[float | None],
+    cost: list[float | None] | None = None,
+    funding: list[float | None] | None = None,
+    **key,
 ) -> pl.DataFrame:
     """The predictions of one group (``GROUP`` with ``key`` changed); row i at ``T0 + hours[i]`` hours."""
     n = len(hours)
@@ -46,6 +51,7 @@ def group(
             "ret": ret,
             "rv": [0.5] * n,
             "cost": [0.25] * n if cost is None else cost,
+            "funding": [0.0] * n if funding is None else funding,
         },
         schema=PREDICTION_SCHEMA,
     )
@@ -99,15 +105,27 @@ def test_each_group_starts_flat(key: str) -> None:
     assert m["turnover"] == 0.5 and m["mean_pnl"] == 0.3125
 
 
+# --- funding is charged by side -----------------------------------------------------------------------------------
+
+
+def test_a_long_pays_the_funding_of_its_window_a_short_receives_it_and_flat_pays_none() -> None:
+    # positions +1 (0h), -1 (1h), 0 (2h: edge 0.1 - 0.25 < 0), +1 (3h); funding 0.1, 0.1, 0.3, -0.2
+    er, ret, funding = [0.5, -0.5, 0.1, 0.5], [0.5, -0.5, 0.5, 0.5], [0.1, 0.1, 0.3, -0.2]
+    steps = trading_steps(group([0, 1, 2, 3], er, ret, funding=funding), "1h")
+    assert steps["position"].to_list() == [1.0, -1.0, 0.0, 1.0]
+    # +1 x (0.5 - 0.1) - 1 x 0.125; -1 x (-0.5 - 0.1) - 2 x 0.125; 0 - 1 x 0.125; +1 x (0.5 + 0.2) - 1 x 0.125
+    assert steps["pnl"].to_list() == pytest.approx([0.275, 0.35, -0.125, 0.575], abs=1e-15)
+
+
 # --- rows that cannot be scored are left out ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, None], ids=["nan", "inf", "-inf", "null"])
-@pytest.mark.parametrize("column", ["cost", "expected_return", "ret"])
+@pytest.mark.parametrize("column", ["cost", "expected_return", "ret", "funding"])
 def test_a_row_with_a_non_finite_input_is_left_out(column: str, bad: float | None) -> None:
-    er, ret, cost = [0.5, 0.5, -0.5, 0.5], [0.5, 0.5, -0.5, 0.75], [0.25] * 4
-    {"cost": cost, "expected_return": er, "ret": ret}[column][1] = bad  # the 1h row cannot be scored
-    df = group([0, 1, 2, 3], er, ret, cost)
+    er, ret, cost, funding = [0.5, 0.5, -0.5, 0.5], [0.5, 0.5, -0.5, 0.75], [0.25] * 4, [0.0] * 4
+    {"cost": cost, "expected_return": er, "ret": ret, "funding": funding}[column][1] = bad  # the 1h row: unscored
+    df = group([0, 1, 2, 3], er, ret, cost, funding)
     steps = trading_steps(df, "1h")
     # the grid from 0h: no row at 1h, so the steps are 0h, 2h, 3h; positions +1, -1, +1
     assert steps["ts_event"].to_list() == [T0, T0 + 2 * HOUR, T0 + 3 * HOUR]

@@ -52,6 +52,21 @@ def test_labels_built_from_a_shifted_window_fail():
     assert not out.passed and any("ret" in f for f in out.failures)
 
 
+def test_labels_charged_funding_an_hour_before_it_settled_fail():
+    raw = synthetic_raw()
+    bars = raw.bars.filter(pl.col("symbol") == "BTCUSDT")
+    funding = raw.funding.filter(pl.col("symbol") == "BTCUSDT")
+    spread = market_features(bars, DAY, DAY + timedelta(days=1)).select("symbol", "ts_event", "cs_spread_1d")
+    end = DAY + timedelta(days=1)
+    honest = labels_multi_horizon(bars, spread, DAY, end, CostConfig(), funding=funding)
+    assert honest["funding"].drop_nulls().len() > 0 and (honest["funding"] != 0).any()
+    assert label_alignment(honest, bars, spread, CostConfig(), funding).passed
+    early = funding.with_columns(pl.col("ts_event") - timedelta(hours=1))  # the planted bug: settlements read early
+    leaky = labels_multi_horizon(bars, spread, DAY, end, CostConfig(), funding=early)
+    out = label_alignment(leaky, bars, spread, CostConfig(), funding)
+    assert not out.passed and any("funding" in f for f in out.failures), out.failures
+
+
 def test_text_items_with_early_availability_or_unobserved_engagement_fail():
     raw = synthetic_raw()
     items = text_items(raw.posts, raw.comments, "BTCUSDT")

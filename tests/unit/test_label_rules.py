@@ -85,3 +85,34 @@ def test_duplicate_rows_are_refused_with_the_exact_reason() -> None:
     )
     with pytest.raises(ValueError, match=r"^spread: duplicate \(symbol, ts_event\) rows$"):
         labels_multi_horizon(bars(CLOSES), spread, T0, T0 + 6 * BAR, CostConfig(), SMALL)
+
+
+def test_each_horizon_charges_the_settlements_of_its_own_window() -> None:
+    """Settlements at T0 - 1h (0.1), T0 + 10m (0.01) and T0 + 20m (0.001), symbol X: per row t and horizon h the
+    labels' ``funding`` is the sum over (t, t + h], null where no settlement precedes t; other symbols are unknown."""
+    settle = pl.DataFrame(
+        {
+            "symbol": ["X", "X", "X", "Y"],
+            "ts_event": [T0 - 12 * BAR, T0 + 2 * BAR, T0 + 4 * BAR, T0],
+            "funding_rate": [0.1, 0.01, 0.001, 5.0],
+        },
+        schema_overrides={"ts_event": pl.Datetime("us", "UTC")},
+    )
+    out = labels_multi_horizon(bars(CLOSES), no_spread(), T0, T0 + 3 * BAR, CostConfig(), SMALL, funding=settle)
+    got = {(r["ts_event"], r["horizon"]): r["funding"] for r in out.iter_rows(named=True)}
+    assert got == pytest.approx(
+        {
+            (T0, "10m"): 0.01,  # (T0, T0 + 10m]
+            (T0, "15m"): 0.01,  # (T0, T0 + 15m]
+            (T0 + BAR, "10m"): 0.01,  # (T0 + 5m, T0 + 15m]
+            (T0 + BAR, "15m"): 0.011,  # (T0 + 5m, T0 + 20m]: both
+            (T0 + 2 * BAR, "10m"): 0.001,  # (T0 + 10m, T0 + 20m]: the 10m settlement is at its start, not in it
+            (T0 + 2 * BAR, "15m"): 0.001,
+        }
+    )
+    before = settle.filter(pl.col("ts_event") > T0 - BAR)  # no settlement at or before T0: unknown from T0
+    early = labels_multi_horizon(bars(CLOSES), no_spread(), T0, T0 + BAR, CostConfig(), SMALL, funding=before)
+    assert early["funding"].to_list() == [None, None]
+    assert (
+        labels_multi_horizon(bars(CLOSES), no_spread(), T0, T0 + BAR, CostConfig(), SMALL)["funding"].null_count() == 2
+    )

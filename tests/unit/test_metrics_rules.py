@@ -48,6 +48,7 @@ def frame(
     conf: list[float | None] | None = None,
     cost: float = 0.25,
     minutes: list[int] | None = None,
+    funding: float = 0.0,
     **key: object,
 ) -> pl.DataFrame:
     """Predictions of one (backbone, variant, fold, symbol, horizon) group, vol 0.5; row i at T0 + minutes[i]
@@ -68,6 +69,7 @@ def frame(
             "ret": ret,
             "rv": [0.5] * n,
             "cost": [cost] * n,
+            "funding": [funding] * n,
         },
         schema=PREDICTION_SCHEMA,
     )

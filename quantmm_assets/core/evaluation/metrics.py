@@ -1,8 +1,9 @@
 """Out-of-sample evaluation of the backbone comparison (DESIGN section 3, "The signal" and "Evaluation").
 
 The input is the long predictions frame (``PREDICTION_SCHEMA``): one row per (backbone, variant, fold, symbol,
-ts_event, horizon) with the heads, the realized label ``ret`` and the round-trip ``cost``. Rows whose
-``expected_return``, ``ret`` or ``cost`` is null or not finite cannot be scored and are left out everywhere.
+ts_event, horizon) with the heads, the realized label ``ret``, the round-trip ``cost`` and the ``funding`` a long
+pays over the window (``funding_h``, :mod:`core.funding`). Rows whose ``expected_return``, ``ret``, ``cost`` or
+``funding`` is null or not finite cannot be scored and are left out everywhere.
 
 - **Signal**: the position of each row is :func:`core.signal.signal_expr` under one
   :class:`~quantmm_assets.core.signal.SignalConfig` (side, edge over the cost, score over the vol forecast,
@@ -12,8 +13,9 @@ ts_event, horizon) with the heads, the realized label ``ret`` and the round-trip
   ``g`` takes the first row at or after ``g`` (the grid row itself when present; rows between grid points are
   dropped), unless that row is less than h after the step kept before it (possible only right after an off-grid
   step), in which case ``g`` is skipped. After a gap the steps thus return to the grid instead of drifting.
-- **PnL** per step = position x ret - |position - previous position| x cost / 2, previous position 0 at the start of
-  each group (the last position's exit is not charged). Sharpe = mean / std (ddof 1) x sqrt(steps per year), steps
+- **PnL** per step = position x (ret - funding) - |position - previous position| x cost / 2, previous position 0
+  at the start of each group (the last position's exit is not charged): a long pays the funding of the settlements
+  it spans, a short receives it. Sharpe = mean / std (ddof 1) x sqrt(steps per year), steps
   per year = 365 d / h, null with fewer than 2 steps or a zero std.
 """
 
@@ -46,7 +48,9 @@ PREDICTION_SCHEMA: dict[str, pl.DataType] = {
     "ret": pl.Float64,
     "rv": pl.Float64,
     "cost": pl.Float64,
+    "funding": pl.Float64,
 }
+SCORED_INPUTS = ("expected_return", "ret", "cost", "funding")  # a row with one of them null or not finite is not scored
 GROUP_KEYS = ("backbone", "variant", "fold", "symbol", "horizon")
 ABLATION_VARIANTS = ("full", "no_text", "no_macro", "event_window")
 SECONDS_PER_YEAR = 365 * 24 * 3600
@@ -185,7 +189,7 @@ def max_drawdown(pnl: ArrayLike) -> float:
 
 
 def _evaluable(df: pl.DataFrame) -> pl.DataFrame:
-    return df.filter(pl.all_horizontal(pl.col(c).is_finite() for c in ("expected_return", "ret", "cost")))
+    return df.filter(pl.all_horizontal(pl.col(c).is_finite() for c in SCORED_INPUTS))
 
 
 def _step_rows(first: np.ndarray, t_us: np.ndarray, h_us: int) -> np.ndarray:
@@ -220,7 +224,9 @@ def _trading_steps(df: pl.DataFrame, horizon: str, config: SignalConfig) -> pl.D
     return (
         rows.with_columns(position=signal_expr(config, horizon))
         .with_columns(prev_position=pos.shift(1, fill_value=0.0).over(keys))
-        .with_columns(pnl=pos * pl.col("ret") - (pos - pl.col("prev_position")).abs() * pl.col("cost") / 2.0)
+        .with_columns(
+            pnl=pos * (pl.col("ret") - pl.col("funding")) - (pos - pl.col("prev_position")).abs() * pl.col("cost") / 2.0
+        )
     )
 
 

@@ -16,9 +16,16 @@ from quantmm_assets.core.leakage.asof import LeakageOutcome, compared_nothing, d
 LABEL_SAMPLES = 30
 
 
-def label_alignment(labels: pl.DataFrame, bars: pl.DataFrame, spread: pl.DataFrame, cost: CostConfig) -> LeakageOutcome:
-    """Every label stamped ``t + h``; sampled complete labels recomputed from bars cut by availability at t + h
-    (equal) and at t + h - 5m (incomplete). ``checked`` counts the labels whose stamp was compared."""
+def label_alignment(
+    labels: pl.DataFrame,
+    bars: pl.DataFrame,
+    spread: pl.DataFrame,
+    cost: CostConfig,
+    funding: pl.DataFrame | None = None,
+) -> LeakageOutcome:
+    """Every label stamped ``t + h``; sampled complete labels recomputed from bars and funding cut by availability
+    at t + h (equal, the funding included) and at t + h - 5m (incomplete). ``checked`` counts the labels whose stamp
+    was compared."""
     if not len(labels):
         return compared_nothing("no labels in this run")
     want_avail = pl.col("ts_event") + pl.col("horizon").replace_strict(
@@ -32,6 +39,9 @@ def label_alignment(labels: pl.DataFrame, bars: pl.DataFrame, spread: pl.DataFra
     done = labels.filter(pl.col("complete"))
     sample = done.sample(min(LABEL_SAMPLES, len(done)), seed=0) if len(done) else done
     known = bars.with_columns(recomputed_availability("market_bars_5m", bars).alias("ts_available"))
+    settled = None
+    if funding is not None:
+        settled = funding.with_columns(recomputed_availability("funding_rates", funding).alias("ts_available"))
     for row in sample.iter_rows(named=True):
         t, h = row["ts_event"], row["horizon"]
         one = {h: lab.HORIZONS[h]}
@@ -43,6 +53,7 @@ def label_alignment(labels: pl.DataFrame, bars: pl.DataFrame, spread: pl.DataFra
                 t + timedelta(microseconds=1),
                 cost,
                 one,
+                funding=None if settled is None else settled.filter(pl.col("ts_available") <= cut),
             )
             if expect_complete:
                 failures += differences(
@@ -57,7 +68,7 @@ def label_alignment(labels: pl.DataFrame, bars: pl.DataFrame, spread: pl.DataFra
     skipped = [] if len(sample) else ["no complete label to rebuild (their forward windows are not in the lake yet)"]
     return LeakageOutcome(
         f"{len(labels)} labels stamped t + h ({len(bad_stamp)} not); {len(sample)} sampled labels rebuilt from the "
-        "bars available at t + h and not before",
+        "bars (and funding) available at t + h and not before",
         len(labels),
         failures[:20],
         skipped,

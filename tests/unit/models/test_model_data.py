@@ -32,9 +32,12 @@ def frames() -> tuple[pl.DataFrame, pl.DataFrame]:
     for sym in ("BTC", "ETH"):
         for i, t in enumerate(ts[:2]):  # no labels for the last time
             for h in ("1h", "4h"):
-                rows.append((sym, t, h, t, 0.01 * i, 0.02, 0.001, not (sym == "ETH" and h == "4h")))
+                funding = None if (sym, h) == ("BTC", "4h") else 0.0001 * (i + 1)  # unknown for BTC 4h
+                rows.append((sym, t, h, t, 0.01 * i, 0.02, 0.001, funding, not (sym == "ETH" and h == "4h")))
     labels = pl.DataFrame(
-        rows, schema=["symbol", "ts_event", "horizon", "ts_available", "ret", "rv", "cost", "complete"], orient="row"
+        rows,
+        schema=["symbol", "ts_event", "horizon", "ts_available", "ret", "rv", "cost", "funding", "complete"],
+        orient="row",
     )
     return matrix, labels
 
@@ -53,6 +56,9 @@ def test_model_data_arrays() -> None:
     np.testing.assert_array_equal(d.label_ok[:, 0], [True, True, True, True, False, False])
     np.testing.assert_array_equal(d.label_ok[:, 1], [True, False, True, False, False, False])
     assert np.isnan(d.ret[4:]).all() and d.ret[2, 0] == pytest.approx(0.01) and d.cost.dtype == np.float64
+    # funding_h per horizon, NaN where unknown (BTC 4h) or where no label row exists (the last time)
+    np.testing.assert_array_equal(d.funding[:, 0], [1e-4, 1e-4, 2e-4, 2e-4, np.nan, np.nan])
+    np.testing.assert_array_equal(d.funding[:, 1], [np.nan, 1e-4, np.nan, 2e-4, np.nan, np.nan])
 
 
 def test_model_data_errors() -> None:
@@ -61,6 +67,8 @@ def test_model_data_errors() -> None:
         model_data(matrix.drop("a"), labels, ["a"], horizons=("1h",))
     with pytest.raises(ValueError, match="missing columns"):
         model_data(matrix, labels.drop("complete"), ["a"], horizons=("1h",))
+    with pytest.raises(ValueError, match=r"missing columns \['funding'\]"):
+        model_data(matrix, labels.drop("funding"), ["a"], horizons=("1h",))
     with pytest.raises(ValueError, match="no rows for horizons"):
         model_data(matrix, labels, ["a"], horizons=("1h", "1d"))
     with pytest.raises(ValueError, match="duplicate"):
