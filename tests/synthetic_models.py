@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from quantmm_assets.core.costs import CostConfig
@@ -88,10 +89,24 @@ def synthetic_frames(
         return pl.read_parquet(paths[0]), pl.read_parquet(paths[1])
 
 
+def _cached_hashing_embed():
+    """The hashing encoder behind a cache by content hash, as the TextEncoder resource keeps one: a post linked to
+    several symbols is embedded once per world."""
+    cache: dict[str, np.ndarray] = {}
+
+    def embed(texts: list[str], hashes: list[str]) -> np.ndarray:
+        new = {h: t for t, h in zip(texts, hashes, strict=True) if h not in cache}
+        if new:
+            cache.update(zip(new, hashing_embed(list(new.values()), DIM), strict=True))
+        return np.stack([cache[h] for h in hashes]) if hashes else np.zeros((0, DIM), np.float32)
+
+    return embed
+
+
 def _build_frames(days: int, text_signal: bool, seed: int, signal_beta: float) -> tuple[pl.DataFrame, pl.DataFrame]:
     raw = _raw(days, text_signal, seed, signal_beta)
     first, end = START + timedelta(days=1), START + timedelta(days=days)
-    matrix = build_feature_rows(raw, list(SYMBOLS), first, end, lambda texts, _h: hashing_embed(texts, DIM), DIM)
+    matrix = build_feature_rows(raw, list(SYMBOLS), first, end, _cached_hashing_embed(), DIM)
     matrix = matrix.filter(pl.col("ts_event").dt.minute() == 0)
     spread = matrix.select("symbol", "ts_event", "cs_spread_1d")
     return matrix, labels_multi_horizon(raw.bars, spread, first, end, CostConfig(), HORIZONS, funding=raw.funding)

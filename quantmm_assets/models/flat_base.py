@@ -19,7 +19,10 @@ Modes for flat backbones:
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from abc import abstractmethod
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -39,6 +42,26 @@ from quantmm_assets.models.protocol import (
     checked_splits,
     predictions,
 )
+
+# Fitted base regressors by content (backbone, settings, rows): the ``no_text`` ablation's base is the ``full``
+# base (the base never sees text), so a walk-forward fits each fold's bases once for both variants.
+_BASE_FITS: OrderedDict[str, Any] = OrderedDict()
+_BASE_FITS_SIZE = 32
+_BASE_FITS_LOCK = threading.Lock()
+
+
+def forget_base_fits() -> None:
+    """Drop every remembered base fit (a test of fitting itself, e.g. its determinism, starts from none)."""
+    with _BASE_FITS_LOCK:
+        _BASE_FITS.clear()
+
+
+def _fit_key(backbone: Backbone, *arrays: np.ndarray) -> str:
+    digest = hashlib.blake2b(repr((type(backbone).__name__, sorted(backbone.get_params().items()))).encode())
+    for a in arrays:
+        digest.update(f"{a.dtype}{a.shape}".encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
 
 
 class FlatBackbone(Backbone):
@@ -85,8 +108,23 @@ class FlatBackbone(Backbone):
                 raise ValueError(f"{self.name}: fewer than 2 train rows with complete labels for targets {cols}")
             sel = idx[rows]
             x = data.x[np.ix_(sel, self._base_columns(data))]
-            out.append((cols, self._fit_regressor(x, data.symbol_code[sel], y[rows][:, cols])))
+            out.append((cols, self._shared_fit(x, data.symbol_code[sel], y[rows][:, cols])))
         return out
+
+    def _shared_fit(self, x: np.ndarray, symbol_code: np.ndarray, y: np.ndarray) -> Any:
+        """:meth:`_fit_regressor`, or the regressor already fitted by this backbone with these settings on these
+        exact rows (fitting is deterministic, so it is the same fit)."""
+        key = _fit_key(self, x, symbol_code, y)
+        with _BASE_FITS_LOCK:
+            if key in _BASE_FITS:
+                _BASE_FITS.move_to_end(key)
+                return _BASE_FITS[key]
+        model = self._fit_regressor(x, symbol_code, y)
+        with _BASE_FITS_LOCK:
+            _BASE_FITS[key] = model
+            while len(_BASE_FITS) > _BASE_FITS_SIZE:
+                _BASE_FITS.popitem(last=False)
+        return model
 
     def _predict_base(self, base: list[tuple[list[int], Any]], data: ModelData, idx: np.ndarray) -> np.ndarray:
         """Return the (m, 2H) base predictions ``[ret_h..., log rv_h...]``."""

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from quantmm_assets.models.data import ModelData
+from quantmm_assets.models.flat_base import forget_base_fits
 from quantmm_assets.models.protocol import Backbone, Predictions
 from quantmm_assets.models.registry import BACKBONES
 from quantmm_assets.models.variants import without_latents
@@ -131,6 +132,7 @@ def test_backbone_contract(name: str, data: ModelData) -> None:
     conf, right = pred["1h"].signal_confidence, np.sign(pred["1h"].expected_return) == np.sign(data.ret[test, 0])
     assert right[conf >= np.median(conf)].mean() > right[conf < np.median(conf)].mean()
 
+    forget_base_fits()  # a flat backbone would reuse its base fit: refit from nothing
     again = as_arrays(fitted(name, data)[0].predict(data, test))
     for key, arr in as_arrays(pred).items():
         np.testing.assert_array_equal(arr, again[key], err_msg=f"{name}: not deterministic at {key}")
@@ -151,6 +153,21 @@ def test_backbone_contract(name: str, data: ModelData) -> None:
     assert ((iso >= 0) & (iso <= 1)).all()
     with pytest.raises(ValueError, match="mode"):
         cls(mode="bogus").fit(data, *splits(data)[::2])
+
+
+@pytest.mark.parametrize("name", ["ridge", "lightgbm"])
+def test_a_flat_base_is_fitted_once_for_the_same_rows_and_settings(name: str, data: ModelData) -> None:
+    forget_base_fits()
+    full = fitted(name, data)[0]
+    ablation = fitted(name, without_latents(data))[0]  # no_text: the base reads the same rows and columns
+    assert [id(m) for _, m in ablation.base_] == [id(m) for _, m in full.base_]
+    other = fitted(name, data, calibration="isotonic")[0]  # other settings (any of them): its own fit
+    assert not {id(m) for _, m in other.base_} & {id(m) for _, m in full.base_}
+    train, _, inner = splits(data)
+    drop = train[-1]
+    fewer = BACKBONES[name](random_seed=7, **FAST[name])
+    fewer.fit(data, train[:-1], [(a[a != drop], b[b != drop]) for a, b in inner])
+    assert not {id(m) for _, m in fewer.base_} & {id(m) for _, m in full.base_}  # other rows: their own fit
 
 
 @pytest.mark.parametrize("seed", [0, 1])
