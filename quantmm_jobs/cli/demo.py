@@ -93,8 +93,10 @@ def _show_report(lake: Lake) -> None:
     ranking = pl.DataFrame(doc["ranking"])
     first = ranking["symbol"].min()
     print(f"\nbackbone report ({lake.report_file(REPORT_MARKDOWN)}), ranking for {first}:")
-    cols = ["horizon", "rank", "backbone", "mean_sharpe", "mean_rank_ic", "mean_hit_rate", "mean_mae"]
-    with pl.Config(tbl_rows=40, tbl_cols=10):
+    cols = ["horizon", "rank", "backbone", "verdict", "evidence_sharpe", "n_counted", "n_windows", "n_held"]
+    cols += ["mean_rank_ic", "mean_hit_rate"]
+    print(doc.get("evidence_rule", ""))
+    with pl.Config(tbl_rows=40, tbl_cols=12, fmt_str_lengths=24):
         print(ranking.filter(pl.col("symbol") == first).select(cols))
 
 

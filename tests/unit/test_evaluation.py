@@ -17,6 +17,7 @@ from quantmm_assets.core.evaluation.bootstrap import (
     paired_day_bootstrap,
     weighted_pearson,
 )
+from quantmm_assets.core.evaluation.evidence import AGAINST, EVIDENCE_SCHEMA, FOR, INSUFFICIENT, evidence_table
 from quantmm_assets.core.evaluation.metrics import (
     FOLD_METRICS_SCHEMA,
     PREDICTION_SCHEMA,
@@ -259,6 +260,13 @@ def metrics_rows(rows: list[tuple]) -> pl.DataFrame:
     return df.select([pl.col(c).cast(dt) for c, dt in FOLD_METRICS_SCHEMA.items()])
 
 
+def evidence_rows(rows: list[tuple[str, str, int, float | None]]) -> pl.DataFrame:
+    """Evidence rows (backbone, variant, n_counted, evidence_sharpe), symbol BTC, horizon 1h, 3 windows."""
+    df = pl.DataFrame(rows, schema=["backbone", "variant", "n_counted", "evidence_sharpe"], orient="row")
+    df = df.with_columns(symbol=pl.lit("BTC"), horizon=pl.lit("1h"), n_windows=3, n_steps=90, n_held=pl.lit(60))
+    return df.select([pl.col(c).cast(dt) for c, dt in EVIDENCE_SCHEMA.items()])
+
+
 def test_rank_backbones_order_tie_break_and_baselines():
     m = metrics_rows(
         [
@@ -266,18 +274,34 @@ def test_rank_backbones_order_tie_break_and_baselines():
             ("A", "full", 1, 2.0, 0.02),
             ("A", "no_text", 0, 10.0, 0.5),  # another variant: ignored
             ("B", "full", 0, 1.5, 0.05),
-            ("B", "full", 1, 1.5, 0.05),  # same mean Sharpe as A, higher rank IC
-            ("C", "full", 0, None, 0.9),  # no Sharpe: last despite its rank IC
+            ("B", "full", 1, 1.5, 0.05),  # same Sharpe as A, higher rank IC
+            ("C", "full", 0, None, 0.9),  # no Sharpe: evidence against, last of them despite its rank IC
+            ("D", "full", 0, 17.6, -0.1),  # a Sharpe from three trades: insufficient, never first
             ("zero", "full", 0, 0.5, None),  # a baseline run as variant "full"
             ("baseline", "momentum", 0, 1.2, 0.01),  # a baseline named by its variant
         ]
     )
-    r = rank_backbones(m)
-    assert r["backbone"].to_list() == ["B", "A", "momentum", "zero", "C"]
-    assert r["rank"].to_list() == [1, 2, 3, 4, 5]
-    assert r["mean_sharpe"].to_list()[:2] == [1.5, 1.5] and r["n_folds"].to_list()[:2] == [2, 2]
-    assert rank_backbones(m, include_baselines=False)["backbone"].to_list() == ["B", "A", "C"]
-    assert rank_backbones(m, variant="no_text", include_baselines=False)["backbone"].to_list() == ["A"]
+    ev = evidence_rows(
+        [("A", "full", 2, 1.5), ("A", "no_text", 2, 10.0), ("B", "full", 2, 1.5), ("C", "full", 2, None)]
+        + [("D", "full", 0, None), ("zero", "full", 2, 0.5), ("baseline", "momentum", 2, 1.2)]
+    )
+    r = rank_backbones(m, ev)
+    assert r["backbone"].to_list() == ["B", "A", "momentum", "zero", "C", "D"]
+    assert r["rank"].to_list() == [1, 2, 3, None, None, None]
+    assert r["verdict"].to_list() == [FOR, FOR, FOR, AGAINST, AGAINST, INSUFFICIENT]
+    assert r["evidence_sharpe"].to_list()[:2] == [1.5, 1.5] and r["n_folds"].to_list()[:2] == [2, 2]
+    assert r["mean_sharpe"].to_list()[-1] == 17.6 and r["n_counted"].to_list() == [2, 2, 2, 2, 2, 0]
+    assert rank_backbones(m, ev, include_baselines=False)["backbone"].to_list() == ["B", "A", "C", "D"]
+    assert rank_backbones(m, ev, variant="no_text", include_baselines=False)["backbone"].to_list() == ["A"]
+    # a series with no evidence row at all (nothing scored) is insufficient, with zero counts
+    lone = rank_backbones(m, ev.filter(pl.col("backbone") != "B"), include_baselines=False)
+    assert lone.filter(pl.col("backbone") == "B").select("verdict", "n_counted", "n_steps").row(0) == (
+        INSUFFICIENT,
+        0,
+        0,
+    )
+    with pytest.raises(ValueError, match="evidence: missing columns"):
+        rank_backbones(m, ev.drop("n_held"))
 
 
 def test_ablation_table_side_by_side_and_difference():
@@ -425,7 +449,11 @@ def small_run() -> pl.DataFrame:
 def test_report_markdown_states_configurations_and_tables():
     m = fold_metrics(small_run())
     ece = expected_calibration_error(calibration_table(small_run()))
-    md = report_markdown(rank_backbones(m), ablation_table(m), ece, {"ridge": 12})
+    evidence = evidence_table(trading_steps(small_run()))
+    md = report_markdown(rank_backbones(m, evidence), ablation_table(m), ece, {"ridge": 12})
+    # one test window each: below the 2 counted windows a verdict needs, so nothing is ranked, and it says so
+    assert "- BTC: no contender shows evidence of an edge; nothing is ranked." in md
+    assert "A test window counts with at least 30 non-overlapping steps holding a position" in md
     assert "## Signal" in md and SignalConfig().config_hash() in md and "1h: score > 0 and confidence > 0.5" in md
     assert "| ridge | 12 |" in md and "| lgbm | not reported |" in md
     assert "### 1h" in md and "### 4h" in md and "sharpe_full_minus_no_text" in md and "ece" in md

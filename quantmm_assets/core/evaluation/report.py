@@ -16,6 +16,16 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from quantmm_assets.core.evaluation.bootstrap import ablation_significance
+from quantmm_assets.core.evaluation.evidence import (
+    EVIDENCE_SCHEMA,
+    FOR,
+    MIN_HELD_STEPS,
+    MIN_UNITS,
+    SERIES_KEYS,
+    VERDICT_ORDER,
+    evidence_table,
+    verdict,
+)
 from quantmm_assets.core.evaluation.metrics import (
     ABLATION_VARIANTS,
     FOLD_METRICS_SCHEMA,
@@ -24,13 +34,30 @@ from quantmm_assets.core.evaluation.metrics import (
     expected_calibration_error,
     fold_metrics,
     horizon_order,
+    trading_steps,
 )
 from quantmm_assets.core.evaluation.plots import plot_calibration, plot_cumulative_pnl
 from quantmm_assets.core.signal import SignalConfig
 
-RANKING_COLUMNS = ("symbol", "horizon", "rank", "backbone", *(f"mean_{m}" for m in HEADLINE_METRICS), "n_folds")
+EVIDENCE_COLUMNS = ("verdict", "evidence_sharpe", "n_counted", "n_windows", "n_held", "n_steps")
+RANKING_COLUMNS = (
+    "symbol",
+    "horizon",
+    "rank",
+    "backbone",
+    *EVIDENCE_COLUMNS,
+    *(f"mean_{m}" for m in HEADLINE_METRICS),
+    "n_folds",
+)
 ABLATION_METRICS = ("sharpe", "rank_ic", "mae")
-BASELINES = ("zero", "momentum", "ridge_price")  # the names of models.baselines.BASELINES
+BASELINES = ("zero", "momentum", "ridge_price")
+EVIDENCE_RULE = (
+    f"A test window counts with at least {MIN_HELD_STEPS} non-overlapping steps holding a position (for 1d and "
+    f"longer, consecutive windows are pooled until they do); `evidence_sharpe` is the mean Sharpe of the counted "
+    f"windows, `n_counted` of `n_windows` counted, `n_held` of `n_steps` steps held a position. Fewer than "
+    f"{MIN_UNITS} counted windows is *insufficient evidence* (the data cannot tell), not evidence against; only "
+    f"*evidence for* (Sharpe and rank IC > 0) gets a rank."
+)  # the names of models.baselines.BASELINES
 
 
 def _is_baseline(baselines: tuple[str, ...]) -> pl.Expr:
@@ -45,35 +72,61 @@ def _check_metrics(metrics: pl.DataFrame) -> None:
 
 def rank_backbones(
     metrics: pl.DataFrame,
+    evidence: pl.DataFrame,
     variant: str = "full",
     include_baselines: bool = True,
     baselines: tuple[str, ...] = BASELINES,
 ) -> pl.DataFrame:
-    """Return per (symbol, horizon) the contenders ranked by mean Sharpe over folds (nulls last), then mean rank IC.
+    """Return per (symbol, horizon) the contenders with their evidence (:mod:`core.evaluation.evidence`), ordered
+    by verdict (evidence for, against, insufficient), then the Sharpe over counted windows (nulls last), then mean
+    rank IC; only ``evidence for`` rows get a ``rank`` (1 = best), so neither a Sharpe from a few trades nor one
+    with the evidence against it ranks first.
 
     Contenders are the backbones' ``variant`` rows and, with ``include_baselines``, the baseline rows (variant
     ``full`` of ``baselines``, and rows of a non-ablation variant). Remaining ties are broken by name, so the order is
-    deterministic. Columns: ``RANKING_COLUMNS``.
+    deterministic. ``evidence`` is :func:`~core.evaluation.evidence.evidence_table` of the same predictions.
+    Columns: ``RANKING_COLUMNS`` (``mean_*`` over folds, every fold included).
     """
     _check_metrics(metrics)
+    missing = [c for c in EVIDENCE_SCHEMA if c not in evidence.columns]
+    if missing:
+        raise ValueError(f"evidence: missing columns {missing} (expected the output of evidence_table)")
     baseline = _is_baseline(baselines)
     model_rows = (pl.col("variant") == variant) & ~baseline
     baseline_rows = baseline & ((pl.col("variant") == "full") | ~pl.col("variant").is_in(ABLATION_VARIANTS))
     name = pl.when(pl.col("variant").is_in(ABLATION_VARIANTS)).then(pl.col("backbone")).otherwise(pl.col("variant"))
     means = {f"mean_{m}": pl.col(m).mean() for m in HEADLINE_METRICS}
+    counts = [pl.col(c).first().fill_null(0) for c in ("n_counted", "n_windows", "n_held")]
     ranked = (
         metrics.filter(model_rows | (baseline_rows & pl.lit(include_baselines)))
+        .join(evidence.select(list(EVIDENCE_SCHEMA)).rename({"n_steps": "all_steps"}), on=list(SERIES_KEYS), how="left")
         .with_columns(backbone=name)
         .group_by(["symbol", "horizon", "backbone"])
-        .agg(**means, n_folds=pl.col("fold").n_unique())
+        .agg(
+            *counts,
+            **means,
+            n_folds=pl.col("fold").n_unique(),
+            evidence_sharpe=pl.col("evidence_sharpe").first(),
+            n_steps=pl.col("all_steps").first().fill_null(0),
+        )
+        .with_columns(verdict=verdict(pl.col("n_counted"), pl.col("evidence_sharpe"), pl.col("mean_rank_ic")))
         .sort(
-            [pl.col("symbol"), horizon_order(), pl.col("mean_sharpe"), pl.col("mean_rank_ic"), pl.col("backbone")],
-            descending=[False, False, True, True, False],
+            [
+                pl.col("symbol"),
+                horizon_order(),
+                pl.col("verdict").replace_strict(VERDICT_ORDER, return_dtype=pl.Int64),
+                pl.col("evidence_sharpe"),
+                pl.col("mean_rank_ic"),
+                pl.col("backbone"),
+            ],
+            descending=[False, False, False, True, True, False],
             nulls_last=True,
         )
-        .with_columns(rank=pl.int_range(1, pl.len() + 1).over(["symbol", "horizon"]))
     )
-    return ranked.select(RANKING_COLUMNS).with_columns(pl.col("rank", "n_folds").cast(pl.Int64))
+    rank = pl.when(pl.col("verdict") == FOR).then(pl.int_range(1, pl.len() + 1).over(["symbol", "horizon"]))
+    ranked = ranked.with_columns(rank=rank)
+    ints = ("rank", "n_folds", "n_counted", "n_windows", "n_held", "n_steps")
+    return ranked.select(RANKING_COLUMNS).with_columns(pl.col(*ints).cast(pl.Int64))
 
 
 def ablation_table(metrics: pl.DataFrame, baselines: tuple[str, ...] = BASELINES) -> pl.DataFrame:
@@ -150,11 +203,18 @@ def report_markdown(
         "",
         markdown_table(configs),
         "",
-        "## Ranking by after-cost Sharpe",
+        "## Ranking by after-cost Sharpe, with the evidence behind it",
+        "",
+        EVIDENCE_RULE,
     ]
-    shown = [c for c in RANKING_COLUMNS if c != "horizon"]
+    shown = [c for c in RANKING_COLUMNS if c not in ("horizon", "mean_sharpe")]
     for horizon in ranking.sort(horizon_order())["horizon"].unique(maintain_order=True).to_list():
-        parts += ["", f"### {horizon}", "", markdown_table(ranking.filter(pl.col("horizon") == horizon), shown)]
+        rows = ranking.filter(pl.col("horizon") == horizon)
+        parts += ["", f"### {horizon}", ""]
+        for symbol in rows["symbol"].unique(maintain_order=True).to_list():
+            if not rows.filter((pl.col("symbol") == symbol) & (pl.col("verdict") == FOR)).height:
+                parts.append(f"- {symbol}: no contender shows evidence of an edge; nothing is ranked.")
+        parts += ["", markdown_table(rows, shown)]
     parts += [
         "",
         "## Ablations (mean over folds and symbols)",
@@ -194,7 +254,8 @@ def build_report(
     significance of ``full - no_text`` over the backbones' rows (baselines left out), calibration, figures."""
     signal = signal or SignalConfig()
     metrics = fold_metrics(predictions, signal)
-    ranking = rank_backbones(metrics)
+    evidence = evidence_table(trading_steps(predictions, signal=signal))
+    ranking = rank_backbones(metrics, evidence)
     ablation = ablation_table(metrics)
     cal = calibration_table(predictions)
     ece = expected_calibration_error(cal)
@@ -204,6 +265,7 @@ def build_report(
     doc = {
         "signal_config": signal.record(),
         "ranking": ranking.to_dicts(),
+        "evidence_rule": EVIDENCE_RULE,
         "ablation": ablation.to_dicts(),
         "text_significance": significance.to_dicts(),
         "calibration_ece": ece.to_dicts(),
