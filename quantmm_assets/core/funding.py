@@ -26,15 +26,15 @@ import polars as pl
 from quantmm_assets.core.schemas import UTC_TS
 
 MAX_SETTLEMENT_GAP = timedelta(hours=9)  # the features' funding staleness limit (core.features.derivatives)
-_US = timedelta(microseconds=1)
+_MAX_GAP_US = MAX_SETTLEMENT_GAP // timedelta(microseconds=1)
 
 
 def settlements(funding: pl.DataFrame) -> pl.DataFrame:
-    """Return ``symbol, ts_event, funding_rate`` of the usable settlements, sorted; raise on a duplicate key."""
+    """Return ``symbol, ts_event, funding_rate`` of the usable settlements in time order; raise on a duplicate key."""
     rows = (
         funding.select("symbol", pl.col("ts_event").cast(UTC_TS), pl.col("funding_rate").cast(pl.Float64))
         .filter(pl.col("funding_rate").is_finite())
-        .sort("symbol", "ts_event")
+        .sort("ts_event")  # per symbol too: window_funding splits it by symbol, keeping the order
     )
     if rows.select(pl.struct("symbol", "ts_event").is_duplicated().any()).item():
         raise ValueError("funding: duplicate settlements (symbol, ts_event)")
@@ -46,17 +46,17 @@ def _one_symbol(s_us: np.ndarray, rate: np.ndarray, a_us: np.ndarray, b_us: np.n
     out = np.full(a_us.shape, np.nan)
     if not s_us.size:
         return out
-    cum = np.concatenate([[0.0], np.cumsum(rate)])  # cum[i + 1] = sum of rates[0..i]
-    gap = np.diff(s_us, prepend=s_us[0])  # gap[i] = s[i] - s[i - 1] (0 for the first)
-    too_long = np.concatenate([[0], np.cumsum(gap > MAX_SETTLEMENT_GAP // _US)])  # too_long[i + 1]: bad gaps to i
+    cum = np.cumsum(rate)  # cum[i]: the rates of settlements 0..i
+    gap = np.diff(s_us, prepend=s_us[0])  # gap[i] = s[i] - s[i - 1] (0 for the first, never read)
+    too_long = np.cumsum(gap > _MAX_GAP_US)  # too_long[i]: gaps longer than the limit up to settlement i
     i_a = np.searchsorted(s_us, a_us, side="right") - 1  # last settlement at or before a
     i_b = np.searchsorted(s_us, b_us, side="right") - 1  # last settlement at or before b
     ok = i_a >= 0
     ia, ib = np.where(ok, i_a, 0), np.where(ok, i_b, 0)
-    ok &= too_long[ib + 1] - too_long[ia + 1] == 0  # no missing settlement between them
-    interval = np.where(ib > 0, gap[ib], MAX_SETTLEMENT_GAP // _US)  # the settlement interval in force at b
-    ok &= b_us - s_us[ib] < np.minimum(interval, MAX_SETTLEMENT_GAP // _US)  # none due in (s_last, b] is missing
-    out[ok] = (cum[ib + 1] - cum[ia + 1])[ok]
+    ok &= too_long[ib] == too_long[ia]  # no missing settlement between them
+    interval = np.where(ib > 0, gap[ib], _MAX_GAP_US)  # the settlement interval in force at b
+    ok &= b_us - s_us[ib] < np.minimum(interval, _MAX_GAP_US)  # none due in (s_last, b] is missing
+    out[ok] = (cum[ib] - cum[ia])[ok]
     return out
 
 

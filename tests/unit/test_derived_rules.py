@@ -65,12 +65,14 @@ def check(labels: pl.DataFrame, funding: pl.DataFrame | None = None):
 
 
 def settlements() -> pl.DataFrame:
-    """Settlements at T0 - 8h (rate 0.0001), 00:30 (0.0005) and 01:30 (0.0002); stamped available a day early, on
-    purpose: the check re-derives funding availability (the settlement instant) from ts_event."""
-    times, rates = [T0 - 8 * HOUR, T0 + 30 * BAR / 5, T0 + 90 * BAR / 5], [0.0001, 0.0005, 0.0002]
-    cols = {"symbol": [A] * 3, "ts_event": times, "ts_available": [T0 - DAY] * 3, "funding_rate": rates}
-    return pl.DataFrame({c: cols.get(c, [None] * 3) for c in RAW_SCHEMAS["funding_rates"].columns},
-                        schema=RAW_SCHEMAS["funding_rates"].columns)  # fmt: skip
+    """Settlements at T0 - 8h (0.0001), 00:30 (0.0005), 01:05 (0.0003: exactly t + h of the 00:05 label) and 01:30
+    (0.0002). The lake's stamps are wrong on purpose: the 01:05 one an hour late, the others a day early; the check
+    re-derives funding availability (the settlement instant) from ts_event."""
+    times = [T0 - 8 * HOUR, T0 + 6 * BAR, T0 + 13 * BAR, T0 + 18 * BAR]
+    stamps = [T0 - DAY, T0 - DAY, T0 + 13 * BAR + HOUR, T0 - DAY]
+    cols = {"symbol": [A] * 4, "ts_event": times, "ts_available": stamps, "funding_rate": [1e-4, 5e-4, 3e-4, 2e-4]}
+    schema = RAW_SCHEMAS["funding_rates"].columns
+    return pl.DataFrame({c: cols.get(c, [None] * 4) for c in schema}, schema=schema)
 
 
 def replaced(labels: pl.DataFrame, t: datetime, row: pl.DataFrame) -> pl.DataFrame:
@@ -92,14 +94,15 @@ def test_honest_labels_pass_and_every_complete_one_is_rebuilt() -> None:
 
 
 def test_funding_is_rebuilt_from_the_settlements_known_at_t_plus_h() -> None:
-    # every complete 1h label (00:05 .. 00:20) spans the 00:30 settlement and none other: funding 0.0005
-    honest_funding = pl.concat([label_rows(COMPLETE, True, funding=0.0005), label_rows(INCOMPLETE, False)])
+    # every complete 1h label (00:05 .. 00:20) spans the 00:30 and 01:05 settlements and no other: 0.0008; for the
+    # 00:05 label 01:05 is t + h itself, known then by the rule though the lake stamped it an hour later
+    honest_funding = pl.concat([label_rows(COMPLETE, True, funding=0.0008), label_rows(INCOMPLETE, False)])
     out = check(honest_funding, settlements())
     assert out.passed and out.checked == 16, out.failures
     # a builder that also charged the 01:30 settlement (after every t + h) is caught by the rebuild
     t = COMPLETE[0]
-    late = replaced(honest_funding, t, label_rows([t], True, funding=0.0007))
-    assert check(late, settlements()).failures == [f"label 1h: {A} {t} funding: stored 0.0007 vs recomputed 0.0005"]
+    late = replaced(honest_funding, t, label_rows([t], True, funding=0.001))
+    assert check(late, settlements()).failures == [f"label 1h: {A} {t} funding: stored 0.001 vs recomputed 0.0008"]
     # labels built without funding rows (null) are not what the settlements give
     assert len(check(honest(), settlements()).failures) == 4
 

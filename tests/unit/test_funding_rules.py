@@ -111,3 +111,33 @@ def test_duplicate_settlements_are_refused():
     rows = pl.concat([funding(RATES), funding({D0: 0.5})])
     with pytest.raises(ValueError, match="duplicate settlements"):
         one(rows, D0, "1h")
+
+
+def test_a_gap_of_exactly_nine_hours_is_still_a_settlement_interval():
+    rows = funding({D0: 0.1, D0 + 9 * HOUR: 0.01, D0 + 17 * HOUR: 0.001})
+    assert one(rows, D0 + 8 * HOUR, "1h") == pytest.approx(0.01)
+    assert one(rows, D0 + 9 * HOUR, "4h") == 0.0  # 4 hours after a 9-hour interval began: nothing due yet
+
+
+def test_a_single_settlement_covers_the_windows_after_it_only():
+    rows = funding({D0 + 8 * HOUR: 0.1})
+    assert one(rows, D0 + 7 * HOUR, "1h") is None
+    assert one(rows, D0 + 8 * HOUR, "4h") == 0.0
+
+
+def test_one_call_answers_every_row_of_every_symbol_from_rows_in_any_order():
+    eth = {D0: 1.0, D0 + 8 * HOUR: 2.0, D0 + 16 * HOUR: 4.0}
+    rows = pl.concat([funding(RATES, "BTCUSDT"), funding(eth, "ETHUSDT")]).sample(fraction=1.0, shuffle=True, seed=3)
+    query = pl.DataFrame(
+        {
+            "symbol": ["ETHUSDT", "BTCUSDT", "SOLUSDT", "ETHUSDT", "BTCUSDT"],
+            "ts_event": [D0 + 7 * HOUR, D0 + 7 * HOUR, D0 + 7 * HOUR, D0 + 4 * HOUR, D0 + 15 * HOUR],
+            "horizon_us": [H_US["1h"], H_US["1h"], H_US["1h"], H_US["1d"], H_US["4h"]],
+        },
+        schema={"symbol": pl.Utf8, "ts_event": UTC_TS, "horizon_us": pl.Int64},
+    )
+    got = window_funding(rows, query)
+    assert got.dtype == pl.Float64 and got.to_list() == pytest.approx([2.0, 0.1, None, None, 0.01])
+    # ETH (04:00, next 04:00]: the next-day 00:00 settlement is due and missing; BTC (15:00, 19:00] holds 16:00
+    none = window_funding(None, query)
+    assert none.dtype == pl.Float64 and none.null_count() == 5
