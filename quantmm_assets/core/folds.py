@@ -95,45 +95,65 @@ def _split(start: datetime, end: datetime, k: int) -> list[tuple[datetime, datet
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def walk_forward_folds(first_t: datetime, last_t: datetime, spec: FoldSpec) -> pl.DataFrame:
+def walk_forward_folds(
+    first_t: datetime, last_t: datetime, spec: FoldSpec, anchor: datetime | None = None
+) -> pl.DataFrame:
     """Return the fold intervals (``FOLD_SCHEMA``) for samples with times in ``[first_t, last_t]``.
 
-    The test windows lie on a grid anchored at the *start* of the data: candidate ``k = 0, 1, 2, ...`` is
-    ``[a + k * test_days, a + (k + 1) * test_days)`` with ``a = first_t + min_train_days + purge + embargo``, so
-    candidate 0 already has ``min_train_days`` of train data. ``last_t`` is the last instant the data covers; a
-    test sample at ``s`` needs its labels, i.e. data until ``s + purge``, so a candidate is usable when it ends
-    at or before ``E = last_t - purge``. The folds are the newest ``n_folds`` usable candidates, and the fold
-    number is the grid index ``k`` (ascending = older to newer; not necessarily starting at 0). Fold ``k``
-    trains on ``[train_start, test_start_k - purge - embargo)``, with ``train_start = first_t`` (expanding) or
-    ``max(first_t, train_end - train_days)`` (rolling): every train label window ends before ``test_start_k -
-    embargo``. Inside each train window, ``inner_k`` contiguous validation blocks ``[vs, ve)``; their train
-    parts are ``[train_start, vs - purge)`` and ``[ve + purge + embargo, train_end)``, empty parts omitted.
+    The test windows lie on a grid anchored at ``anchor`` (the partitions' start; ``first_t`` when None):
+    candidate ``k = 0, 1, 2, ...`` is ``[a + k * test_days, a + (k + 1) * test_days)`` with ``a = anchor +
+    min_train_days + purge + embargo``. A candidate is a fold only when its train window holds ``min_train_days``
+    from the day of ``first_t`` (so the first label of a day, at 00:05, costs no window): with data starting after
+    the anchor the first candidates are skipped, never shifted, so two runs
+    whose data starts on different days (a partition materialized later, a retrain) share their windows and fold
+    numbers; data before the anchor trains but opens no earlier window.
 
-    Fold ``k``'s intervals depend only on ``first_t``, ``k`` and the spec, never on ``last_t``: extending the
-    data (same ``first_t``) adds newer folds and drops the oldest ones past ``n_folds``, but every fold present
-    before and after keeps its number and identical intervals (walk-forward and inner). Data after the newest
-    usable window's end (less than one test window, plus the purge) is in no test window until the next grid
-    window completes. Raises ValueError when fewer than ``n_folds`` candidates are usable (the data span is
-    shorter than ``min_train_days + purge + embargo + n_folds * test_days + purge``), or an inner split has no
-    train interval.
+    ``last_t`` is the last instant the data covers; a test sample at ``s`` needs its labels, i.e. data until ``s +
+    purge``, so a candidate is usable when it ends at or before ``E = last_t - purge``. The folds are the newest
+    ``n_folds`` usable candidates, and the fold number is the grid index ``k`` (ascending = older to newer; not
+    necessarily starting at 0). Fold ``k`` trains on ``[train_start, test_start_k - purge - embargo)``, with
+    ``train_start = first_t`` (expanding) or ``max(first_t, train_end - train_days)`` (rolling): every train label
+    window ends before ``test_start_k - embargo``. Inside each train window, ``inner_k`` contiguous validation
+    blocks ``[vs, ve)``; their train parts are ``[train_start, vs - purge)`` and ``[ve + purge + embargo,
+    train_end)``, empty parts omitted.
+
+    Fold ``k``'s intervals depend only on the anchor, ``first_t``, ``k`` and the spec, never on ``last_t``:
+    extending the data (same ``first_t``) adds newer folds and drops the oldest ones past ``n_folds``, but every
+    fold present before and after keeps its number and identical intervals (walk-forward and inner). Data after the
+    newest usable window's end (less than one test window, plus the purge) is in no test window until the next grid
+    window completes. Raises ValueError when fewer than ``n_folds`` candidates are usable (the data span is shorter
+    than ``min_train_days + purge + embargo + n_folds * test_days + purge``), or an inner split has no train
+    interval.
     """
     first_t, last_t = _utc(first_t), _utc(last_t)
+    anchor = first_t if anchor is None else _utc(anchor)
     test_len = timedelta(days=spec.test_days)
     gap = spec.purge + spec.embargo
-    anchor = first_t + timedelta(days=spec.min_train_days) + gap  # start of grid window 0
+    origin = anchor + timedelta(days=spec.min_train_days) + gap  # start of grid window 0
     test_end = last_t - spec.purge  # a usable test window ends at or before this
-    n_usable = max(0, (test_end - anchor) // test_len)
+    n_end = max(0, (test_end - origin) // test_len)  # candidates 0 .. n_end - 1 end in time
+    # the first candidate whose train window holds min_train_days counted from the day of the first sample (a
+    # partition day's first label is at 00:05): k * test_len >= that day - anchor, and never below 0
+    first_day = datetime.combine(first_t.date(), datetime.min.time(), UTC)
+    k_first = max(0, -((anchor - first_day) // test_len))
+    n_usable = max(0, n_end - k_first)
     if n_usable < spec.n_folds:
         needed = timedelta(days=spec.min_train_days) + gap + spec.n_folds * test_len + spec.purge
         raise ValueError(
             f"data span {first_t:%Y-%m-%d %H:%M} .. {last_t:%Y-%m-%d %H:%M} ({(last_t - first_t) / DAY:.2f} days) "
             f"is too short for the fold spec: it needs at least {needed / DAY:.2f} days = min_train_days "
             f"{spec.min_train_days} + purge + embargo + {spec.n_folds} x {spec.test_days} test days + purge "
-            f"({n_usable} complete test window(s) fit)"
+            f"({n_usable} complete test window(s) fit"
+            + (
+                f"; the data starts after the grid's anchor {anchor:%Y-%m-%d}: its first {k_first} window(s) lack "
+                "train data)"
+                if k_first
+                else ")"
+            )
         )
     rows: list[dict[str, Any]] = []
-    for k in range(n_usable - spec.n_folds, n_usable):
-        test_start = anchor + k * test_len
+    for k in range(n_end - spec.n_folds, n_end):
+        test_start = origin + k * test_len
         train_end = test_start - gap
         train_start = first_t if spec.expanding else max(first_t, train_end - timedelta(days=spec.train_days))
         rows += [

@@ -1,7 +1,7 @@
 """``feature_matrix_main`` (with its feature contract), ``labels_multi_horizon`` and ``walk_forward_folds``."""
 
 import dataclasses
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, get_type_hints
 
 import dagster as dg
@@ -25,7 +25,7 @@ from quantmm_assets.defs.derived_window import (
     timed,
     window_in,
 )
-from quantmm_assets.defs.partitions import SAME_DAY, date_x_symbol, partition_symbols
+from quantmm_assets.defs.partitions import SAME_DAY, date_x_symbol, first_partition_day, partition_symbols
 from quantmm_resources.lake import LakeResource
 from quantmm_resources.text_encoder import TextEncoder
 
@@ -200,7 +200,8 @@ class FoldConfig(dg.Config):
         )
     ],
     description="Walk-forward test windows with purged, embargoed train windows and a purged k-fold inside each "
-    "train window: one spec across all symbols and every backbone, over the span of the labels in the lake.",
+    "train window: one spec across all symbols and every backbone, over the span of the labels in the lake; the "
+    "test windows sit on a grid anchored at the partitions' start, so a retrain adds windows and moves none.",
 )
 def walk_forward_folds(context: dg.AssetExecutionContext, config: FoldConfig, lake: LakeResource):
     if not lake.has("labels_multi_horizon"):
@@ -212,13 +213,16 @@ def walk_forward_folds(context: dg.AssetExecutionContext, config: FoldConfig, la
     if first is None:
         raise ValueError("walk_forward_folds: no labels in the lake; materialize labels_multi_horizon first")
     spec = config.spec()
-    folds = build_folds(first, last, spec)
+    # the grid is anchored at the partitions' start, not at the first label: windows line up across retrains
+    anchor = datetime.combine(first_partition_day(), time(), UTC)
+    folds = build_folds(first, last, spec, anchor)
     # the spec beside the folds: the training assets refit with it (purge, embargo, inner k)
     lake.write_fold_spec(spec.plain())
     yield dg.Output(
         folds,
         metadata={
             "label_span": f"{first} .. {last}",
+            "grid_anchor": str(anchor),
             "spec": dg.MetadataValue.json({k: str(v) for k, v in spec.to_params().items()}),
             "folds": dg.MetadataValue.md(_folds_md(folds)),
         },

@@ -96,7 +96,7 @@ def _show_report(lake: Lake) -> None:
     cols = ["horizon", "rank", "backbone", "verdict", "evidence_sharpe", "n_counted", "n_windows", "n_held"]
     cols += ["mean_rank_ic", "mean_hit_rate"]
     print(doc.get("evidence_rule", ""))
-    with pl.Config(tbl_rows=40, tbl_cols=12, fmt_str_lengths=24):
+    with pl.Config(tbl_rows=40, tbl_cols=12, fmt_str_lengths=24, tbl_width_chars=200):
         print(ranking.filter(pl.col("symbol") == first).select(cols))
 
 
