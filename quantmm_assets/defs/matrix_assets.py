@@ -26,6 +26,7 @@ from quantmm_assets.defs.derived_window import (
     window_in,
 )
 from quantmm_assets.defs.partitions import SAME_DAY, date_x_symbol, first_partition_day, partition_symbols
+from quantmm_assets.defs.readiness import readiness_report
 from quantmm_resources.lake import LakeResource
 from quantmm_resources.text_encoder import TextEncoder
 
@@ -164,8 +165,16 @@ def labels_multi_horizon(
     )
 
 
+FOLD_MODES = ("production", "research")
+
+
 class FoldConfig(dg.Config):
-    """The one fold spec every backbone uses (see core.folds.FoldSpec)."""
+    """The one fold spec every backbone uses (see core.folds.FoldSpec).
+
+    ``production``: train windows grow from ``min_train_days`` and roll once they reach ``train_days`` (365), and
+    the registered refit trains on the last ``train_days`` of complete data. ``research``: every window trains on
+    all history, allowed only when the readiness audit (research window) passes for ``required_kinds``.
+    """
 
     n_folds: int = 3
     test_days: int = 30
@@ -173,8 +182,13 @@ class FoldConfig(dg.Config):
     embargo_days: float = 1.0
     purge_days: float = 7.0
     inner_k: int = 3
+    mode: str = "production"
+    train_days: int = 365
+    required_kinds: list[str] = ["perp_bars_5m", "funding"]
 
     def spec(self) -> FoldSpec:
+        if self.mode not in FOLD_MODES:
+            raise ValueError(f"walk_forward_folds: unknown mode {self.mode!r}; expected one of {FOLD_MODES}")
         return FoldSpec(
             n_folds=self.n_folds,
             test_days=self.test_days,
@@ -182,6 +196,8 @@ class FoldConfig(dg.Config):
             embargo=timedelta(days=self.embargo_days),
             purge=timedelta(days=self.purge_days),
             inner_k=self.inner_k,
+            expanding=self.mode == "research",
+            train_days=self.train_days,
         )
 
 
@@ -213,6 +229,8 @@ def walk_forward_folds(context: dg.AssetExecutionContext, config: FoldConfig, la
     if first is None:
         raise ValueError("walk_forward_folds: no labels in the lake; materialize labels_multi_horizon first")
     spec = config.spec()
+    if config.mode == "research":
+        _require_research_readiness(lake, config.required_kinds)
     # the grid is anchored at the partitions' start, not at the first label: windows line up across retrains
     anchor = datetime.combine(first_partition_day(), time(), UTC)
     folds = build_folds(first, last, spec, anchor)
@@ -230,6 +248,22 @@ def walk_forward_folds(context: dg.AssetExecutionContext, config: FoldConfig, la
     # verified against the longest label horizon in the lake, not only the spec's own purge
     outcome = fold_hygiene(folds, spec.purge, spec.embargo, horizons)
     yield leakage_result("walk_forward_folds", "fold_hygiene", outcome, 0.0)
+
+
+def _require_research_readiness(lake: LakeResource, required: list[str]) -> None:
+    """Refuse research mode (all history) unless the readiness audit over all history passes for ``required``."""
+    report = readiness_report(lake, "research", lookback_days=0)
+    unknown = sorted(set(required) - set(report["kinds"]))
+    if unknown:
+        raise ValueError(f"walk_forward_folds: unknown required data kinds {unknown}; known: {sorted(report['kinds'])}")
+    short = {k: report["kinds"][k]["coverage"] for k in required if not report["kinds"][k]["ready"]}
+    if short:
+        window = " .. ".join(report["window"])
+        raise ValueError(
+            f"walk_forward_folds: research mode trains on all history ({window}), allowed only when the readiness "
+            f"audit passes for {required}; below the ready share: {short}. Backfill them (`quantmm readiness "
+            "--mode research` lists the commands) or use mode production"
+        )
 
 
 def _folds_md(folds: pl.DataFrame) -> str:

@@ -42,6 +42,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         "test_days": args.test_days,
         "min_train_days": args.min_train_days,
         "inner_k": args.inner_k,
+        "mode": args.fold_mode,
     }
     fold_config = {k: v for k, v in folds.items() if v is not None} or None
     runs = build_features(get_settings(), args.start, args.end, args.symbols, fold_config)
@@ -108,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--test-days", type=int, help="test days per fold")
     f.add_argument("--min-train-days", type=int, help="days of the first training window")
     f.add_argument("--inner-k", type=int, help="validation blocks of the purged k-fold inside each training window")
+    f.add_argument(
+        "--fold-mode",
+        choices=["production", "research"],
+        help="production (default): train windows roll at 365 days; research: all history, only when the "
+        "readiness audit passes for the required data kinds",
+    )
     f.set_defaults(func=cmd_features)
 
     t = sub.add_parser("train", help="trained_backbones (one run per backbone), then backbone_report")

@@ -88,6 +88,21 @@ def test_folds_whose_purge_is_shorter_than_the_longest_label_fail_the_hygiene_ch
     assert leaky.checks["walk_forward_folds:fold_hygiene"].startswith("FAILED")
 
 
+def test_research_folds_are_refused_unless_the_readiness_audit_passes(built):
+    _home, _raw, _runs, resources, instance = built
+    # the lake holds BTCUSDT only: funding and perp bars cover a tenth of the universe over all history
+    research = run_selection([walk_forward_folds], resources, instance, {**SMALL_FOLDS, "mode": "research"})
+    assert not research.success
+    (error,) = research.errors.values()
+    assert "research mode trains on all history" in error and "'funding'" in error and "'perp_bars_5m'" in error
+    production = run_selection([walk_forward_folds], resources, instance, SMALL_FOLDS)
+    assert production.success
+    spec = resources["lake"].fold_spec()
+    assert spec["expanding"] is False and spec["train_days"] == 365  # windows roll once they reach 365 days
+    bad = run_selection([walk_forward_folds], resources, instance, {**SMALL_FOLDS, "mode": "everything"})
+    assert "unknown mode 'everything'" in next(iter(bad.errors.values()))
+
+
 def test_label_partitions_are_complete_only_once_their_forward_windows_are_in(built):
     _home, _raw, _runs, resources, instance = built
     from quantmm_assets.defs.feature_assets import market_features
