@@ -50,14 +50,14 @@ RANKING_COLUMNS = (
     "n_folds",
 )
 ABLATION_METRICS = ("sharpe", "rank_ic", "mae")
-BASELINES = ("zero", "momentum", "ridge_price")
+BASELINES = ("zero", "momentum", "ridge_price")  # the names of models.baselines.BASELINES
 EVIDENCE_RULE = (
     f"A test window counts with at least {MIN_HELD_STEPS} non-overlapping steps holding a position (for 1d and "
     f"longer, consecutive windows are pooled until they do); `evidence_sharpe` is the mean Sharpe of the counted "
     f"windows, `n_counted` of `n_windows` counted, `n_held` of `n_steps` steps held a position. Fewer than "
     f"{MIN_UNITS} counted windows is *insufficient evidence* (the data cannot tell), not evidence against; only "
     f"*evidence for* (Sharpe and rank IC > 0) gets a rank."
-)  # the names of models.baselines.BASELINES
+)
 
 
 def _is_baseline(baselines: tuple[str, ...]) -> pl.Expr:
