@@ -1,6 +1,11 @@
 """The operational store: SQLite in WAL mode by default, PostgreSQL in production; one SQLAlchemy Core path.
 
-Its first table, ``ingest_rejects``, holds every source row that ingestion quarantined, with the reason.
+Tables: ``ingest_rejects`` (every source row that ingestion quarantined, with the reason); the promotion ledger
+(``promotion_ledger``: the authoritative history of who moved ``active`` of a registered model, from which version to
+which, with the gate report and the reason; ``promotion_heads``: one row per registered model, the ledger's current
+``active`` version, the row a promotion compares-and-swaps so that of two concurrent promotions one wins); and the
+``prediction_log`` (one row per symbol, horizon, bar, model version and role ``active`` / ``shadow``), written by
+the serving app and read by the drift sensor.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Float,
     Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     delete,
     event,
@@ -45,6 +52,48 @@ ingest_rejects = Table(
     Column("run_id", String(64)),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Index("ix_ingest_rejects_asset_partition", "asset", "partition"),
+)
+
+promotion_ledger = Table(
+    "promotion_ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(128), nullable=False),  # the registered model, e.g. quantmm.BTCUSDT.1h
+    Column("action", String(16), nullable=False),  # promote | rollback
+    Column("from_version", String(32)),  # the active version before (null: none)
+    Column("to_version", String(32), nullable=False),
+    Column("operator", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("gate_report", Text),  # JSON
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_promotion_ledger_model", "model_name", "id"),
+)
+
+promotion_heads = Table(
+    "promotion_heads",
+    metadata,
+    Column("model_name", String(128), primary_key=True),
+    Column("active_version", String(32), nullable=False),
+    Column("ledger_id", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+prediction_log = Table(
+    "prediction_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("symbol", String(32), nullable=False),
+    Column("horizon", String(8), nullable=False),
+    Column("bar_ts", DateTime(timezone=True), nullable=False),  # the ts_event of the feature row predicted from
+    Column("model_version", String(32), nullable=False),
+    Column("role", String(16), nullable=False),  # active | shadow
+    Column("expected_return", Float, nullable=False),
+    Column("signal_confidence", Float),
+    Column("vol_forecast", Float),
+    Column("position", Float),
+    Column("logged_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("symbol", "horizon", "bar_ts", "model_version", "role", name="uq_prediction_log_key"),
+    Index("ix_prediction_log_series", "symbol", "horizon", "role", "bar_ts"),
 )
 
 _CHUNK = 500
@@ -85,7 +134,7 @@ def _create_schema(engine: Engine, attempts: int = 5) -> None:
 
 
 class OperationalStore(dg.ConfigurableResource):
-    """Shared operational state (rejects now; prediction log, paper trading and promotions later)."""
+    """Shared operational state: ingest rejects, the promotion ledger, the prediction log (paper trading later)."""
 
     url: str
 
