@@ -107,6 +107,15 @@ class LakeLayout:
             raise ValueError(f"no {asset} in the lake at {self.root}: materialize it first")
         return found
 
+    def partition_keys(self, asset: str) -> list[str]:
+        """The partition key of every partition file of ``asset`` (the inverse of :meth:`partition_file`), sorted."""
+        keys = []
+        for path in self.files(asset, required=False):
+            parts = path.relative_to(self.asset_dir(asset)).parts[:-1]
+            values = [p.split("=", 1)[1] if "=" in p else p for p in parts]
+            keys.append("|".join(values))
+        return sorted(keys)
+
     def pattern(self, asset: str) -> str:
         """A glob over every partition file of ``asset`` (for DuckDB's ``read_parquet``), quoted for SQL."""
         return str(self.asset_dir(asset) / "**" / "*.parquet").replace("'", "''")

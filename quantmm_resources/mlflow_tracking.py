@@ -26,6 +26,7 @@ from pydantic import Field
 from quantmm_assets.core.evaluation.metrics import calibration_table
 from quantmm_assets.core.evaluation.plots import close_figure, plot_calibration, plot_cumulative_pnl
 from quantmm_assets.core.signal import SignalConfig
+from quantmm_resources.provenance import canonical_hash
 
 MAX_PARAM_LENGTH = 500  # MLflow's limit on one param value (longer ones go in as JSON artifacts)
 PER_FOLD_KEYS = ("variant", "fold", "horizon")
@@ -142,6 +143,17 @@ class MlflowTracking(dg.ConfigurableResource):
             close_figure(fig)
         if model is not None:
             self.log_pickle(model, "model/backbone.pkl")
+
+    @staticmethod
+    def log_lineage(lineage: dict[str, Any]) -> str:
+        """Log ``lineage`` as ``lineage.json`` into the active run and its sha256 as the tag ``lineage_hash``;
+        return the hash."""
+        import mlflow
+
+        digest = canonical_hash(lineage)
+        mlflow.log_text(json.dumps(lineage, indent=2, sort_keys=True, default=str), "lineage.json")
+        mlflow.set_tag("lineage_hash", digest)
+        return digest
 
     def log_report(self, files: list[Path], signal: SignalConfig, name: str = "backbone_report") -> str:
         """Log the comparison report's ``files`` under ``report/`` in a run of its own, with the signal config it

@@ -27,19 +27,34 @@ class LakeModelData:
     partitions: dict[str, str]  # first / last date and counts of the partitions read
 
 
-def load_model_data(lake: LakeLayout, horizons: tuple[str, ...], row_stride: int = 1) -> LakeModelData:
-    """Read the matrix and labels from ``lake``; keep every ``row_stride``-th 5m row per symbol (1 = all)."""
+def _files(lake: LakeLayout, asset: str, partitions: list[str] | None) -> list:
+    if partitions is None:
+        return lake.files(asset)
+    files = [f for f in (lake.partition_file(asset, k) for k in sorted(partitions)) if f.exists()]
+    if not files:
+        raise ValueError(f"none of the {len(partitions)} {asset} partitions to read is in the lake at {lake.root}")
+    return files
+
+
+def load_model_data(
+    lake: LakeLayout, horizons: tuple[str, ...], row_stride: int = 1, partitions: list[str] | None = None
+) -> LakeModelData:
+    """Read the matrix and labels from ``lake``; keep every ``row_stride``-th 5m row per symbol (1 = all).
+
+    ``partitions`` (date x symbol keys) limits both to those partitions (the ones a passing run vouches for);
+    None reads every partition in the lake.
+    """
     if row_stride < 1:
         raise ValueError(f"row_stride must be >= 1, got {row_stride}")
     contract = lake.feature_contract()
     names = [n for n in contract["columns"] if n != "symbol_code"]
-    matrix_files = lake.files("feature_matrix_main")
+    matrix_files = _files(lake, "feature_matrix_main", partitions)
     scan = pl.scan_parquet(matrix_files, hive_partitioning=False).select("symbol", "ts_event", "symbol_code", *names)
     if row_stride > 1:
         minutes = pl.col("ts_event").dt.hour().cast(pl.Int64) * 60 + pl.col("ts_event").dt.minute()
         scan = scan.filter((minutes // 5) % row_stride == 0)
     matrix = scan.collect()
-    label_scan = lake.scan("labels_multi_horizon")
+    label_scan = pl.scan_parquet(_files(lake, "labels_multi_horizon", partitions), hive_partitioning=False)
     absent = [c for c in LABEL_COLUMNS if c not in label_scan.collect_schema().names()]
     if absent:
         raise ValueError(

@@ -9,6 +9,7 @@ per-fold metrics, out-of-sample predictions, plots, the refit). Its lake value i
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -18,13 +19,14 @@ from quantmm_assets.core.evaluation.metrics import calibration_table, expected_c
 from quantmm_assets.core.evaluation.report import markdown_table, per_fold_means
 from quantmm_assets.core.folds import FoldSpec
 from quantmm_assets.core.signal import SignalConfig
+from quantmm_assets.defs.training_lineage import label_cost_configs, lineage_document, vouched_inputs
 from quantmm_assets.models.experiment import refit_final, walk_forward
 from quantmm_assets.models.grids import grid_for
 from quantmm_assets.models.registry import BACKBONES
 from quantmm_assets.models.variants import VARIANTS
 from quantmm_resources.lake import LakeLayout, LakeResource
 from quantmm_resources.mlflow_tracking import MlflowTracking
-from quantmm_resources.model_inputs import load_model_data
+from quantmm_resources.model_inputs import LakeModelData, load_model_data
 
 backbone_partitions = dg.StaticPartitionsDefinition(sorted(BACKBONES))
 
@@ -41,6 +43,8 @@ class TrainConfig(dg.Config):
     refit: bool = True
     signal_score_threshold: dict[str, float] = {}  # per horizon; a horizon left out: 0
     signal_confidence_threshold: dict[str, float] = {}  # per horizon; a horizon left out: 0.5
+    # partitions no passing run vouches for: "refuse" to train (naming them), or "exclude" them and record which
+    unvouched_partitions: str = "refuse"
 
     def signal_config(self) -> SignalConfig:
         """Return the run's :class:`SignalConfig` (DESIGN section 3)."""
@@ -85,7 +89,13 @@ def trained_backbones(
 ) -> dg.Output:
     backbone = context.partition_key
     started = time.perf_counter()
-    inputs = load_model_data(lake, tuple(config.horizons), config.row_stride)
+    vouched = vouched_inputs(context.instance, lake, config.unvouched_partitions)
+    if vouched.excluded:
+        context.log.warning(
+            f"{backbone}: {len(vouched.excluded)} partition(s) left out (not vouched for by a passing run): "
+            f"{', '.join(vouched.excluded[:10])}{' ...' if len(vouched.excluded) > 10 else ''}"
+        )
+    inputs = load_model_data(lake, tuple(config.horizons), config.row_stride, vouched.partitions)
     spec = fold_spec(lake)
     signal = config.signal_config()
     grid = grid_for(backbone, config.overrides(backbone), config.random_seed)
@@ -107,11 +117,27 @@ def trained_backbones(
             "row_stride": config.row_stride,
         }
         mlflow.log_backbone_run(params, signal, per_fold_means(metrics), exp.curves(), exp.predictions, model)
+        lineage = lineage_document(
+            backbone=backbone,
+            train_config=config.model_dump(),
+            model_params=exp.run_params(),
+            signal=signal,
+            contract_version=inputs.contract_version,
+            text_encoder=inputs.partitions["text_encoder"],
+            fold_spec={k: str(v) for k, v in spec.to_params().items()},
+            fold_spec_hash=spec.spec_hash(),
+            window=_window(inputs, rows),
+            inputs=vouched,
+            cost_configs=label_cost_configs(context.instance, vouched.vouches),
+        )
+        lineage_hash = mlflow.log_lineage(lineage)
         if model is not None:
             summary["refit"] = {"n_train": len(rows.train), "config_hash": model.config_hash()}
         summary |= {
             "signal_config": signal.record(),
             "mlflow_run_id": run.info.run_id,
+            "lineage_hash": lineage_hash,
+            "partitions_excluded": vouched.excluded,
             "seconds": round(time.perf_counter() - started, 1),
         }
     lake.write_run_summary(backbone, summary)
@@ -120,6 +146,10 @@ def trained_backbones(
         exp.predictions,
         metadata={
             "mlflow_run_id": summary["mlflow_run_id"],
+            "lineage_hash": lineage_hash,
+            "partitions_read": len(vouched.partitions),
+            "partitions_excluded": len(vouched.excluded),
+            "checks_compared": dg.MetadataValue.json(vouched.compared()),
             "n_configs": exp.n_configs,
             "chosen_params": dg.MetadataValue.json(exp.chosen_params()),
             "signal_config": signal.config_hash(),
@@ -129,3 +159,16 @@ def trained_backbones(
             "ece": dg.MetadataValue.md(markdown_table(expected_calibration_error(calibration_table(exp.predictions)))),
         },
     )
+
+
+def _window(inputs: LakeModelData, refit_rows) -> dict[str, str]:
+    """The data span read and the refit's training rows' span (UTC)."""
+    window = {"first_date": inputs.partitions["first_date"], "last_date": inputs.partitions["last_date"]}
+    if refit_rows is not None and len(refit_rows.train):
+        t = inputs.data.t[refit_rows.train]
+        window |= {"refit_start": str(_utc(int(t.min()))), "refit_end": str(_utc(int(t.max())))}
+    return window
+
+
+def _utc(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)

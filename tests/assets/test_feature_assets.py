@@ -147,3 +147,35 @@ def test_text_latents_of_another_encoder_are_refused_and_nothing_is_written(buil
     error = failure.dagster_event.step_failure_data.error.to_string()
     assert "pinned to hashing-v1/384" in error and "minilm-l6-v2/384" in error
     assert target.read_bytes() == before
+
+
+def test_a_partition_rematerialized_with_a_leak_in_a_separate_run_is_not_trained_on(built, monkeypatch):
+    from quantmm_assets.defs import matrix_assets
+    from quantmm_assets.defs.training_lineage import UnvouchedInputs, vouched_inputs
+    from quantmm_jobs.cli.runs import run_range
+
+    _home, _raw, _runs, resources, instance = built
+    lake = resources["lake"]
+    assert run_selection([walk_forward_folds], resources, instance, SMALL_FOLDS).success
+    clean = vouched_inputs(instance, lake, "refuse")  # the feature run vouches for every partition
+    assert clean.excluded == [] and clean.compared()["feature_matrix_main.asof_alignment"] > 0
+    day, key = date(2025, 3, 5), "2025-03-05|BTCUSDT"
+    assert key in clean.partitions
+    honest = matrix_assets.assemble_matrix
+
+    def leaky(*args, **kwargs):  # ret_1h at t becomes the return of the hour after t: look-ahead
+        return honest(*args, **kwargs).with_columns(pl.col("ret_1h").shift(-12).over("symbol"))
+
+    monkeypatch.setattr(matrix_assets, "assemble_matrix", leaky)
+    run = run_range([matrix_assets.feature_matrix_main], day, day, SYMBOLS, resources, instance)
+    assert not run.success and run.checks["feature_matrix_main:asof_alignment"].startswith("FAILED")
+    with pytest.raises(UnvouchedInputs, match=f"feature_matrix_main {key}: asof_alignment failed") as refused:
+        vouched_inputs(instance, lake, "refuse")
+    assert "1 partition(s)" in str(refused.value)
+    excluded = vouched_inputs(instance, lake, "exclude")
+    assert excluded.excluded == [key] and key not in excluded.partitions
+    assert len(excluded.partitions) == len(clean.partitions) - 1
+
+    monkeypatch.setattr(matrix_assets, "assemble_matrix", honest)  # a clean re-materialization vouches again
+    assert run_range([matrix_assets.feature_matrix_main], day, day, SYMBOLS, resources, instance).success
+    assert vouched_inputs(instance, lake, "refuse").partitions == clean.partitions

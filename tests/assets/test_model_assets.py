@@ -11,16 +11,19 @@ import numpy as np
 import polars as pl
 import pytest
 from synthetic_models import DIM, SYMBOLS, synthetic_frames
+from vouching import vouch
 
 from quantmm_assets.core.features.matrix import feature_contract
 from quantmm_assets.core.signal import SignalConfig
 from quantmm_assets.defs.matrix_assets import walk_forward_folds
 from quantmm_assets.defs.model_assets import trained_backbones
 from quantmm_assets.defs.report_assets import backbone_report
+from quantmm_assets.defs.training_lineage import vouched_inputs
 from quantmm_jobs.cli.runs import run_partitions, run_selection
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake import Lake
 from quantmm_resources.model_inputs import load_model_data
+from quantmm_resources.provenance import canonical_hash
 from quantmm_resources.settings import get_settings
 
 # One worker runs the whole module: its tests share the 70-day synthetic world of one process.
@@ -68,6 +71,7 @@ def test_model_data_from_the_lake(lake_with_features: Lake) -> None:
 
 def test_trained_backbone_and_report(lake_with_features: Lake, instance) -> None:
     resources = build_resources(get_settings())
+    vouch(instance, lake_with_features)
     folds = run_selection([walk_forward_folds], resources, instance, FOLDS)
     assert folds.success and all(v == "passed" for v in folds.checks.values()), folds.checks
     (run,) = run_partitions([trained_backbones], ["ridge"], resources, instance, TRAINING)
@@ -90,6 +94,19 @@ def test_trained_backbone_and_report(lake_with_features: Lake, instance) -> None
     assert "folds.hash" in params and params["data.symbols"] == ",".join(sorted(SYMBOLS, key=list(SYMBOLS).index))
     assert any(k.startswith("full.1h.rank_ic") for k in logged.data.metrics)
     assert SignalConfig.from_params(params) == SIGNAL and params["signal.config_hash"] == SIGNAL.config_hash()
+    lineage = mlflow.artifacts.load_dict(f"runs:/{logged.info.run_id}/lineage.json")
+    assert logged.data.tags["lineage_hash"] == canonical_hash(lineage) == summary["lineage_hash"]
+    assert lineage["backbone"] == "ridge" and lineage["feature_contract_version"] == feature_contract(DIM).version
+    assert lineage["signal_config"] == SIGNAL.record() and lineage["fold_spec_hash"] == params["folds.hash"]
+    assert (
+        lineage["partitions_read"] == len(lake.partition_keys("feature_matrix_main"))
+        and not lineage["partitions_excluded"]
+    )
+    assert lineage["cost_configs"] == []  # the labels were written straight into this lake, not by a labels run
+    assert {"git_commit", "git_dirty", "config_hash", "window", "mode", "fusion_mode"} <= set(lineage)
+    assert lineage["checks_compared"]["feature_matrix_main.asof_alignment"] == 40
+    read = [p for p in lineage["partitions"] if p["asset"] == "feature_matrix_main"]
+    assert len(read) == lineage["partitions_read"] and all(p["run_id"] == "" for p in read)  # runless vouches
     assert summary["signal_config"]["signal.config_hash"] == SIGNAL.config_hash()
     artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=logged.info.run_id, artifact_path="evaluation")}
     assert {"evaluation/oos_predictions.parquet", "evaluation/cumulative_pnl.png"} <= artifacts
@@ -108,3 +125,26 @@ def test_trained_backbone_and_report(lake_with_features: Lake, instance) -> None
     markdown = lake.report_file("report.md").read_text()
     assert markdown.startswith("# Backbone comparison") and "4h: score > 0.25 and confidence > 0.5" in markdown
     assert SignalConfig.from_params(doc["signal_config"]) == SIGNAL
+
+
+def test_training_refuses_partitions_no_passing_run_vouches_for(lake_with_features: Lake, instance) -> None:
+    resources = build_resources(get_settings())
+    vouch(instance, lake_with_features)
+    assert run_selection([walk_forward_folds], resources, instance, FOLDS).success
+    # a partition written after the vouching runs: no run vouches for it
+    keys = lake_with_features.partition_keys("feature_matrix_main")
+    last = keys[-1]
+    stray = last.replace(last[:10], "2031-01-01")
+    for asset in ("feature_matrix_main", "labels_multi_horizon"):
+        source = lake_with_features.partition_file(asset, last)
+        target = lake_with_features.partition_file(asset, stray)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    (refused,) = run_partitions([trained_backbones], ["ridge"], resources, instance, TRAINING)
+    assert not refused.success
+    (error,) = refused.errors.values()
+    assert "training refused: 2 partition(s)" in error and f"feature_matrix_main {stray}: never materialized" in error
+    inputs = vouched_inputs(instance, lake_with_features, "exclude")
+    assert inputs.excluded == [stray] and stray not in inputs.partitions and len(inputs.partitions) == len(keys)
+    with pytest.raises(ValueError, match="unvouched_partitions must be one of"):
+        vouched_inputs(instance, lake_with_features, "ignore")
