@@ -8,6 +8,7 @@ from quantmm_resources.io_manager import PolarsParquetIOManager
 from quantmm_resources.lake import LakeResource
 from quantmm_resources.mlflow_tracking import MlflowTracking
 from quantmm_resources.opstore import OperationalStore
+from quantmm_resources.registry import ModelRegistry
 from quantmm_resources.settings import QuantmmSettings
 from quantmm_resources.text_encoder import TextEncoder
 
@@ -62,6 +63,9 @@ def build_resources(settings: QuantmmSettings, source: str | None = None, bundle
         "mlflow": MlflowTracking(
             tracking_uri=settings.resolved_mlflow_uri, artifact_root=str(settings.mlflow_artifacts)
         ),
+        "registry": ModelRegistry(
+            tracking_uri=settings.resolved_mlflow_uri, artifact_root=str(settings.mlflow_artifacts)
+        ),
         **source_resources(settings, source or settings.resolved_source, bundle_dir),
     }
 
@@ -88,6 +92,11 @@ schedule_storage:
   class: SqliteScheduleStorage
   config:
     base_dir: {home / "schedules"}
+concurrency:
+  pools:
+    default_limit: 1
+  runs:
+    max_concurrent_runs: 4
 telemetry:
   enabled: false
 """

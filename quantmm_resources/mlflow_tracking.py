@@ -155,6 +155,21 @@ class MlflowTracking(dg.ConfigurableResource):
         mlflow.set_tag("lineage_hash", digest)
         return digest
 
+    def load_pickle(self, run_id: str, artifact_path: str = "model/backbone.pkl") -> Any:
+        """Unpickle an artifact of a run (by default the refit a training run logged)."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path)
+        return pickle.loads(Path(local).read_bytes())
+
+    def load_lineage(self, run_id: str) -> dict[str, Any]:
+        """The ``lineage.json`` a training run logged."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/lineage.json")
+
     def log_report(self, files: list[Path], signal: SignalConfig, name: str = "backbone_report") -> str:
         """Log the comparison report's ``files`` under ``report/`` in a run of its own, with the signal config it
         was evaluated under; return the run id."""

@@ -46,6 +46,8 @@ GRAPH = {
     "walk_forward_folds": ["labels_multi_horizon"],
     "trained_backbones": ["feature_matrix_main", "labels_multi_horizon", "walk_forward_folds"],
     "backbone_report": ["trained_backbones", "walk_forward_folds"],
+    "frozen_baseline": [],
+    "candidate_models": ["backbone_report", "frozen_baseline", "walk_forward_folds"],
 }
 DERIVED_CHECKS = {
     "market_features": {"asof_alignment"},

@@ -35,6 +35,7 @@ class CheckVerdict:
     status: str  # passed | failed | not run
     compared: int  # rows (or cuts) the check compared in that run; 0 when it compared nothing
     description: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # the result's metadata
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def _data_versions(instance: dg.DagsterInstance, key: dg.AssetKey, partitioned: 
     return {p: t[DATA_VERSION_TAG] for p, t in tags.items() if DATA_VERSION_TAG in t}
 
 
-def _check_results(
+def check_results(
     instance: dg.DagsterInstance, key: dg.AssetKey, check: str, run_ids: set[str]
 ) -> dict[str, CheckVerdict]:
     """The newest evaluation of ``check`` in each of ``run_ids`` (newest first, paged until all are found)."""
@@ -122,7 +123,7 @@ def _check_results(
             compared = int(meta.get("compared", 0) or 0)
             nothing = bool(meta.get("nothing_compared", False))
             status = PASSED if ev.passed or nothing else FAILED
-            found[rec.run_id] = CheckVerdict(status, 0 if nothing else compared, ev.description or "")
+            found[rec.run_id] = CheckVerdict(status, 0 if nothing else compared, ev.description or "", meta)
         if len(page) < CHECK_HISTORY_PAGE:
             break
         cursor = page[-1].id
@@ -138,7 +139,7 @@ def partition_lineage(
     latest = _latest_materializations(instance, key, parts)
     versions = _data_versions(instance, key, parts is not None)
     run_ids = {run for _, run, _ in latest.values()}
-    results = {check: _check_results(instance, key, check, run_ids) for check in blocking_checks(asset)}
+    results = {check: check_results(instance, key, check, run_ids) for check in blocking_checks(asset)}
     out = []
     for p in [None] if parts is None else parts:
         if p not in latest:

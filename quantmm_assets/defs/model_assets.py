@@ -75,6 +75,7 @@ def fold_spec(lake: LakeLayout) -> FoldSpec:
     ],
     io_manager_key="lake_io_manager",
     kinds={"python", "mlflow"},
+    pool="quantmm_models",  # training, registration and promotion never run at once (dagster.yaml: limit 1)
     description="One backbone through the one protocol: nested tuning on the inner purged k-fold, every "
     "walk-forward fold, the ablations (full / no_text / no_macro / event_window), an MLflow run with its "
     "metrics, predictions and plots, and the refit on all complete data minus the embargo. Value: the "

@@ -14,10 +14,11 @@ import dagster as dg
 import polars as pl
 
 from quantmm_assets.core.evaluation.report import build_report
+from quantmm_assets.defs.candidates import baseline_file
 from quantmm_assets.defs.model_assets import TrainConfig, trained_backbones
 from quantmm_assets.models.baselines import baseline_predictions
 from quantmm_assets.models.registry import BACKBONES
-from quantmm_resources.lake import LakeResource
+from quantmm_resources.lake import LakeResource, write_atomic
 from quantmm_resources.mlflow_tracking import MlflowTracking
 from quantmm_resources.model_inputs import load_model_data
 
@@ -45,6 +46,7 @@ def backbone_report(
     horizons = tuple(h for h in config.horizons if h in set(trained["horizon"].unique().to_list()))
     inputs = load_model_data(lake, horizons, config.row_stride)
     baselines = baseline_predictions(inputs.data, walk_forward_folds, inputs.symbols)
+    write_atomic(baselines, baseline_file(lake))  # candidate_models compares each candidate with them
     predictions = pl.concat([trained, baselines.select(trained.columns)])
     summaries = lake.run_summaries()
     n_configs = {b: int(s["n_configs"]) for b, s in summaries.items()}

@@ -11,6 +11,8 @@ forecast is the trailing ``rv_1d`` scaled to the horizon.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -75,3 +77,23 @@ def baseline_predictions(data: ModelData, folds: pl.DataFrame, symbols: dict[int
             )
         )
     return pl.concat(frames)
+
+
+def frozen_baseline_config() -> dict:
+    """The baseline configuration the model gate compares against (the comparator rules and Ridge on price): what
+    ``frozen_baseline`` freezes with its sha256, so that a change to it is a deliberate, visible act."""
+    return {
+        "rules": ["zero", "momentum"],
+        "momentum_column": MOMENTUM_COLUMN,
+        "ridge_price": {
+            "backbone": RidgeBackbone.name,
+            "params": RidgeBackbone(fusion_mode="none").get_params(),
+            "features": sorted(MARKET_FEATURES),
+        },
+    }
+
+
+def frozen_baseline_sha256(config: dict | None = None) -> str:
+    """The sha256 of ``config`` (default: :func:`frozen_baseline_config`) as sorted, compact JSON."""
+    text = json.dumps(config or frozen_baseline_config(), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

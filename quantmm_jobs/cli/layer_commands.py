@@ -9,8 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from quantmm_assets.core.labels import HORIZONS
 from quantmm_assets.defs.partitions import first_partition_day, partition_symbols
-from quantmm_jobs.cli.runs import RangeRun, instance_for, run_features, run_training
+from quantmm_jobs.cli.runs import RangeRun, instance_for, run_candidates, run_features, run_training
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake_views import bar_span
 from quantmm_resources.settings import QuantmmSettings
@@ -98,8 +99,15 @@ def train(
     instance = instance or instance_for(settings)
     if instance.get_latest_materialization_event(dg.AssetKey("walk_forward_folds")) is None:
         raise ValueError("walk_forward_folds is not materialized on this instance: run `quantmm features` first")
-    print(f"quantmm train: {', '.join(backbones)} then backbone_report (lake {settings.lake_dir})")
-    return run_training(backbones, build_resources(settings), instance, config)
+    print(f"quantmm train: {', '.join(backbones)}, backbone_report, then the candidates (lake {settings.lake_dir})")
+    resources = build_resources(settings)
+    runs = run_training(backbones, resources, instance, config)
+    if not all(r.success for r in runs):
+        return runs
+    trained = resources["lake"].read_partitions("trained_backbones", backbones)
+    symbols = sorted(trained["symbol"].unique().to_list())
+    horizons = [h for h in (config or {}).get("horizons", HORIZONS) if h in set(trained["horizon"].to_list())]
+    return runs + run_candidates(symbols, horizons, resources, instance)
 
 
 def report_location(instance: dg.DagsterInstance) -> str | None:

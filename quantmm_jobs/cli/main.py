@@ -1,4 +1,4 @@
-"""``quantmm`` command line: demo, bundle import/export, features, train, readiness audit."""
+"""``quantmm`` command line: demo, bundle import/export, features, train, registry, readiness audit."""
 
 from __future__ import annotations
 
@@ -77,6 +77,19 @@ def cmd_readiness(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_registry(args: argparse.Namespace) -> int:
+    from quantmm_jobs.cli import registry_commands as rc
+
+    settings = get_settings()
+    if args.registry_cmd == "list":
+        return rc.cmd_list(settings, args.json)
+    if args.registry_cmd == "promote":
+        return rc.cmd_promote(settings, args.symbol, args.horizon, args.operator, args.reason, args.version)
+    if args.registry_cmd == "rollback":
+        return rc.cmd_rollback(settings, args.symbol, args.horizon, args.operator, args.reason)
+    return rc.cmd_history(settings, args.symbol, args.horizon)
+
+
 def _day(s: str) -> date:
     return date.fromisoformat(s)
 
@@ -123,6 +136,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--row-stride", type=int, help="keep every k-th 5-minute row per symbol (12: hourly)")
     t.add_argument("--overrides", help='JSON {"backbone": {"param": value}} over the default grids')
     t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("registry", help="the MLflow registry: list, promote, rollback, history (the ledger)")
+    gs = g.add_subparsers(dest="registry_cmd", required=True)
+    gl = gs.add_parser("list", help="per symbol and horizon: candidate, active, previous and the gate verdict")
+    gl.add_argument("--json", action="store_true")
+    gp = gs.add_parser(
+        "promote", help="promote the gated candidate of SYMBOL HORIZON (refused unless its gates passed)"
+    )
+    gr = gs.add_parser("rollback", help="restore the previously active version of SYMBOL HORIZON")
+    for cmd in (gp, gr):
+        cmd.add_argument("symbol")
+        cmd.add_argument("horizon")
+        cmd.add_argument("--operator", help="who does it (default: the OS user); recorded in the ledger")
+        cmd.add_argument("--reason", required=True, help="why; recorded in the ledger")
+    gp.add_argument("--version", help="the version meant (refused unless it is the one the gates passed)")
+    gh = gs.add_parser("history", help="the promotion ledger (newest first), of one SYMBOL HORIZON or all")
+    gh.add_argument("symbol", nargs="?")
+    gh.add_argument("horizon", nargs="?")
+    g.set_defaults(func=cmd_registry)
 
     r = sub.add_parser("readiness", help="coverage of each data kind and the backfills that would fill gaps")
     r.add_argument("--mode", choices=["production", "research"], default="production")

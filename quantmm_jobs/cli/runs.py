@@ -241,3 +241,15 @@ def run_training(
 
     runs = run_partitions([trained_backbones], backbones, resources, instance, config)
     return [*runs, run_selection([backbone_report], resources, instance, config)]
+
+
+def run_candidates(
+    symbols: list[str], horizons: list[str], resources: dict, instance: dg.DagsterInstance
+) -> list[RangeRun]:
+    """``frozen_baseline``, then ``candidate_models`` one (symbol, horizon) partition per run: each registers the
+    candidate of its partition and evaluates its gates (a refused gate is a check result, not a failed run)."""
+    from quantmm_assets.defs.candidate_assets import candidate_models, frozen_baseline
+
+    runs = [run_selection([frozen_baseline], resources, instance)]
+    keys = [str(dg.MultiPartitionKey({"horizon": h, "symbol": s})) for s in symbols for h in horizons]
+    return runs + run_partitions([candidate_models], keys, resources, instance)

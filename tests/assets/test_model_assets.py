@@ -19,7 +19,9 @@ from quantmm_assets.defs.matrix_assets import walk_forward_folds
 from quantmm_assets.defs.model_assets import trained_backbones
 from quantmm_assets.defs.report_assets import backbone_report
 from quantmm_assets.defs.training_lineage import vouched_inputs
-from quantmm_jobs.cli.runs import run_partitions, run_selection
+from quantmm_assets.models.baselines import frozen_baseline_sha256
+from quantmm_jobs.cli.runs import run_candidates, run_partitions, run_selection
+from quantmm_jobs.promotion import GATES, gate_status
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake import Lake
 from quantmm_resources.model_inputs import load_model_data
@@ -125,6 +127,26 @@ def test_trained_backbone_and_report(lake_with_features: Lake, instance) -> None
     markdown = lake.report_file("report.md").read_text()
     assert markdown.startswith("# Backbone comparison") and "4h: score > 0.25 and confidence > 0.5" in markdown
     assert SignalConfig.from_params(doc["signal_config"]) == SIGNAL
+
+    # the candidates: one registered version per (symbol, horizon), gated by three blocking checks
+    symbol = SYMBOLS[0]
+    (frozen, *candidates) = run_candidates([symbol], ["1h", "4h"], resources, instance)
+    assert frozen.success and all(r.success for r in candidates), [r.errors for r in candidates]
+    for run in candidates:
+        assert set(run.checks) == {f"candidate_models:{g}" for g in GATES}
+        assert run.checks["candidate_models:leakage_gate"] == "passed"  # runless vouches, 40 rows compared each
+    registry = resources["registry"]
+    name = registry.model_name(symbol, "1h")
+    assert registry.aliases(name)["candidate"] == "1" and "active" not in registry.aliases(name)
+    status = gate_status(instance, symbol, "1h")
+    assert status.version == "1" and set(status.reports) == set(GATES)
+    assert status.reports["model_gate"]["candidate"] == "ridge"
+    assert registry.gate_reports(name, "1", "model_gate") == status.reports["model_gate"]
+    lineage = registry.lineage(name, "1")
+    assert lineage["symbol"] == symbol and lineage["frozen_baseline_sha256"] == frozen_baseline_sha256()
+    ts, values = registry.reference_series(name, "1")
+    oos = pred.filter((pl.col("variant") == "full") & (pl.col("symbol") == symbol) & (pl.col("horizon") == "1h"))
+    assert values.size == oos.height and (ts > 0).all()
 
 
 def test_training_refuses_partitions_no_passing_run_vouches_for(lake_with_features: Lake, instance) -> None:

@@ -1,0 +1,81 @@
+"""The leakage and data-quality gates on a candidate's inputs (core.gates.input_gates)."""
+
+import json
+
+import pytest
+
+from quantmm_assets.core.gates.input_gates import CheckRun, data_quality_gate, leakage_gate
+
+EXPECTED = {"feature_matrix_main": ["asof_alignment", "truncation_invariance"], "walk_forward_folds": ["fold_hygiene"]}
+
+
+def _runs(**overrides) -> list[CheckRun]:
+    base = [
+        CheckRun("feature_matrix_main", "asof_alignment", "run-a", "passed", 40),
+        CheckRun("feature_matrix_main", "asof_alignment", "run-b", "passed", 40),
+        CheckRun("feature_matrix_main", "truncation_invariance", "run-a", "passed", 50),
+        CheckRun("feature_matrix_main", "truncation_invariance", "run-b", "passed", 50),
+        CheckRun("walk_forward_folds", "fold_hygiene", "run-c", "passed", 6),
+    ]
+    return [overrides.get(f"{r.check}:{r.run_id}", r) for r in base]
+
+
+def test_the_leakage_gate_passes_when_every_run_of_the_lineage_passed_and_compared_rows():
+    gate = leakage_gate("BTCUSDT 1h", _runs(), EXPECTED)
+    assert gate.passed and gate.deciding == "all criteria"
+    assert [c.value for c in gate.criteria] == [80, 100, 6]  # rows compared summed over the runs
+
+
+def test_one_failed_run_of_the_lineage_fails_the_leakage_gate_naming_it():
+    failed = CheckRun("feature_matrix_main", "truncation_invariance", "run-b0000000", "failed", 50)
+    gate = leakage_gate("BTCUSDT 1h", _runs(**{"truncation_invariance:run-b": failed}), EXPECTED)
+    assert not gate.passed and gate.deciding == "feature_matrix_main.truncation_invariance"
+    bad = next(c for c in gate.criteria if not c.passed)
+    assert "1 of the 2 run(s)" in bad.why and "run-b000 failed" in bad.why
+    assert [c.passed for c in gate.criteria] == [True, False, True]  # every criterion evaluated
+
+
+def test_a_check_that_compared_nothing_vouches_for_nothing():
+    empty = [CheckRun("walk_forward_folds", "fold_hygiene", "run-c", "passed", 0)]
+    gate = leakage_gate("BTCUSDT 1h", [r for r in _runs() if r.asset != "walk_forward_folds"] + empty, EXPECTED)
+    assert not gate.passed and gate.deciding == "walk_forward_folds.fold_hygiene"
+    assert "compared nothing" in gate.criteria[-1].why
+
+
+def test_an_asset_the_lineage_does_not_name_fails():
+    gate = leakage_gate("BTCUSDT 1h", [r for r in _runs() if r.asset != "walk_forward_folds"], EXPECTED)
+    assert not gate.passed and "names no run" in gate.criteria[-1].why
+
+
+def test_nothing_to_check_is_not_a_pass():
+    gate = leakage_gate("BTCUSDT 1h", [], {})
+    assert not gate.passed and gate.deciding == "nothing to check"
+    assert "not a pass" in gate.to_markdown()
+
+
+COVERAGE = {"perp_bars_5m": 0.99, "funding": 0.97, "spot_bars_5m": None, "social_posts": 0.17, "macro": 1.0}
+
+
+def test_required_kinds_decide_the_data_quality_gate_and_the_others_only_lower_confidence():
+    gate = data_quality_gate("ETHUSDT 4h", COVERAGE)
+    assert gate.passed
+    assert [c.name for c in gate.criteria if c.passed is not None] == ["coverage.perp_bars_5m", "coverage.funding"]
+    assert gate.confidence == (
+        "social_posts covers 17.0% of the window",
+        "spot_bars_5m covers no listed day of the window",
+    )
+    doc = json.loads(json.dumps(gate.to_dict()))
+    assert doc["verdict"] == "pass" and len(doc["criteria"]) == 5
+
+
+def test_thin_funding_fails_the_data_quality_gate_at_the_threshold():
+    assert data_quality_gate("X 1h", {**COVERAGE, "funding": 0.95}).passed  # at the threshold: passes
+    gate = data_quality_gate("X 1h", {**COVERAGE, "funding": 0.9499})
+    assert not gate.passed and gate.deciding == "coverage.funding" and "too few" in gate.criteria[1].why
+
+
+def test_a_required_kind_with_no_listed_day_compares_nothing_and_fails():
+    gate = data_quality_gate("NEWUSDT 1h", {**COVERAGE, "perp_bars_5m": None})
+    assert not gate.passed and "nothing to compare" in gate.criteria[0].why
+    with pytest.raises(ValueError, match="unknown required data kinds"):
+        data_quality_gate("X 1h", COVERAGE, required=("order_book",))
