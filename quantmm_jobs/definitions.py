@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from quantmm_assets.defs.candidate_assets import CANDIDATE_ASSETS
+from quantmm_assets.defs.active_models import CANDIDATE_ASSETS
 from quantmm_assets.defs.feature_assets import FAMILY_ASSETS
 from quantmm_assets.defs.matrix_assets import MATRIX_ASSETS
 from quantmm_assets.defs.raw_assets import RAW_ASSETS

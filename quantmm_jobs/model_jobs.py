@@ -1,8 +1,10 @@
-"""Jobs of the model layer: training (the retraining sensors target it)."""
-
-from __future__ import annotations
+"""Jobs of the model layer: training (the retraining sensors target it) and promotion (from the UI)."""
 
 import dagster as dg
+
+from quantmm_resources.opstore import OperationalStore
+from quantmm_resources.registry import ModelRegistry
+from quantmm_resources.registry.gated_promotion import promote_candidate
 
 # The assets one training run materializes, in one place: the candidate assets join here (one edit).
 TRAIN_ASSETS = ("trained_backbones", "backbone_report")
@@ -15,4 +17,37 @@ train_job = dg.define_asset_job(
     tags={"quantmm/layer": "models"},
 )
 
-MODEL_JOBS = [train_job]
+
+class PromoteConfig(dg.Config):
+    """Who promotes which candidate and why (the ledger records it)."""
+
+    symbol: str
+    horizon: str
+    operator: str
+    reason: str
+    version: str = ""  # the version meant (refused unless it is the one the gates passed); empty: the gated one
+
+
+@dg.op(pool="quantmm_models", description="The one gated promotion function (refuses unless every gate passed).")
+def promote_candidate_op(
+    context: dg.OpExecutionContext, config: PromoteConfig, registry: ModelRegistry, opstore: OperationalStore
+) -> None:
+    done = promote_candidate(
+        context.instance,
+        registry,
+        opstore.url,
+        config.symbol,
+        config.horizon,
+        config.operator,
+        config.reason,
+        config.version or None,
+    )
+    context.log.info(f"promoted {done['model']}: active v{done['from'] or '-'} -> v{done['to']}")
+
+
+@dg.job(description="Promote the gated candidate of one symbol x horizon from the UI (launchpad: the op config).")
+def promote_job() -> None:
+    promote_candidate_op()
+
+
+MODEL_JOBS = [train_job, promote_job]

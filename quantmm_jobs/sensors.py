@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -32,6 +31,7 @@ from quantmm_jobs.model_jobs import train_job
 from quantmm_jobs.schedules import ACTIVE, RANGE_END, RANGE_START
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.prediction_log import logged_series, read_predictions
+from quantmm_resources.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -235,9 +235,8 @@ def prediction_drift_sensor(
 
 
 def alert_webhook() -> str | None:
-    """The URL failure alerts are POSTed to (``QUANTMM_ALERT_WEBHOOK``), or None. Read from the environment here
-    because the settings object has no such field yet: it belongs in ``QuantmmSettings`` (``alert_webhook``)."""
-    return os.environ.get(ALERT_WEBHOOK_ENV) or None
+    """The URL failure alerts are POSTed to (settings ``alert_webhook``, ``QUANTMM_ALERT_WEBHOOK``), or None."""
+    return get_settings().alert_webhook or None
 
 
 def _root_cause(error) -> str:

@@ -39,6 +39,10 @@ class QuantmmSettings(BaseSettings):
     text_encoder: Literal["minilm", "hashing"] = "minilm"
     # MLflow tracking: SQLite under home by default (the file store is in maintenance mode in MLflow 3).
     mlflow_tracking_uri: str | None = None
+    # Optional automation (off by default): active_models promotes a candidate once its blocking gates passed.
+    auto_promote: bool = False
+    # Alerts on failed runs and refused gates: a webhook that receives a JSON POST (none: the log only).
+    alert_webhook: str | None = None
 
     @property
     def lake_dir(self) -> Path:

@@ -47,6 +47,7 @@ GRAPH = {
     "trained_backbones": ["feature_matrix_main", "labels_multi_horizon", "walk_forward_folds"],
     "backbone_report": ["trained_backbones", "walk_forward_folds"],
     "frozen_baseline": [],
+    "active_models": ["candidate_models"],
     "candidate_models": ["backbone_report", "frozen_baseline", "walk_forward_folds"],
 }
 DERIVED_CHECKS = {

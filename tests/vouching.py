@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from quantmm_assets.defs.lineage import blocking_checks
 from quantmm_assets.defs.matrix_assets import feature_matrix_main, labels_multi_horizon
+from quantmm_resources.instance_lineage import blocking_checks
 from quantmm_resources.lake import LakeLayout
 
 COMPARED = 40

@@ -5,9 +5,9 @@
 it; each check's metadata holds its report (Markdown for the UI, JSON for the ledger), and the reports go to the
 version's MLflow run too. A gate that fails is a normal outcome, not a crash: the leakage gate fails with ERROR
 severity (something is wrong with the data), the data-quality and model gates with WARN (the run succeeds, the
-promotion function refuses). The promotion function (``quantmm_jobs.promotion``) reads these results.
+promotion function refuses). The promotion function (``quantmm_resources.registry.gated_promotion``) reads
+these results.
 """
-
 
 from dataclasses import replace
 from datetime import date, datetime
@@ -28,11 +28,12 @@ from quantmm_assets.models.baselines import frozen_baseline_config, frozen_basel
 from quantmm_resources.lake import LakeResource
 from quantmm_resources.mlflow_tracking import MlflowTracking
 from quantmm_resources.registry import ModelRegistry
+from quantmm_resources.registry.gated_promotion import GATES
 
 candidate_partitions = dg.MultiPartitionsDefinition(
     {"horizon": dg.StaticPartitionsDefinition(list(HORIZONS)), "symbol": symbols}
 )
-GATES = {
+GATE_DESCRIPTIONS = {
     "leakage_gate": "Blocking: the leakage checks of the features, labels and folds this candidate was trained on "
     "passed in the runs its lineage names (not the latest runs of those assets), and each compared rows",
     "data_quality_gate": "Blocking: the required data kinds cover the symbol's training window; the other kinds "
@@ -40,6 +41,7 @@ GATES = {
     "model_gate": "Blocking: the candidate beats the strongest comparator on its own windows (window wins, a "
     "selection-aware block bootstrap over every configuration tried, drawdown, turnover, calibration)",
 }
+assert tuple(GATE_DESCRIPTIONS) == GATES  # the promotion function reads these checks by name
 SEVERITY = {"leakage_gate": dg.AssetCheckSeverity.ERROR}  # the others: WARN (see the module docstring)
 
 
@@ -83,7 +85,8 @@ def _frozen_sha(lake: LakeResource) -> str:
     group_name="registry",
     deps=[dg.AssetDep(backbone_report), frozen_baseline],
     check_specs=[
-        dg.AssetCheckSpec(n, asset="candidate_models", blocking=True, description=d) for n, d in GATES.items()
+        dg.AssetCheckSpec(n, asset="candidate_models", blocking=True, description=d)
+        for n, d in GATE_DESCRIPTIONS.items()
     ],
     kinds={"mlflow"},
     pool="quantmm_models",
@@ -191,6 +194,3 @@ def _example(lake: LakeResource, symbol: str, rows: int = 5) -> pl.DataFrame:
 def _ranking_md(ranking: pl.DataFrame) -> str:
     cols = ["backbone", "verdict", "rank", "evidence_sharpe", "n_counted", "n_held", "n_steps", "mean_rank_ic"]
     return markdown_table(ranking.select([c for c in cols if c in ranking.columns]))
-
-
-CANDIDATE_ASSETS = [frozen_baseline, candidate_models]

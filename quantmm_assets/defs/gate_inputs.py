@@ -10,8 +10,8 @@ import dagster as dg
 
 from quantmm_assets.core.gates.input_gates import Checklist, CheckRun, data_quality_gate, leakage_gate
 from quantmm_assets.core.readiness.audit import ReadinessWindow, audit
-from quantmm_assets.defs.lineage import blocking_checks, check_results
 from quantmm_assets.defs.matrix_assets import feature_matrix_main, labels_multi_horizon, walk_forward_folds
+from quantmm_resources.instance_lineage import blocking_checks, check_results
 from quantmm_resources.lake import LakeLayout
 from quantmm_resources.lake_views import daily_counts
 from quantmm_resources.settings import get_settings

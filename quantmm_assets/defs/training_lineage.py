@@ -1,7 +1,7 @@
 """What a training run may read and what it records about it: only data that passed, and its full lineage.
 
 :func:`vouched_inputs` applies the ``unvouched_partitions`` policy to the partition lineage
-(:mod:`quantmm_assets.defs.lineage`) of the matrix, the labels and the folds: ``refuse`` raises naming every
+(:mod:`quantmm_resources.instance_lineage`) of the matrix, the labels and the folds: ``refuse`` raises naming every
 partition no passing run vouches for and why; ``exclude`` trains on the vouched date x symbol partitions only
 (a key is read when both its matrix and its labels are vouched) and records which were left out. The folds are
 one unpartitioned asset: when they are not vouched, training is refused under either policy.
@@ -20,8 +20,8 @@ from typing import Any
 import dagster as dg
 
 from quantmm_assets.core.signal import SignalConfig
-from quantmm_assets.defs.lineage import PartitionVouch, partition_lineage, unvouched_message
 from quantmm_assets.defs.matrix_assets import LabelConfig, feature_matrix_main, labels_multi_horizon, walk_forward_folds
+from quantmm_resources.instance_lineage import PartitionVouch, partition_lineage, unvouched_message
 from quantmm_resources.lake import LakeLayout
 from quantmm_resources.provenance import canonical_hash, code_version
 

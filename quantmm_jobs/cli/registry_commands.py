@@ -1,7 +1,8 @@
 """``quantmm registry list | promote | rollback | history``: the registry from the command line.
 
-Promotion and rollback go through the one gated promotion function (``quantmm_jobs.promotion``); the operator is
-``--operator`` or the OS user, and every move is a row of the promotion ledger in the operational store.
+Promotion and rollback go through the one gated promotion function (``quantmm_resources.registry.gated_promotion``);
+the operator is ``--operator`` or the OS user, and every move is a row of the promotion ledger in the operational
+store.
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ import json
 import polars as pl
 
 from quantmm_jobs.cli.runs import instance_for
-from quantmm_jobs.promotion import GATES, gate_status, operator_name, promote_candidate, rollback_active
 from quantmm_resources.environment import build_resources
 from quantmm_resources.registry import history
+from quantmm_resources.registry.gated_promotion import (
+    GATES,
+    gate_status,
+    operator_name,
+    promote_candidate,
+    rollback_active,
+)
 from quantmm_resources.settings import QuantmmSettings
 
 

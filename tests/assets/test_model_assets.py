@@ -21,11 +21,11 @@ from quantmm_assets.defs.report_assets import backbone_report
 from quantmm_assets.defs.training_lineage import vouched_inputs
 from quantmm_assets.models.baselines import frozen_baseline_sha256
 from quantmm_jobs.cli.runs import run_candidates, run_partitions, run_selection
-from quantmm_jobs.promotion import GATES, gate_status
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake import Lake
 from quantmm_resources.model_inputs import load_model_data
 from quantmm_resources.provenance import canonical_hash
+from quantmm_resources.registry.gated_promotion import GATES, gate_status
 from quantmm_resources.settings import get_settings
 
 # One worker runs the whole module: its tests share the 70-day synthetic world of one process.

@@ -31,7 +31,7 @@ from quantmm_jobs.sensors import (
 from quantmm_resources.environment import build_resources
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.prediction_log import write_predictions
-from quantmm_resources.settings import QuantmmSettings
+from quantmm_resources.settings import QuantmmSettings, get_settings
 
 STEP = timedelta(minutes=5)
 PHI = 0.99  # AR(1) of the predictions on 5m steps: a 1h horizon keeps every 12th, still autocorrelated (0.89)
@@ -282,6 +282,7 @@ def test_failure_sensor_posts_to_the_webhook_and_never_raises(failure_context, m
     try:
         Hook.received.clear()
         monkeypatch.setenv(ALERT_WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/hooks/secret-token")
+        get_settings.cache_clear()
         failure_alert_sensor(failure_context)
         (body,) = Hook.received
         assert body["job"] == "failing_job" and body["steps"][0]["step"] == "explode"
@@ -292,6 +293,8 @@ def test_failure_sensor_posts_to_the_webhook_and_never_raises(failure_context, m
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     monkeypatch.setenv(ALERT_WEBHOOK_ENV, f"http://127.0.0.1:{closed}/hooks/secret-token")
+    get_settings.cache_clear()
     failure_alert_sensor(failure_context)  # logged, not raised
+    get_settings.cache_clear()
     assert not post_alert(f"http://127.0.0.1:{closed}/hooks/secret-token", {"text": "x"}, timeout=1)
     assert "not delivered to 127.0.0.1" in caplog.text and "secret-token" not in caplog.text

@@ -4,7 +4,8 @@
 partition of (symbol, horizon) and the results of its blocking checks in that run, and refuses unless every one
 passed *for the version being promoted* (the run's ``model_version``); then the ledger records the move in one
 compare-and-swap transaction and the MLflow aliases follow (``quantmm_resources.registry.promotion``). Callers: the
-``promote`` job (UI), the CLI (``quantmm registry promote``) and the serving API.
+``promote_job`` (UI), ``active_models`` (the optional automation), the CLI (``quantmm registry promote``) and the
+serving API; it lives beside the registry, not in the Dagster layer, so that all of them can reach it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Any
 
 import dagster as dg
 
-from quantmm_assets.defs.candidate_assets import GATES, candidate_models
-from quantmm_assets.defs.lineage import PASSED, check_results
-from quantmm_resources.registry import ModelRegistry, current_active, promote, rollback
+from quantmm_resources.instance_lineage import PASSED, check_results
+from quantmm_resources.registry.model_registry import ModelRegistry
+from quantmm_resources.registry.promotion import current_active, promote, rollback
+
+CANDIDATE_ASSET = dg.AssetKey("candidate_models")
+GATES = ("leakage_gate", "data_quality_gate", "model_gate")  # the blocking checks of candidate_models
 
 
 class PromotionRefused(ValueError):
@@ -63,7 +67,7 @@ def gate_status(instance: dg.DagsterInstance, symbol: str, horizon: str) -> Gate
     name = ModelRegistry.model_name(symbol, horizon)
     key = str(partition_key(symbol, horizon))
     result = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=candidate_models.key, asset_partitions=[key]), limit=1
+        dg.AssetRecordsFilter(asset_key=CANDIDATE_ASSET, asset_partitions=[key]), limit=1
     )
     if not result.records:
         return GateStatus(name, None, None, {}, {}, {})
@@ -72,7 +76,7 @@ def gate_status(instance: dg.DagsterInstance, symbol: str, horizon: str) -> Gate
     version = str(metadata["model_version"].value) if "model_version" in metadata else None
     checks, reports, deciding = {}, {}, {}
     for gate in GATES:
-        verdict = check_results(instance, candidate_models.key, gate, {record.run_id}).get(record.run_id)
+        verdict = check_results(instance, CANDIDATE_ASSET, gate, {record.run_id}).get(record.run_id)
         checks[gate] = verdict.status if verdict else "not run"
         report = verdict.metadata.get("gate_report") if verdict else None
         if isinstance(report, dict):
