@@ -123,9 +123,8 @@ def test_active_models_and_the_promote_job_go_through_the_same_gates(setup, inst
     resources = {"registry": registry, "opstore": OperationalStore(url=ops)}
     registry.client().set_registered_model_alias(NAME, "candidate", v1)
     plant(instance, v1, failing="model_gate")
-    refused = dg.materialize(
-        [active_models], partition_key=KEY, resources=resources, instance=instance, raise_on_error=False
-    )
+    run = {"partition_key": KEY, "resources": resources, "instance": instance}
+    refused = dg.materialize([active_models], raise_on_error=False, **run)
     assert not refused.success and "active" not in registry.aliases(NAME)
     plant(instance, v1)
     assert dg.materialize([active_models], **run).success
