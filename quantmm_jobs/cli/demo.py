@@ -23,8 +23,10 @@ import polars as pl
 from quantmm_assets.core.readiness.audit import to_markdown
 from quantmm_assets.defs.partitions import partition_symbols
 from quantmm_assets.defs.readiness import default_plot_path, readiness_report
+from quantmm_jobs.cli.demo_registry import show_gates_and_promote
+from quantmm_jobs.cli.demo_strong import run_strong_world
 from quantmm_jobs.cli.printing import print_runs
-from quantmm_jobs.cli.runs import instance_for, run_features, run_raw, run_training
+from quantmm_jobs.cli.runs import instance_for, run_candidates, run_features, run_raw, run_training
 from quantmm_resources.environment import build_resources
 from quantmm_resources.lake import REPORT_JSON, REPORT_MARKDOWN, Lake
 from quantmm_resources.settings import get_settings
@@ -62,6 +64,9 @@ def run_demo(symbols: list[str] | None = None, history: int = 45) -> int:
     if all(r.success for r in runs):
         print(f"backbones {', '.join(DEMO_BACKBONES)}: walk-forward, ablations, MLflow runs; then the report")
         runs += run_training(DEMO_BACKBONES, resources, instance, DEMO_TRAINING)
+    if all(r.success for r in runs):
+        print("candidates: register the best-ranked refit per symbol x horizon in MLflow and run its three gates")
+        runs += run_candidates(symbols, DEMO_TRAINING["horizons"], resources, instance)
     print_runs(runs)
     lake = Lake(settings.lake_dir)
     _show_features(lake, instance, today, symbols[0])
@@ -74,11 +79,14 @@ def run_demo(symbols: list[str] | None = None, history: int = 45) -> int:
         parts = instance.get_materialized_partitions(key) if asset not in UNPARTITIONED else {"-"}
         print(f"  {asset:<22} {len(parts):>5} partitions materialized on the instance")
     _show_report(lake)
+    if all(r.success for r in runs):
+        show_gates_and_promote(settings, instance, resources["registry"], symbols, DEMO_TRAINING["horizons"])
+    ok = all(r.success for r in runs) and run_strong_world(settings)
     print(
         f"MLflow runs: {settings.resolved_mlflow_uri} (`mlflow ui --backend-store-uri {settings.resolved_mlflow_uri}`)"
     )
     print("next: `make ui` to browse the runs, checks and partitions in the Dagster UI")
-    return 0 if all(r.success for r in runs) else 1
+    return 0 if ok else 1
 
 
 UNPARTITIONED = {"walk_forward_folds", "backbone_report"}
