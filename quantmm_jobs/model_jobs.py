@@ -50,4 +50,18 @@ def promote_job() -> None:
     promote_candidate_op()
 
 
-MODEL_JOBS = [train_job, promote_job]
+readiness_job = dg.define_asset_job(
+    "readiness_job",
+    selection=dg.AssetSelection.assets("readiness_audit"),
+    description="The readiness audit: coverage of each data kind, missing kinds and the backfills that fill them.",
+)
+daily_readiness = dg.ScheduleDefinition(
+    name="daily_readiness",
+    cron_schedule="15 0 * * *",
+    job=readiness_job,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="The readiness audit once a day, after midnight UTC (yesterday's partitions are complete).",
+)
+MODEL_SCHEDULES = [daily_readiness]
+MODEL_JOBS = [train_job, promote_job, readiness_job]

@@ -63,3 +63,12 @@ def test_feature_job_selects_the_feature_chain_on_one_partitions_definition(quan
     job = defs.resolve_job_def("features_job")
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == set(FEATURE_ASSETS)
     assert job.partitions_def is not None and len(job.partitions_def.partitions_defs) == 2  # date x symbol
+
+
+def test_the_daily_readiness_schedule_runs_the_audit_after_midnight():
+    from quantmm_jobs.definitions import defs
+
+    schedule = defs.get_schedule_def("daily_readiness")
+    assert schedule.cron_schedule == "15 0 * * *" and schedule.execution_timezone == "UTC"
+    job = defs.resolve_job_def("readiness_job")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {"readiness_audit"}
