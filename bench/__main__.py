@@ -1,4 +1,4 @@
-"""``python -m bench ingest|features|train``: the benchmarks, printed as JSON (``make bench`` runs all three)."""
+"""``python -m bench ingest|features|train|gates``: the benchmarks, printed as JSON (``make bench`` runs all four)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gates(args: argparse.Namespace) -> int:
+    from bench.gates import bench_gates
+
+    out = bench_gates(args.data, args.home, args.backbones, args.text_encoder)
+    print(json.dumps(out, indent=2, default=str))
+    return 0 if out["training"]["success"] and out["registration"]["success"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = p.add_subparsers(dest="bench", required=True)
@@ -47,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backbones", nargs="*", default=None, help="default: every registered backbone")
     train.add_argument("--text-encoder", choices=["minilm", "hashing"], default="minilm")
     train.set_defaults(func=cmd_train)
+    gates = sub.add_parser("gates", help="the promotion gates on ../shared/data (1h, 4h, 1d) and the registry timings")
+    gates.add_argument("--data", **data)
+    gates.add_argument("--home", type=Path, help="bench home (its lake is reused when it holds the feature matrix)")
+    gates.add_argument("--backbones", nargs="*", default=None, help="default: ridge lightgbm")
+    gates.add_argument("--text-encoder", choices=["minilm", "hashing"], default="minilm")
+    gates.set_defaults(func=cmd_gates)
     return p
 
 

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -29,9 +26,9 @@ from quantmm_assets.core.monitoring.drift import DriftDecision, drift_decision, 
 from quantmm_assets.defs.partitions import partition_symbols
 from quantmm_jobs.model_jobs import train_job
 from quantmm_jobs.schedules import ACTIVE, RANGE_END, RANGE_START
+from quantmm_resources.alerts import alert_webhook, post_alert
 from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.prediction_log import logged_series, read_predictions
-from quantmm_resources.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +38,6 @@ TRAINED_ASSET = dg.AssetKey("trained_backbones")
 MIN_NEW_DAYS = 7
 TRIGGER_TAG = "quantmm/train_trigger"
 ALERT_WEBHOOK_ENV = "QUANTMM_ALERT_WEBHOOK"
-ALERT_TIMEOUT_S = 5.0
 
 
 def _train_busy(instance: dg.DagsterInstance) -> dg.SkipReason | None:
@@ -234,11 +230,6 @@ def prediction_drift_sensor(
 # ---------------------------------------------------------------------------------------------- failure alerts
 
 
-def alert_webhook() -> str | None:
-    """The URL failure alerts are POSTed to (settings ``alert_webhook``, ``QUANTMM_ALERT_WEBHOOK``), or None."""
-    return get_settings().alert_webhook or None
-
-
 def _root_cause(error) -> str:
     """The innermost error message of a step failure (Dagster wraps the user's exception)."""
     if error is None:
@@ -265,21 +256,6 @@ def failure_payload(
         "message": message,
         "tags": {k: v for k, v in run.tags.items() if k.startswith("quantmm/")},
     }
-
-
-def post_alert(url: str, payload: dict[str, object], timeout: float = ALERT_TIMEOUT_S) -> bool:
-    """POST ``payload`` as JSON to ``url``; a failure is logged, never raised. Return whether it was delivered."""
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    host = urllib.parse.urlsplit(url).netloc  # the URL's path may hold a secret token: only the host is logged
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read()
-        return True
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        log.warning(f"failure alert not delivered to {host}: {exc}")
-        return False
 
 
 @dg.run_failure_sensor(

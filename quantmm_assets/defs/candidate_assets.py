@@ -25,6 +25,7 @@ from quantmm_assets.defs.model_assets import fold_spec
 from quantmm_assets.defs.partitions import symbols
 from quantmm_assets.defs.report_assets import backbone_report
 from quantmm_assets.models.baselines import frozen_baseline_config, frozen_baseline_sha256
+from quantmm_resources.alerts import send_alert
 from quantmm_resources.lake import LakeResource
 from quantmm_resources.mlflow_tracking import MlflowTracking
 from quantmm_resources.registry import ModelRegistry
@@ -145,6 +146,10 @@ def candidate_models(
     reports = {"leakage_gate": leakage, "data_quality_gate": quality, "model_gate": gate}
     registry.log_gate_reports(name, version, {k: r.to_dict() for k, r in reports.items()})
     context.log.info(f"{name} v{version}: candidate {evidence.candidate}; model gate {gate.verdict} ({gate.deciding})")
+    refused = {k: r.deciding for k, r in reports.items() if not _passed(r)}
+    if refused:
+        why = "; ".join(f"{k} ({v})" for k, v in refused.items())
+        send_alert({"text": f"{name} v{version} refused by {why}", "model": name, "version": version, "gates": refused})
     yield dg.MaterializeResult(
         metadata={
             "model_name": name,
@@ -157,7 +162,7 @@ def candidate_models(
         }
     )
     for check, report in reports.items():
-        passed = report.verdict == "pass" if hasattr(report, "verdict") else report.passed
+        passed = _passed(report)
         yield dg.AssetCheckResult(
             check_name=check,
             passed=passed,
@@ -169,6 +174,11 @@ def candidate_models(
                 "gate_report": dg.MetadataValue.json(report.to_dict()),
             },
         )
+
+
+def _passed(report) -> bool:
+    """A gate report's decision: the model gate's verdict, or a checklist's."""
+    return report.verdict == "pass" if hasattr(report, "verdict") else report.passed
 
 
 def _day(text: str) -> date:

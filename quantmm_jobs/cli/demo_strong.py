@@ -8,7 +8,7 @@ whole path runs to a promotion: ingest, features, training, candidate, gates, pr
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import date, timedelta
 
 from quantmm_jobs.cli.demo_registry import show_gates_and_promote, show_rollback
 from quantmm_jobs.cli.printing import print_runs
@@ -21,8 +21,9 @@ from quantmm_resources.sources.synthetic import SyntheticExchange
 STRONG_SIGNAL_BETA = 1.0
 STRONG_SYMBOL = "BTCUSDT"
 STRONG_HISTORY_DAYS = 120
+STRONG_FIRST_DAY = date(2025, 1, 6)
 STRONG_FOLDS = {"n_folds": 8, "test_days": 7, "min_train_days": 30, "inner_k": 2}
-STRONG_TRAINING = {"horizons": ["1h"], "row_stride": 1, "variants": ["full"]}
+STRONG_TRAINING = {"horizons": ["1h"], "row_stride": 2, "variants": ["full"]}
 STRONG_BACKBONES = ["ridge", "lightgbm"]
 
 
@@ -34,15 +35,15 @@ def run_strong_world(settings: QuantmmSettings) -> bool:
     resources["exchange"] = SyntheticExchange(
         seed=settings.synthetic_seed, symbols=[STRONG_SYMBOL], signal_beta=STRONG_SIGNAL_BETA
     )
-    today = datetime.now(UTC).date()
-    first = today - timedelta(days=STRONG_HISTORY_DAYS)
+    first = STRONG_FIRST_DAY  # a fixed range: the synthetic path of a day depends on the day, not on today
+    last = first + timedelta(days=STRONG_HISTORY_DAYS)
     print(
         f"\n=== second world: {STRONG_SYMBOL} over {STRONG_HISTORY_DAYS} days with the planted signal raised to "
         f"{STRONG_SIGNAL_BETA} sd per unit of sentiment (default 0.07), home {settings.home} ==="
     )
-    runs = run_raw(first, today, [STRONG_SYMBOL], resources, instance)
+    runs = run_raw(first, last, [STRONG_SYMBOL], resources, instance)
     if all(r.success for r in runs):
-        runs += run_features(first, today, [STRONG_SYMBOL], resources, instance, fold_config=STRONG_FOLDS)
+        runs += run_features(first, last, [STRONG_SYMBOL], resources, instance, fold_config=STRONG_FOLDS)
     if all(r.success for r in runs):
         runs += run_training(STRONG_BACKBONES, resources, instance, STRONG_TRAINING)
     if all(r.success for r in runs):

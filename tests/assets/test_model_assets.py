@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from datetime import timedelta
 from pathlib import Path
 
 import mlflow
@@ -25,6 +26,7 @@ from quantmm_resources.environment import build_resources
 from quantmm_resources.lake import Lake
 from quantmm_resources.model_inputs import load_model_data
 from quantmm_resources.provenance import canonical_hash
+from quantmm_resources.registry import promote
 from quantmm_resources.registry.gated_promotion import GATES, gate_status
 from quantmm_resources.settings import get_settings
 
@@ -147,6 +149,26 @@ def test_trained_backbone_and_report(lake_with_features: Lake, instance) -> None
     ts, values = registry.reference_series(name, "1")
     oos = pred.filter((pl.col("variant") == "full") & (pl.col("symbol") == symbol) & (pl.col("horizon") == "1h"))
     assert values.size == oos.height and (ts > 0).all()
+
+    # an active version trained before both test windows joins the comparators (it predicts them with its refit)
+    first_test = (
+        pl.read_parquet(lake.partition_file("walk_forward_folds")).filter(pl.col("role") == "test")["start"].min()
+    )
+    early = lineage | {"window": lineage["window"] | {"refit_end": str(first_test - timedelta(days=2))}}
+    refit = resources["mlflow"].load_pickle(logged.info.run_id)  # the ridge refit
+    example = lake.read_partitions("feature_matrix_main", [lake.partition_keys("feature_matrix_main")[-1]])
+    example = example.filter(pl.col("symbol") == symbol).drop("ts_available").head(3)
+    contract = lake.feature_contract()
+    names = [n for n in contract["columns"] if n != "symbol_code"]
+    v2 = registry.register_candidate(
+        refit, symbol, "1h", SIGNAL, contract["version"], names, DIM, early, np.zeros(3), example
+    )
+    promote(registry, get_settings().resolved_ops_url, name, v2, "test", "setup: an early active version", None, None)
+    (again,) = run_candidates([symbol], ["1h"], resources, instance)[1:]
+    assert again.success
+    report = gate_status(instance, symbol, "1h").reports["model_gate"]
+    comparator = next(c for c in report["criteria"] if c["name"] == "comparator")
+    assert set(comparator["detail"]["total_pnl"]) == {"zero", "momentum", "ridge_price", "active"}
 
 
 def test_training_refuses_partitions_no_passing_run_vouches_for(lake_with_features: Lake, instance) -> None:

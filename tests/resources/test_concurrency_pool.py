@@ -36,6 +36,7 @@ def test_the_model_assets_share_one_pool_of_one_slot(quantmm_home):
 
 def test_two_processes_never_run_a_pool_step_at_once(quantmm_home):
     home = str(ensure_dagster_home(get_settings()))
+    dg.DagsterInstance.from_config(home).dispose()  # the schema first: two processes must not race to create it
     procs = [subprocess.Popen([sys.executable, "-c", SCRIPT, home, name]) for name in ("first", "second")]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     with dg.DagsterInstance.from_config(home) as instance:
