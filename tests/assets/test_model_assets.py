@@ -156,8 +156,8 @@ def test_trained_backbone_and_report(lake_with_features: Lake, instance) -> None
     )
     early = lineage | {"window": lineage["window"] | {"refit_end": str(first_test - timedelta(days=2))}}
     refit = resources["mlflow"].load_pickle(logged.info.run_id)  # the ridge refit
-    example = lake.read_partitions("feature_matrix_main", [lake.partition_keys("feature_matrix_main")[-1]])
-    example = example.filter(pl.col("symbol") == symbol).drop("ts_available").head(3)
+    newest = [k for k in lake.partition_keys("feature_matrix_main") if k.endswith(f"|{symbol}")][-1]
+    example = lake.read_partitions("feature_matrix_main", [newest]).drop("ts_available").head(3)
     contract = lake.feature_contract()
     names = [n for n in contract["columns"] if n != "symbol_code"]
     v2 = registry.register_candidate(
