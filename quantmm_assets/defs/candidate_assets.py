@@ -16,8 +16,8 @@ import dagster as dg
 import polars as pl
 
 from quantmm_assets.core.evaluation.report import markdown_table
-from quantmm_assets.core.gates.input_gates import COVERAGE_THRESHOLD, DEFAULT_REQUIRED_KINDS
-from quantmm_assets.core.gates.model_gate import model_gate
+from quantmm_assets.core.gates.input_gates import COVERAGE_THRESHOLD, DEFAULT_REQUIRED_KINDS, Checklist
+from quantmm_assets.core.gates.model_gate import Criterion, model_gate
 from quantmm_assets.core.labels import HORIZONS
 from quantmm_assets.defs.candidates import CandidateEvidence, active_rows, gather_evidence
 from quantmm_assets.defs.gate_inputs import coverage_gate, leakage_from_lineage
@@ -108,19 +108,8 @@ def candidate_models(
     baseline_sha = _frozen_sha(lake)
     evidence = gather_evidence(lake, symbol, horizon)
     name = registry.model_name(symbol, horizon)
-    active_why = "no active version"
-    active = registry.aliases(name).get("active") if name in registry.registered_names() else None
-    if active is not None:
-        until = datetime.fromisoformat(registry.lineage(name, active)["window"]["refit_end"])
-        backbone = registry.load(name, active).unwrap_python_model().backbone
-        embargo = fold_spec(lake).embargo
-        rows, active_why = active_rows(lake, evidence, walk_forward_folds, backbone, until, embargo)
-        if rows is not None:
-            evidence = replace(
-                evidence, predictions=pl.concat([evidence.predictions, rows.select(evidence.predictions.columns)])
-            )
-    steps = evidence.steps()
-    gate = model_gate(steps, symbol, horizon, evidence.candidate, evidence.comparators(), evidence.configurations)
+    evidence, active_why = _with_active(evidence, lake, registry, name, walk_forward_folds)
+    gate = _model_gate(evidence, subject)
     run_lineage = mlflow.load_lineage(evidence.run_id)
     model = mlflow.load_pickle(evidence.run_id)
     leakage = leakage_from_lineage(context.instance, run_lineage, subject)
@@ -145,7 +134,8 @@ def candidate_models(
     )
     reports = {"leakage_gate": leakage, "data_quality_gate": quality, "model_gate": gate}
     registry.log_gate_reports(name, version, {k: r.to_dict() for k, r in reports.items()})
-    context.log.info(f"{name} v{version}: candidate {evidence.candidate}; model gate {gate.verdict} ({gate.deciding})")
+    verdict = "pass" if _passed(gate) else "refused"
+    context.log.info(f"{name} v{version}: candidate {evidence.candidate}; model gate {verdict} ({gate.deciding})")
     refused = {k: r.deciding for k, r in reports.items() if not _passed(r)}
     if refused:
         why = "; ".join(f"{k} ({v})" for k, v in refused.items())
@@ -155,7 +145,7 @@ def candidate_models(
             "model_name": name,
             "model_version": version,
             "backbone": evidence.candidate,
-            "model_gate": gate.verdict,
+            "model_gate": getattr(gate, "verdict", verdict),
             "deciding": gate.deciding,
             "active_comparator": active_why,
             "ranking": dg.MetadataValue.md(_ranking_md(evidence.ranking)),
@@ -174,6 +164,39 @@ def candidate_models(
                 "gate_report": dg.MetadataValue.json(report.to_dict()),
             },
         )
+
+
+def _with_active(
+    evidence: CandidateEvidence, lake: LakeResource, registry: ModelRegistry, name: str, folds: pl.DataFrame
+) -> tuple[CandidateEvidence, str]:
+    """The evidence with the active version's rows where it may compare (``candidates.active_rows``), and why."""
+    active = registry.aliases(name).get("active") if name in registry.registered_names() else None
+    if active is None:
+        return evidence, "no active version"
+    until = datetime.fromisoformat(registry.lineage(name, active)["window"]["refit_end"])
+    backbone = registry.load(name, active).unwrap_python_model().backbone
+    rows, why = active_rows(lake, evidence, folds, backbone, until, fold_spec(lake).embargo)
+    if rows is None:
+        return evidence, why
+    joined = pl.concat([evidence.predictions, rows.select(evidence.predictions.columns)])
+    return replace(evidence, predictions=joined), why
+
+
+def _model_gate(evidence: CandidateEvidence, subject: str):
+    """The model gate's report; a gate that cannot be evaluated (e.g. the candidate has no scored step) is a
+    refusal that says why, not a crash."""
+    try:
+        return model_gate(
+            evidence.steps(),
+            evidence.symbol,
+            evidence.horizon,
+            evidence.candidate,
+            evidence.comparators(),
+            evidence.configurations,
+        )
+    except ValueError as exc:
+        why = f"the model gate could not be evaluated: {exc}"
+        return Checklist("Model gate", subject, (Criterion("evaluable", None, "evaluable", False, why),))
 
 
 def _passed(report) -> bool:
