@@ -17,6 +17,14 @@ train_job = dg.define_asset_job(
     tags={"quantmm/layer": "models"},
 )
 
+candidates_job = dg.define_asset_job(
+    "candidates_job",
+    selection=dg.AssetSelection.assets("candidate_models"),
+    description="Register and gate the candidate of one symbol x horizon (candidate_models partition); the "
+    "fine-tune sensor requests it once an attempt has trained.",
+    tags={"quantmm/layer": "registry"},
+)
+
 
 class PromoteConfig(dg.Config):
     """Who promotes which candidate and why (the ledger records it)."""
@@ -64,4 +72,4 @@ daily_readiness = dg.ScheduleDefinition(
     description="The readiness audit once a day, after midnight UTC (yesterday's partitions are complete).",
 )
 MODEL_SCHEDULES = [daily_readiness]
-MODEL_JOBS = [train_job, promote_job, readiness_job]
+MODEL_JOBS = [train_job, candidates_job, promote_job, readiness_job]

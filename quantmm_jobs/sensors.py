@@ -24,6 +24,7 @@ import numpy as np
 from quantmm_assets.core.evaluation.metrics import horizon_seconds
 from quantmm_assets.core.monitoring.drift import DriftDecision, drift_decision, thin_to_horizon
 from quantmm_assets.defs.partitions import partition_symbols
+from quantmm_assets.models.finetune import SEPARATOR
 from quantmm_jobs.model_jobs import train_job
 from quantmm_jobs.schedules import ACTIVE, RANGE_END, RANGE_START
 from quantmm_resources.alerts import alert_webhook, post_alert
@@ -52,6 +53,7 @@ def train_requests(context: dg.SensorEvaluationContext, run_key: str, tags: dict
     if job is None or job.partitions_def is None:
         return [dg.RunRequest(run_key=run_key, tags=tags)]
     keys = job.partitions_def.get_partition_keys(dynamic_partitions_store=context.instance)
+    keys = [k for k in keys if SEPARATOR not in k]  # the backbones; their fine-tune attempts have a sensor of their own
     return [dg.RunRequest(run_key=f"{run_key}:{k}", partition_key=k, tags=tags) for k in keys]
 
 

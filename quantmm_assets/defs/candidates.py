@@ -27,8 +27,8 @@ from quantmm_assets.core.evaluation.report import BASELINES, rank_backbones
 from quantmm_assets.core.folds import TEST, WALK_FORWARD
 from quantmm_assets.core.signal import SignalConfig
 from quantmm_assets.models.experiment import prediction_frame
+from quantmm_assets.models.finetune import all_keys
 from quantmm_assets.models.protocol import Backbone
-from quantmm_assets.models.registry import BACKBONES
 from quantmm_resources.lake import LakeLayout
 from quantmm_resources.model_inputs import load_model_data
 
@@ -77,7 +77,7 @@ def one_signal(summaries: dict[str, dict[str, Any]]) -> SignalConfig:
 
 def gather_evidence(lake: LakeLayout, symbol: str, horizon: str) -> CandidateEvidence:
     """Read the evidence for (symbol, horizon) and pick the candidate."""
-    summaries = {b: s for b, s in lake.run_summaries().items() if b in BACKBONES}
+    summaries = {b: s for b, s in lake.run_summaries().items() if b in set(all_keys())}
     trained = lake.read_partitions("trained_backbones", sorted(summaries))
     if trained.is_empty():
         raise ValueError("candidate_models: no trained_backbones partition is materialized: run quantmm train")

@@ -21,14 +21,14 @@ from quantmm_assets.core.folds import FoldSpec
 from quantmm_assets.core.signal import SignalConfig
 from quantmm_assets.defs.training_lineage import label_cost_configs, lineage_document, vouched_inputs
 from quantmm_assets.models.experiment import refit_final, walk_forward
-from quantmm_assets.models.grids import grid_for
-from quantmm_assets.models.registry import BACKBONES
+from quantmm_assets.models.finetune import all_keys, grid_for_key, parse_key
 from quantmm_assets.models.variants import VARIANTS
 from quantmm_resources.lake import LakeLayout, LakeResource
 from quantmm_resources.mlflow_tracking import MlflowTracking
 from quantmm_resources.model_inputs import LakeModelData, load_model_data
 
-backbone_partitions = dg.StaticPartitionsDefinition(sorted(BACKBONES))
+# each backbone and its fine-tune attempts (``<backbone>~ft<k>``, models.finetune)
+backbone_partitions = dg.StaticPartitionsDefinition(all_keys())
 
 
 class TrainConfig(dg.Config):
@@ -88,7 +88,8 @@ def trained_backbones(
     lake: LakeResource,
     mlflow: MlflowTracking,
 ) -> dg.Output:
-    backbone = context.partition_key
+    key = context.partition_key
+    backbone, attempt = parse_key(key)
     started = time.perf_counter()
     vouched = vouched_inputs(context.instance, lake, config.unvouched_partitions)
     if vouched.excluded:
@@ -99,13 +100,15 @@ def trained_backbones(
     inputs = load_model_data(lake, tuple(config.horizons), config.row_stride, vouched.partitions)
     spec = fold_spec(lake)
     signal = config.signal_config()
-    grid = grid_for(backbone, config.overrides(backbone), config.random_seed)
-    context.log.info(f"{backbone}: {inputs.data.n} rows, {len(grid)} configuration(s), variants {config.variants}")
+    grid = grid_for_key(key, config.overrides(backbone), config.random_seed)
+    context.log.info(f"{key}: {inputs.data.n} rows, {len(grid)} configuration(s), variants {config.variants}")
     tags = {"backbone": backbone, "feature_contract": inputs.contract_version, "fold_spec": spec.spec_hash()}
-    with mlflow.run(backbone, tags=tags) as run:
+    tags |= {"finetune_attempt": str(attempt)}
+    with mlflow.run(key, tags=tags) as run:
         exp = walk_forward(
             backbone, grid, inputs.data, walk_forward_folds, inputs.symbols, tuple(config.variants), context.log.info
         )
+        exp.predictions = exp.predictions.with_columns(backbone=pl.lit(key))  # an attempt is a configuration of its own
         metrics = fold_metrics(exp.predictions, signal)
         summary = exp.summary(metrics)
         model, rows = refit_final(backbone, exp.chosen_params(), inputs.data, spec) if config.refit else (None, None)
@@ -119,7 +122,7 @@ def trained_backbones(
         }
         mlflow.log_backbone_run(params, signal, per_fold_means(metrics), exp.curves(), exp.predictions, model)
         lineage = lineage_document(
-            backbone=backbone,
+            backbone=key,
             train_config=config.model_dump(),
             model_params=exp.run_params(),
             signal=signal,
@@ -141,7 +144,7 @@ def trained_backbones(
             "partitions_excluded": vouched.excluded,
             "seconds": round(time.perf_counter() - started, 1),
         }
-    lake.write_run_summary(backbone, summary)
+    lake.write_run_summary(key, summary)
     table = per_fold_means(metrics).filter(pl.col("variant") == "full")
     return dg.Output(
         exp.predictions,

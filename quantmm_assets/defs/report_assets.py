@@ -17,7 +17,7 @@ from quantmm_assets.core.evaluation.report import build_report
 from quantmm_assets.defs.candidates import baseline_file
 from quantmm_assets.defs.model_assets import TrainConfig, trained_backbones
 from quantmm_assets.models.baselines import baseline_predictions
-from quantmm_assets.models.registry import BACKBONES
+from quantmm_assets.models.finetune import all_keys
 from quantmm_resources.lake import LakeResource, write_atomic
 from quantmm_resources.mlflow_tracking import MlflowTracking
 from quantmm_resources.model_inputs import load_model_data
@@ -40,7 +40,7 @@ def backbone_report(
     mlflow: MlflowTracking,
 ) -> dg.MaterializeResult:
     started = time.perf_counter()
-    trained = lake.read_partitions("trained_backbones", sorted(BACKBONES))
+    trained = lake.read_partitions("trained_backbones", all_keys())  # fine-tune attempts are contenders too
     if trained.is_empty():
         raise ValueError("backbone_report: no trained_backbones partition is materialized")
     horizons = tuple(h for h in config.horizons if h in set(trained["horizon"].unique().to_list()))

@@ -90,12 +90,13 @@ def train(
     instance: dg.DagsterInstance | None = None,
 ) -> list[RangeRun]:
     """``trained_backbones`` for each backbone (default: every registered one), then ``backbone_report``."""
+    from quantmm_assets.models.finetune import all_keys
     from quantmm_assets.models.registry import BACKBONES
 
     backbones = backbones or list(BACKBONES)
-    unknown = [b for b in backbones if b not in BACKBONES]
+    unknown = [b for b in backbones if b not in all_keys()]
     if unknown:
-        raise ValueError(f"unknown backbones {unknown}; registered: {', '.join(BACKBONES)}")
+        raise ValueError(f"unknown backbones {unknown}; registered: {', '.join(BACKBONES)} (and <backbone>~ft1|2)")
     instance = instance or instance_for(settings)
     if instance.get_latest_materialization_event(dg.AssetKey("walk_forward_folds")) is None:
         raise ValueError("walk_forward_folds is not materialized on this instance: run `quantmm features` first")

@@ -192,3 +192,20 @@ def test_training_refuses_partitions_no_passing_run_vouches_for(lake_with_featur
     assert inputs.excluded == [stray] and stray not in inputs.partitions and len(inputs.partitions) == len(keys)
     with pytest.raises(ValueError, match="unvouched_partitions must be one of"):
         vouched_inputs(instance, lake_with_features, "ignore")
+
+
+def test_a_fine_tune_attempt_is_a_configuration_of_its_own(lake_with_features: Lake, instance) -> None:
+    resources = build_resources(get_settings())
+    vouch(instance, lake_with_features)
+    assert run_selection([walk_forward_folds], resources, instance, FOLDS).success
+    runs = run_partitions([trained_backbones], ["ridge", "ridge~ft1"], resources, instance, TRAINING)
+    assert all(r.success for r in runs)
+    attempt = pl.read_parquet(lake_with_features.partition_file("trained_backbones", "ridge~ft1"))
+    assert set(attempt["backbone"]) == {"ridge~ft1"}
+    summary = lake_with_features.run_summaries()["ridge~ft1"]
+    assert [f["params"]["alpha"] for f in summary["folds"]][0] in (3000.0, 10000.0)  # the attempt's grid
+    assert run_selection([backbone_report], resources, instance, TRAINING).success
+    (_, run) = run_candidates([SYMBOLS[0]], ["1h"], resources, instance)
+    assert run.success
+    report = gate_status(instance, SYMBOLS[0], "1h").reports["model_gate"]
+    assert report["n_configurations"] == 2  # both configurations tried count in the selection-aware bootstrap
