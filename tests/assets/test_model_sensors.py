@@ -77,7 +77,11 @@ def instance():
 
 
 def backbones(defs: dg.Definitions) -> list[str]:
-    return defs.resolve_job_def("train_job").partitions_def.get_partition_keys()
+    from quantmm_assets.models.registry import BACKBONES
+
+    keys = defs.resolve_job_def("train_job").partitions_def.get_partition_keys()
+    assert set(BACKBONES) < set(keys)  # the job's partitions hold the fine-tune attempts too
+    return sorted(BACKBONES)  # a retrain asks for the backbones, never for their fine-tune attempts
 
 
 def evaluate(sensor, defs, instance, cursor=None, **resources):
