@@ -79,3 +79,85 @@ def test_a_required_kind_with_no_listed_day_compares_nothing_and_fails():
     assert not gate.passed and "nothing to compare" in gate.criteria[0].why
     with pytest.raises(ValueError, match="unknown required data kinds"):
         data_quality_gate("X 1h", COVERAGE, required=("order_book",))
+
+
+THRESHOLD = "every run passed, rows compared > 0"
+
+
+def _rows(gate):
+    return [(c.name, c.value, c.threshold, c.passed) for c in gate.criteria]
+
+
+def test_the_leakage_criteria_row_by_row_and_one_row_compared_is_enough():
+    one = [CheckRun("feature_matrix_main", "asof_alignment", "", "passed", 1)]  # a runless vouch comparing 1 row
+    gate = leakage_gate(
+        "BTCUSDT 1h", one, {"walk_forward_folds": ["fold_hygiene"], "feature_matrix_main": ["asof_alignment"]}
+    )
+    assert _rows(gate) == [
+        ("feature_matrix_main.asof_alignment", 1, THRESHOLD, True),  # sorted by asset; the missing one still follows
+        ("walk_forward_folds.fold_hygiene", 0, THRESHOLD, False),
+    ]
+    assert gate.criteria[0].why == "it passed in all 1 run(s) behind the training data, comparing 1 rows"
+    assert gate.criteria[1].why == "the lineage names no run of this asset: nothing vouches for it"
+    failed = [CheckRun("feature_matrix_main", "asof_alignment", "", "failed", 40)]
+    (row,) = leakage_gate("X 1h", failed, {"feature_matrix_main": ["asof_alignment"]}).criteria
+    assert row.why == "1 of the 1 run(s) behind the training data did not pass it (runless failed)"
+
+
+def test_a_failing_checklist_reports_fail_in_json_and_markdown():
+    gate = leakage_gate("BTCUSDT 1h", [], {"walk_forward_folds": ["fold_hygiene"]})
+    assert gate.to_dict() == {
+        "gate": "Leakage gate",
+        "subject": "BTCUSDT 1h",
+        "verdict": "fail",
+        "deciding": "walk_forward_folds.fold_hygiene",
+        "criteria": [
+            {
+                "name": "walk_forward_folds.fold_hygiene",
+                "value": 0,
+                "threshold": THRESHOLD,
+                "passed": False,
+                "why": "the lineage names no run of this asset: nothing vouches for it",
+            }
+        ],
+        "confidence": [],
+    }
+    assert gate.to_markdown().splitlines() == [
+        "Leakage gate for BTCUSDT 1h",
+        "",
+        "| criterion | value | threshold | pass/fail | why |",
+        "|---|---|---|---|---|",
+        f"| walk_forward_folds.fold_hygiene | 0 | {THRESHOLD} | fail | the lineage names no run of this asset: "
+        "nothing vouches for it |",
+        "",
+        "**Verdict: fail** (deciding: walk_forward_folds.fold_hygiene)",
+    ]
+
+
+def test_the_data_quality_criteria_row_by_row():
+    gate = data_quality_gate(
+        "ETHUSDT 4h", {"perp_bars_5m": 0.98765, "funding": 0.5, "social_posts": 0.95, "macro": None}
+    )
+    assert _rows(gate) == [
+        ("coverage.perp_bars_5m", 0.9877, ">= 95%", True),
+        ("coverage.funding", 0.5, ">= 95%", False),
+        ("coverage.macro", None, "reported", None),
+        ("coverage.social_posts", 0.95, "reported", None),
+    ]
+    whys = [c.why for c in gate.criteria]
+    assert whys == [
+        "98.8% of the listed days in the training window have perp_bars_5m",
+        "50.0% of the listed days in the training window have funding, too few",
+        "optional kind: no listed day covered",
+        "optional kind: 95.0% covered",
+    ]
+    assert gate.confidence == ("macro covers no listed day of the window",)  # 95% exactly does not lower it
+    markdown = gate.to_markdown()
+    assert markdown.endswith("**Verdict: fail** (deciding: coverage.funding)\n\nLower confidence (reported, not "
+                             "failed): macro covers no listed day of the window")  # fmt: skip
+    assert "| coverage.macro |  | reported | n/a | optional kind: no listed day covered |" in markdown
+
+
+def test_a_required_kind_with_no_listed_day_does_not_stop_the_others_being_checked():
+    gate = data_quality_gate("NEWUSDT 1h", {"perp_bars_5m": None, "funding": 0.2})
+    assert _rows(gate) == [("coverage.perp_bars_5m", None, ">= 95%", False), ("coverage.funding", 0.2, ">= 95%", False)]
