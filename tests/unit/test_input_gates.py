@@ -161,3 +161,51 @@ def test_the_data_quality_criteria_row_by_row():
 def test_a_required_kind_with_no_listed_day_does_not_stop_the_others_being_checked():
     gate = data_quality_gate("NEWUSDT 1h", {"perp_bars_5m": None, "funding": 0.2})
     assert _rows(gate) == [("coverage.perp_bars_5m", None, ">= 95%", False), ("coverage.funding", 0.2, ">= 95%", False)]
+
+
+def test_a_passing_checklist_in_markdown_and_json_and_a_missing_asset_does_not_stop_the_next():
+    runs = [CheckRun("walk_forward_folds", "fold_hygiene", "run-c", "passed", 6)]
+    gate = leakage_gate(
+        "X 1h", runs, {"feature_matrix_main": ["asof_alignment"], "walk_forward_folds": ["fold_hygiene"]}
+    )
+    assert [c.name for c in gate.criteria] == ["feature_matrix_main.asof_alignment", "walk_forward_folds.fold_hygiene"]
+    assert [c.passed for c in gate.criteria] == [False, True]
+    ok = leakage_gate("X|Y 1h", runs, {"walk_forward_folds": ["fold_hygiene"]})
+    why = "it passed in all 1 run(s) behind the training data, comparing 6 rows"
+    assert ok.to_markdown().splitlines()[0] == "Leakage gate for X|Y 1h"
+    assert ok.to_markdown().splitlines()[4:] == [
+        f"| walk_forward_folds.fold_hygiene | 6 | {THRESHOLD} | pass | {why} |",
+        "",
+        "**Verdict: pass** (deciding: all criteria)",
+    ]
+    empty = leakage_gate("X 1h", [], {}).to_markdown().splitlines()
+    assert empty[4] == "| (none) | | | fail | nothing was there to check, which is not a pass |"
+    quality = data_quality_gate("A\\|B 1d", {"perp_bars_5m": 1.0, "funding": 1.0, "macro": 0.1, "social_posts": 0.2})
+    doc = quality.to_dict()
+    assert (doc["gate"], doc["subject"], doc["verdict"]) == ("Data-quality gate", "A\\|B 1d", "pass")
+    assert quality.to_markdown().endswith(
+        "Lower confidence (reported, not failed): macro covers 10.0% of the window; social_posts covers 20.0% of the "
+        "window"
+    )
+    piped = data_quality_gate("Z 1h", {"perp_bars_5m": None, "funding": 1.0}).to_markdown()
+    assert (
+        "| coverage.perp_bars_5m |  | >= 95% | fail | the symbol has no listed day in the training window: nothing to "
+        "compare, which is not a pass |" in piped
+    )
+    bad = [CheckRun("feature_matrix_main", "asof_alignment", f"r{i}", "failed", 1) for i in range(7)]
+    (row,) = leakage_gate("X 1h", bad, {"feature_matrix_main": ["asof_alignment"]}).criteria
+    assert (
+        row.why == "7 of the 7 run(s) behind the training data did not pass it (r0 failed, r1 failed, r2 failed, "
+        "r3 failed, r4 failed)"
+    )  # the first five named
+    table = leakage_gate("a|b", [], {"x|y": ["c"]}).to_markdown()
+    assert "| x\\|y.c | 0 |" in table  # a pipe inside a cell is escaped
+
+
+def test_a_check_with_no_run_does_not_stop_the_next_check_of_the_same_asset():
+    runs = [CheckRun("feature_matrix_main", "truncation_invariance", "r", "passed", 50)]
+    gate = leakage_gate("X 1h", runs, {"feature_matrix_main": ["asof_alignment", "truncation_invariance"]})
+    assert [(c.name, c.passed) for c in gate.criteria] == [
+        ("feature_matrix_main.asof_alignment", False),
+        ("feature_matrix_main.truncation_invariance", True),
+    ]
