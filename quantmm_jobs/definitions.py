@@ -12,7 +12,7 @@ from quantmm_assets.defs.readiness import readiness_audit
 from quantmm_assets.defs.report_assets import MODEL_ASSETS
 from quantmm_assets.defs.text_assets import TEXT_ASSETS
 from quantmm_jobs.feature_schedules import FEATURE_JOBS, FEATURE_SCHEDULES
-from quantmm_jobs.finetune_sensor import finetune_sensor
+from quantmm_jobs.finetune_sensor import candidates_sensor, finetune_sensor
 from quantmm_jobs.model_jobs import MODEL_JOBS, MODEL_SCHEDULES
 from quantmm_jobs.schedules import JOBS, SCHEDULES
 from quantmm_jobs.sensors import MODEL_SENSORS
@@ -28,7 +28,7 @@ def build_definitions(source: str | None = None, bundle_dir: str | None = None) 
         assets=ASSETS,
         jobs=[*JOBS, *FEATURE_JOBS, *MODEL_JOBS],
         schedules=[*SCHEDULES, *FEATURE_SCHEDULES, *MODEL_SCHEDULES],
-        sensors=[*MODEL_SENSORS, finetune_sensor],
+        sensors=[*MODEL_SENSORS, finetune_sensor, candidates_sensor],
         resources=build_resources(get_settings(), source, bundle_dir),
     )
 

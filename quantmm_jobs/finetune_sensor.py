@@ -79,3 +79,29 @@ def finetune_sensor(context: dg.SensorEvaluationContext):
     if requests:
         return dg.SensorResult(run_requests=requests)
     return dg.SkipReason("; ".join(lines) or "no candidate failed its model gate")
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("backbone_report"),
+    job=candidates_job,
+    name="candidates_sensor",
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="After each backbone_report (e.g. a retrain the sensors asked for): register and gate the candidate "
+    "of every symbol x horizon the report covers (one candidates_job run per partition).",
+)
+def candidates_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    materialization = asset_event.asset_materialization
+    metadata = materialization.metadata if materialization else {}
+    symbols = [s for s in str(getattr(metadata.get("symbols"), "value", "")).split(", ") if s]
+    horizons = [h for h in str(getattr(metadata.get("horizons"), "value", "")).split(", ") if h]
+    if not symbols or not horizons:
+        return dg.SkipReason("this backbone_report names no symbol or horizon (written before the candidates sensor)")
+    return [
+        dg.RunRequest(
+            run_key=f"candidates:{asset_event.run_id}:{asset_event.timestamp}:{partition_key(s, h)}",
+            partition_key=str(partition_key(s, h)),
+            tags={"quantmm/after_report": str(asset_event.run_id)[:8]},
+        )
+        for s in symbols
+        for h in horizons
+    ]

@@ -60,6 +60,9 @@ def backbone_report(
     return dg.MaterializeResult(
         metadata={
             "backbones": ", ".join(backbones),
+            # what candidate_models can register after this report (the candidates sensor reads them)
+            "symbols": ", ".join(sorted(trained["symbol"].unique().to_list())),
+            "horizons": ", ".join(horizons),
             "signal_config": signal.config_hash(),
             "report": dg.MetadataValue.md(report.markdown),
             # report_json, report_md, cumulative_pnl, calibration

@@ -59,3 +59,17 @@ def test_a_failed_gate_trains_two_attempts_at_most_and_gates_each_again(instance
 def test_insufficient_evidence_asks_for_nothing(instance):
     plant_candidate(instance, "1", "ridge", verdict="insufficient evidence")
     assert isinstance(tick(instance), dg.SkipReason)
+
+
+def test_each_backbone_report_asks_for_the_candidates_it_covers(instance):
+    from quantmm_jobs.definitions import defs
+    from quantmm_jobs.finetune_sensor import candidates_sensor
+
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("backbone_report", metadata={"symbols": "BTCUSDT, ETHUSDT", "horizons": "1h, 4h"})
+    )
+    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    result = candidates_sensor(context)
+    requests = list(result.run_requests if isinstance(result, dg.SensorResult) else result)
+    assert sorted(r.partition_key for r in requests) == ["1h|BTCUSDT", "1h|ETHUSDT", "4h|BTCUSDT", "4h|ETHUSDT"]
+    assert len({r.run_key for r in requests}) == 4
