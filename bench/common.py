@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from quantmm_resources.settings import QuantmmSettings
@@ -22,3 +24,13 @@ def bench_settings(home: Path, text_encoder: str = "minilm") -> BenchSettings:
     return BenchSettings(
         home=home, text_encoder=text_encoder, ops_url=None, dagster_pg_url=None, mlflow_tracking_uri=None
     )
+
+
+def bench_paths(data_dir: Path | None, home: Path | None, name: str) -> tuple[Path, Path]:
+    """The real-data folder (FileNotFoundError when absent) and the bench home (a fresh temporary one by default);
+    MiniLM is loaded from the installed package, never downloaded (the library's own offline flag)."""
+    data_dir = data_dir or DEFAULT_DATA
+    if not (data_dir / "binance_usdt_5m").is_dir():
+        raise FileNotFoundError(f"bench data not found: {data_dir}")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    return data_dir, home or Path(tempfile.mkdtemp(prefix=f"quantmm-bench-{name}-"))

@@ -14,9 +14,7 @@
 from __future__ import annotations
 
 import json
-import os
 import resource
-import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -25,7 +23,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from bench.common import DEFAULT_DATA, bench_settings
+from bench.common import bench_paths, bench_settings
 from quantmm_assets.defs.partitions import first_partition_day
 from quantmm_jobs.cli.bundle_import import import_bundle
 from quantmm_jobs.cli.runs import instance_for, run_range
@@ -45,11 +43,7 @@ def _lake_frame(lake: Lake, asset: str) -> pl.DataFrame:
 
 
 def bench_features(data_dir: Path | None = None, home: Path | None = None) -> dict:
-    data_dir = data_dir or DEFAULT_DATA
-    if not (data_dir / "binance_usdt_5m").is_dir():
-        raise FileNotFoundError(f"bench data not found: {data_dir}")
-    home = home or Path(tempfile.mkdtemp(prefix="quantmm-bench-features-"))
-    os.environ["HF_HUB_OFFLINE"] = "1"  # the library's own flag: MiniLM from the installed package, no download
+    data_dir, home = bench_paths(data_dir, home, "features")
     settings = bench_settings(home, text_encoder="minilm")
     lake = Lake(settings.lake_dir)
     out: dict = {"bench": "features", "data": str(data_dir), "home": str(home)}

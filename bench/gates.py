@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import mlflow
 
-from bench.common import DEFAULT_DATA, bench_settings
+from bench.common import bench_paths, bench_settings
 from bench.train import _build_lake
 from quantmm_assets.defs.matrix_assets import walk_forward_folds
 from quantmm_jobs.cli.runs import instance_for, run_candidates, run_selection, run_training
@@ -53,10 +52,7 @@ def bench_gates(
     backbones: list[str] | None = None,
     text_encoder: str = "minilm",
 ) -> dict:
-    data_dir = data_dir or DEFAULT_DATA
-    if not (data_dir / "binance_usdt_5m").is_dir():
-        raise FileNotFoundError(f"bench data not found: {data_dir}")
-    home = home or Path(tempfile.mkdtemp(prefix="quantmm-bench-gates-"))
+    data_dir, home = bench_paths(data_dir, home, "gates")
     settings = bench_settings(home, text_encoder)
     out: dict = {"bench": "gates", "data": str(data_dir), "home": str(home)}
     lake = Lake(settings.lake_dir)

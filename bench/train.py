@@ -15,15 +15,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
-from bench.common import DEFAULT_DATA, bench_settings
+from bench.common import bench_paths, bench_settings
 from quantmm_assets.core.evaluation.report import build_report
 from quantmm_assets.core.folds import FoldSpec, walk_forward_folds
 from quantmm_assets.models.baselines import baseline_predictions
@@ -83,11 +81,7 @@ def bench_train(
     backbones: list[str] | None = None,
     text_encoder: str = "minilm",
 ) -> dict:
-    data_dir = data_dir or DEFAULT_DATA
-    if not (data_dir / "binance_usdt_5m").is_dir():
-        raise FileNotFoundError(f"bench data not found: {data_dir}")
-    home = home or Path(tempfile.mkdtemp(prefix="quantmm-bench-train-"))
-    os.environ["HF_HUB_OFFLINE"] = "1"  # the library's own flag: MiniLM from the installed package, no download
+    data_dir, home = bench_paths(data_dir, home, "train")
     settings = bench_settings(home, text_encoder)
 
     out: dict = {"bench": "train", "data": str(data_dir), "home": str(home), "device": preflight()}

@@ -66,6 +66,31 @@ def instance() -> dg.DagsterInstance:
         yield inst
 
 
+PG = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture
+def pg_database():
+    """A PostgreSQL database of its own on 127.0.0.1:5432 (trust auth), dropped afterwards; the test is skipped when
+    PostgreSQL is not reachable (an absent optional resource)."""
+    import uuid
+
+    import psycopg
+
+    from quantmm_resources.opstore import engine_for
+
+    name = f"quantmm_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(f"{PG}/postgres", autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    engine_for.cache_clear()
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").exists():

@@ -78,15 +78,17 @@ def one_signal(summaries: dict[str, dict[str, Any]]) -> SignalConfig:
 def gather_evidence(lake: LakeLayout, symbol: str, horizon: str) -> CandidateEvidence:
     """Read the evidence for (symbol, horizon) and pick the candidate."""
     summaries = {b: s for b, s in lake.run_summaries().items() if b in set(all_keys())}
-    trained = lake.read_partitions("trained_backbones", sorted(summaries))
-    if trained.is_empty():
+    files = [f for f in (lake.partition_file("trained_backbones", k) for k in sorted(summaries)) if f.exists()]
+    if not files:
         raise ValueError("candidate_models: no trained_backbones partition is materialized: run quantmm train")
     if not baseline_file(lake).exists():
         raise ValueError("candidate_models: no baseline predictions: materialize backbone_report first")
-    baselines = pl.read_parquet(baseline_file(lake)).select(trained.columns)
+    # one (symbol, horizon) of every backbone's predictions: the filter is pushed into the Parquet scans
     mine = (pl.col("symbol") == symbol) & (pl.col("horizon") == horizon) & (pl.col("variant") == "full")
-    predictions = pl.concat([trained.filter(mine), baselines.filter(mine)])
-    configurations = sorted(set(trained.filter(mine)["backbone"].unique().to_list()))
+    trained = pl.scan_parquet(files).filter(mine).collect()
+    baselines = pl.scan_parquet(baseline_file(lake)).filter(mine).select(trained.columns).collect()
+    predictions = pl.concat([trained, baselines])
+    configurations = sorted(set(trained["backbone"].unique().to_list()))
     if not configurations:
         raise ValueError(f"candidate_models: no trained backbone predicted {symbol} {horizon}")
     signal = one_signal({b: summaries[b] for b in configurations})

@@ -2,35 +2,19 @@
 the operational store on PostgreSQL through the same SQLAlchemy Core path."""
 
 import os
-import uuid
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
-import psycopg
 import pytest
 
 from quantmm_assets.defs.raw_assets import funding_rates, market_bars_5m
 from quantmm_resources.environment import build_resources, ensure_dagster_home
-from quantmm_resources.opstore import OperationalStore, engine_for
+from quantmm_resources.opstore import OperationalStore
 from quantmm_resources.settings import get_settings
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_database():
-    name = f"quantmm_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(f"{PG}/postgres", autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    engine_for.cache_clear()
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
 
 
 def test_materialize_a_partition_on_a_postgres_instance(quantmm_home, pg_database, monkeypatch):

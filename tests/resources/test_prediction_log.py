@@ -1,11 +1,9 @@
 """The prediction log (quantmm_resources/prediction_log.py) on SQLite and PostgreSQL: round trip, first write wins,
 typed empty frames."""
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
-import psycopg
 import pytest
 
 from quantmm_resources import prediction_log as plog
@@ -107,24 +105,12 @@ def test_bad_frames_are_refused(url):
 
 
 @pytest.fixture
-def pg_url():
-    """A database of its own on 127.0.0.1:5432 (dropped after); skipped when PostgreSQL is down. The same pattern
-    as tests/assets/test_postgres_instance.py, whose fixture is not importable from here (rootdir-relative tests)."""
-    name = f"quantmm_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(f"{PG}/postgres", autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"{PG}/{name}"
+def pg_url(pg_database):
+    url = f"{PG}/{pg_database}"
     yield url
     engine_for(url).dispose()
-    engine_for.cache_clear()
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
 
 
-@pytest.mark.postgres
 def test_round_trip_and_first_write_wins_on_postgres(pg_url):
     assert engine_for(pg_url).dialect.name == "postgresql"
     round_trip_and_first_write_wins(pg_url)

@@ -25,7 +25,7 @@ from quantmm_resources.registry import (
     to_model_input,
 )
 from quantmm_resources.registry import promotion as promotion_module
-from tests.assets.test_postgres_instance import PG, pg_database  # noqa: F401 - the fixture, reused
+from tests.conftest import PG
 
 pytestmark = pytest.mark.xdist_group("promotion_ledger")  # the module's registry is built once, on one worker
 BROKEN_CALLS: list[tuple] = []
@@ -188,7 +188,7 @@ def test_reconcile_sets_the_aliases_from_the_ledger(sqlite_registry, ledger_url)
 
 
 @pytest.fixture
-def pg_ledger_database(pg_database):  # noqa: F811 - the reused fixture
+def pg_ledger_database(pg_database):
     """A second database beside ``pg_database`` (the ledger's), dropped after."""
     name = f"{pg_database}_ledger"
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
@@ -200,7 +200,7 @@ def pg_ledger_database(pg_database):  # noqa: F811 - the reused fixture
 
 
 @pytest.mark.postgres
-def test_the_same_flow_on_postgresql(world, pg_database, pg_ledger_database, tmp_path) -> None:  # noqa: F811
+def test_the_same_flow_on_postgresql(world, pg_database, pg_ledger_database, tmp_path) -> None:
     registry = new_registry(tmp_path, f"postgresql+psycopg://postgres@127.0.0.1:5432/{pg_database}")
     url = f"{PG}/{pg_ledger_database}"
     name = registry.model_name("BTCUSDT", "1h")
