@@ -116,6 +116,18 @@ class LakeLayout:
             keys.append("|".join(values))
         return sorted(keys)
 
+    def newest_partition_files(self, asset: str, symbol: str, n: int) -> list[Path]:
+        """The files of the ``n`` newest dated partitions of ``symbol`` of a date x symbol asset, oldest first."""
+        dates = sorted((d for d in self.asset_dir(asset).glob("date=*") if d.is_dir()), reverse=True)
+        found = []
+        for day in dates:
+            path = self.partition_file(asset, f"{day.name.split('=', 1)[1]}|{symbol}")
+            if path.exists():
+                found.append(path)
+                if len(found) == n:
+                    break
+        return found[::-1]
+
     def pattern(self, asset: str) -> str:
         """A glob over every partition file of ``asset`` (for DuckDB's ``read_parquet``), quoted for SQL."""
         return str(self.asset_dir(asset) / "**" / "*.parquet").replace("'", "''")

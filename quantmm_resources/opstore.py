@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Engine,
@@ -35,7 +36,9 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
@@ -91,6 +94,10 @@ prediction_log = Table(
     Column("signal_confidence", Float),
     Column("vol_forecast", Float),
     Column("position", Float),
+    Column("cost", Float),  # cost_h of the bar (the signal's)
+    Column("gate", Float),  # the fusion gate in [0, 1]
+    Column("text_contribution", Float),
+    Column("text_missing", Boolean),  # no text in the row: the prediction is y_base
     Column("logged_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("symbol", "horizon", "bar_ts", "model_version", "role", name="uq_prediction_log_key"),
     Index("ix_prediction_log_series", "symbol", "horizon", "role", "bar_ts"),
@@ -126,11 +133,24 @@ def _create_schema(engine: Engine, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             metadata.create_all(engine)
+            _add_missing_columns(engine)
             return
         except (OperationalError, ProgrammingError, IntegrityError):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.1 * (attempt + 1))
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the nullable columns a table gained since a store was created (an older store keeps its rows)."""
+    found = inspect(engine)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in found.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.nullable:
+                kind = column.type.compile(dialect=engine.dialect)
+                with engine.begin() as conn:
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 class OperationalStore(dg.ConfigurableResource):

@@ -30,11 +30,16 @@ PREDICTION_LOG_SCHEMA: dict[str, pl.DataType] = {
     "signal_confidence": pl.Float64,
     "vol_forecast": pl.Float64,
     "position": pl.Float64,
+    "cost": pl.Float64,
+    "gate": pl.Float64,
+    "text_contribution": pl.Float64,
+    "text_missing": pl.Boolean,
     "logged_at": UTC_TS,
 }
 KEY = ("symbol", "horizon", "bar_ts", "model_version", "role")
 REQUIRED = (*KEY, "expected_return")
-OPTIONAL = ("signal_confidence", "vol_forecast", "position", "logged_at")
+FLOATS = ("signal_confidence", "vol_forecast", "position", "cost", "gate", "text_contribution")
+OPTIONAL = (*FLOATS, "text_missing", "logged_at")
 ROLES = ("active", "shadow")
 SERIES_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.Utf8,
@@ -71,10 +76,10 @@ def _rows(frame: pl.DataFrame) -> list[dict]:
         *(pl.col(c).cast(pl.Utf8) for c in ("symbol", "horizon", "model_version", "role")),
         _to_utc(frame["bar_ts"]),
         pl.col("expected_return").cast(pl.Float64),
-        *(
-            pl.col(c).cast(pl.Float64) if c in frame.columns else pl.lit(None, pl.Float64).alias(c)
-            for c in ("signal_confidence", "vol_forecast", "position")
-        ),
+        *(pl.col(c).cast(pl.Float64) if c in frame.columns else pl.lit(None, pl.Float64).alias(c) for c in FLOATS),
+        pl.col("text_missing").cast(pl.Boolean)
+        if "text_missing" in frame.columns
+        else pl.lit(None, pl.Boolean).alias("text_missing"),
         _to_utc(frame["logged_at"]) if "logged_at" in frame.columns else pl.lit(now, UTC_TS).alias("logged_at"),
     ).with_columns(pl.col("logged_at").fill_null(now))
     nulls = [c for c in REQUIRED if df[c].null_count()]
@@ -88,7 +93,7 @@ def _rows(frame: pl.DataFrame) -> list[dict]:
     df = df.unique(subset=list(KEY), keep="first", maintain_order=True)
     rows = df.to_dicts()
     for row in rows:  # NaN is no value: stored as NULL (SQLite would turn it into NULL anyway)
-        for c in ("signal_confidence", "vol_forecast", "position"):
+        for c in FLOATS:
             if row[c] is not None and math.isnan(row[c]):
                 row[c] = None
     return rows
@@ -106,8 +111,8 @@ def _insert_ignoring_duplicates(engine: Engine):
 
 
 def write_predictions(url: str, frame: pl.DataFrame) -> int:
-    """Log ``frame``'s predictions (columns of :data:`PREDICTION_LOG_SCHEMA`; ``signal_confidence``,
-    ``vol_forecast``, ``position`` and ``logged_at`` optional, ``logged_at`` defaulting to now) in chunks of
+    """Log ``frame``'s predictions (columns of :data:`PREDICTION_LOG_SCHEMA`; those of :data:`OPTIONAL` may be
+    absent, ``logged_at`` defaulting to now) in chunks of
     :data:`CHUNK` rows, in one transaction. Rows whose key is logged already are left as they are (first write
     wins), as is a repeated key within ``frame`` after its first row. Return the number of rows inserted."""
     rows = _rows(frame)

@@ -43,6 +43,18 @@ class QuantmmSettings(BaseSettings):
     auto_promote: bool = False
     # Alerts on failed runs and refused gates: a webhook that receives a JSON POST (none: the log only).
     alert_webhook: str | None = None
+    # Serving (quantmm_serving): bearer tokens of the mutating endpoints, each naming its operator (JSON object in
+    # QUANTMM_SERVE_TOKENS, e.g. {"<token>": "alice"}); none: mutating calls are refused (403).
+    serve_tokens: dict[str, str] = Field(default_factory=dict)
+    # A response is flagged degraded when the model's training data ends more than this long ago, or the newest
+    # feature row is older than this, or the registry cannot be read.
+    model_max_age_days: float = 30.0
+    feature_staleness_minutes: float = 30.0
+    # How often the app asks the registry whether an alias moved, and the lake whether a new bar landed.
+    alias_poll_seconds: float = 15.0
+    feature_poll_seconds: float = 5.0
+    # Largest request body the app reads (bytes); a larger one is refused with 413.
+    max_body_bytes: int = 65536
 
     @property
     def lake_dir(self) -> Path:

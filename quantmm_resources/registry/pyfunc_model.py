@@ -90,7 +90,8 @@ def _latent_series(name: str, values: pd.Series) -> pl.Series:
     return pl.select(pl.when(pl.Series(present)).then(spread).otherwise(None).alias(name)).to_series()
 
 
-def _empty_labels() -> pl.DataFrame:
+def empty_labels() -> pl.DataFrame:
+    """No label rows, in the label schema: :func:`model_data` of rows to predict (inference has no labels)."""
     types = [pl.Utf8, pl.Datetime("us", "UTC"), pl.Utf8, pl.Float64, pl.Float64, pl.Float64, pl.Float64, pl.Boolean]
     return pl.DataFrame(schema=dict(zip(LABEL_COLUMNS, types, strict=True)))
 
@@ -170,7 +171,7 @@ class QuantmmPyfunc(mlflow.pyfunc.PythonModel):
         if matrix["ts_event"].is_duplicated().any():
             raise ValueError(f"{self.label}: input has duplicate ts_event rows")
         data = model_data(
-            matrix, _empty_labels(), meta["feature_names"], tuple(meta["horizons"]), latent_dim=int(meta["latent_dim"])
+            matrix, empty_labels(), meta["feature_names"], tuple(meta["horizons"]), latent_dim=int(meta["latent_dim"])
         )
         pred = self.backbone.predict(data, np.arange(data.n))[horizon]
         # model_data sorts by ts_event (one symbol): put the predictions back in the input's order

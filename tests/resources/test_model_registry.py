@@ -24,7 +24,7 @@ from quantmm_assets.models.protocol import Backbone
 from quantmm_assets.models.registry import BACKBONES
 from quantmm_resources.registry import ModelRegistry, to_model_input
 from quantmm_resources.registry.model_registry import TRUNCATED
-from quantmm_resources.registry.pyfunc_model import QuantmmPyfunc, _empty_labels
+from quantmm_resources.registry.pyfunc_model import QuantmmPyfunc, empty_labels
 from tests.unit.models.test_backbone_contract import DIM, HORIZONS, splits, synthetic
 
 pytestmark = pytest.mark.xdist_group("model_registry")  # the module's registry is built once, on one worker
@@ -183,7 +183,7 @@ def test_pyfunc_by_alias_predicts_exactly_what_the_backbone_predicts(world, regi
     model = mlflow.pyfunc.load_model("models:/quantmm.BTCUSDT.1h@candidate")
     rows = btc_rows(world).slice(180, 60)
     out = model.predict(to_model_input(rows, CONTRACT))
-    direct = world.models[0].predict(model_data(rows, _empty_labels(), world.names, HORIZONS, DIM), np.arange(60))
+    direct = world.models[0].predict(model_data(rows, empty_labels(), world.names, HORIZONS, DIM), np.arange(60))
     np.testing.assert_array_equal(out["expected_return"].to_numpy(), direct["1h"].expected_return)
     for k in ("vol_forecast", "signal_confidence", "y_base", "gate", "text_contribution", "degraded"):
         np.testing.assert_array_equal(out[k].to_numpy(), getattr(direct["1h"], k), err_msg=k)

@@ -32,6 +32,10 @@ def predictions(n: int, version: str = "3", role: str = "active", symbol: str = 
             "signal_confidence": [0.6] * n,
             "vol_forecast": [0.02] * n,
             "position": [1.0] * n,
+            "cost": [0.0011] * n,
+            "gate": [0.25 * (i % 5) for i in range(n)],
+            "text_contribution": [0.0001 * i for i in range(n)],
+            "text_missing": [i % 2 == 0 for i in range(n)],
             "logged_at": [T0 + timedelta(minutes=5 * i, seconds=3) for i in range(n)],
         }
     )
@@ -114,3 +118,25 @@ def pg_url(pg_database):
 def test_round_trip_and_first_write_wins_on_postgres(pg_url):
     assert engine_for(pg_url).dialect.name == "postgresql"
     round_trip_and_first_write_wins(pg_url)
+
+
+def test_an_older_store_gains_the_new_columns_and_keeps_its_rows(tmp_path) -> None:
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:  # the prediction log as the first release created it
+        conn.execute(
+            "CREATE TABLE prediction_log (id INTEGER PRIMARY KEY, symbol VARCHAR(32) NOT NULL, horizon VARCHAR(8) NOT "
+            "NULL, bar_ts DATETIME NOT NULL, model_version VARCHAR(32) NOT NULL, role VARCHAR(16) NOT NULL, "
+            "expected_return FLOAT NOT NULL, signal_confidence FLOAT, vol_forecast FLOAT, position FLOAT, logged_at "
+            "DATETIME NOT NULL, CONSTRAINT uq_prediction_log_key UNIQUE (symbol, horizon, bar_ts, model_version, role))"
+        )
+        conn.execute(
+            "INSERT INTO prediction_log VALUES (1, 'BTCUSDT', '1h', '2025-03-04 00:00:00.000000', '1', 'active', 0.5, "
+            "NULL, NULL, NULL, '2025-03-04 00:00:01.000000')"
+        )
+    url = f"sqlite:///{db}"
+    assert write_predictions(url, predictions(2, version="2")) == 2
+    back = read_predictions(url)
+    assert back.height == 3 and back["cost"].to_list() == [None, 0.0011, 0.0011]
+    assert back.filter(pl.col("model_version") == "2")["text_missing"].to_list() == [True, False]

@@ -1,0 +1,99 @@
+"""``GET /predict/{symbol}`` and ``GET /predict``: every horizon's prediction and signal on the current bar."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from quantmm_assets.core.labels import HORIZONS
+from quantmm_serving.deps import StateDep
+from quantmm_serving.inference import HorizonPrediction
+from quantmm_serving.schemas import AllPredictions, HorizonSignal, SymbolPrediction
+from quantmm_serving.state import ServingState
+
+router = APIRouter(tags=["predict"])
+
+
+def _signal(p: HorizonPrediction, state: ServingState) -> HorizonSignal:
+    version = state.store.snapshot.active[(p.symbol, p.horizon)]
+    score_threshold, confidence_threshold = version.signal.thresholds(p.horizon)
+    side = 1 if p.expected_return > 0 else -1 if p.expected_return < 0 else 0
+    return HorizonSignal(
+        horizon=p.horizon,
+        model=p.model,
+        model_version=p.version,
+        expected_return=p.expected_return,
+        signal_confidence=p.signal_confidence,
+        vol_forecast=p.vol_forecast,
+        cost=p.cost,
+        side=side,
+        edge=None if p.edge != p.edge else p.edge,
+        score=None if p.score != p.score else p.score,
+        position=p.position,
+        action=p.action,
+        score_threshold=score_threshold,
+        confidence_threshold=confidence_threshold,
+        signal_config=p.signal_config,
+        gate=p.gate,
+        text_contribution=p.text_contribution,
+        text_missing=p.text_missing,
+    )
+
+
+def answer(state: ServingState, symbol: str, horizons: list[str] | None = None) -> SymbolPrediction:
+    """The prediction of one symbol; HTTPException 404 / 503 when it has no answer."""
+    snap = state.store.snapshot
+    if symbol not in snap.symbols():
+        served = snap.symbols()
+        raise HTTPException(
+            status_code=404,
+            detail=f"unknown symbol {symbol!r}: no active model answers for it (served: {served or 'none yet'})",
+        )
+    window, predictions = state.predict(symbol, horizons)
+    if window is None or not predictions:
+        health = state.health()
+        why = health.not_ready or state.degraded_reasons(symbol) or ["no active model of the requested horizons"]
+        raise HTTPException(status_code=503, detail=f"{symbol}: no prediction: {'; '.join(why)}")
+    reasons = state.degraded_reasons(symbol)
+    return SymbolPrediction(
+        symbol=symbol,
+        bar_ts=window.bar_ts,
+        feature_contract_version=snap.active[(symbol, predictions[0].horizon)].contract_version,
+        model_versions={p.horizon: p.version for p in predictions},
+        horizons=[_signal(p, state) for p in predictions],
+        degraded=bool(reasons),
+        degraded_reasons=reasons,
+    )
+
+
+@router.get("/predict/{symbol}", response_model=SymbolPrediction)
+def predict_symbol(
+    symbol: str,
+    state: StateDep,
+    horizon: Annotated[list[str] | None, Query(description="horizons to answer (default: every active one)")] = None,
+) -> SymbolPrediction:
+    """Every active horizon's expected return, confidence, vol forecast and signal for the symbol's current bar."""
+    if horizon:
+        unknown = [h for h in horizon if h not in HORIZONS]
+        if unknown:
+            raise HTTPException(status_code=422, detail=f"unknown horizon {unknown}: one of {list(HORIZONS)}")
+        active = state.store.snapshot.horizons(symbol)
+        if symbol in state.store.snapshot.symbols() and (absent := [h for h in horizon if h not in active]):
+            raise HTTPException(
+                status_code=404, detail=f"{symbol}: no active model of horizon {absent} (active: {active})"
+            )
+    return answer(state, symbol.upper() if symbol.upper() in state.store.snapshot.symbols() else symbol, horizon)
+
+
+@router.get("/predict", response_model=AllPredictions)
+def predict_all(state: StateDep) -> AllPredictions:
+    """:func:`predict_symbol` for every symbol with an active model."""
+    out, unavailable = [], {}
+    for symbol in state.store.snapshot.symbols():
+        try:
+            out.append(answer(state, symbol))
+        except HTTPException as exc:
+            unavailable[symbol] = str(exc.detail)
+    reasons = state.degraded_reasons()
+    return AllPredictions(predictions=out, unavailable=unavailable, degraded=bool(reasons), degraded_reasons=reasons)
