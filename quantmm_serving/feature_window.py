@@ -10,9 +10,11 @@ once per (bar, feature set) and reused by every request until the next bar.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -22,6 +24,7 @@ from quantmm_resources.lake import LakeLayout
 from quantmm_resources.registry.pyfunc_model import empty_labels
 
 MATRIX = "feature_matrix_main"
+_MISSING = object()
 
 
 @dataclass
@@ -48,6 +51,13 @@ class SymbolWindow:
                 if found is None:
                     found = model_data(self.rows, empty_labels(), list(feature_names), horizons, latent_dim=latent_dim)
                     self._inputs[key] = found
+        return found
+
+    def cached(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """A value derived from the bar alone (e.g. its cost_h under one cost config), built once per bar."""
+        found = self._inputs.get(key, _MISSING)
+        if found is _MISSING:
+            found = self._inputs[key] = build()
         return found
 
     def last_index(self, data: ModelData) -> np.ndarray:

@@ -79,11 +79,24 @@ def _finite(x: float) -> float:
 
 def predict_bar(window: SymbolWindow, version: LoadedVersion) -> HorizonPrediction:
     """Run ``version`` on the window's current bar and derive its signal."""
-    meta = version.meta
-    data = window.model_input(tuple(meta["feature_names"]), tuple(meta["horizons"]), int(meta["latent_dim"]))
-    pred = version.backbone.predict(data, window.last_index(data))[version.horizon]
+    return predict_versions(window, [version])[0]
+
+
+def predict_versions(window: SymbolWindow, versions: list[LoadedVersion]) -> list[HorizonPrediction]:
+    """Run every version on the window's current bar (one ``predict`` per distinct backbone: the versions of one
+    refit registered for several horizons share it) and derive each signal; in the order of ``versions``."""
+    heads: dict[int, dict] = {}
+    for version in versions:
+        if id(version.backbone) not in heads:
+            meta = version.meta
+            data = window.model_input(tuple(meta["feature_names"]), tuple(meta["horizons"]), int(meta["latent_dim"]))
+            heads[id(version.backbone)] = version.backbone.predict(data, window.last_index(data))
+    return [_with_signal(window, v, heads[id(v.backbone)][v.horizon]) for v in versions]
+
+
+def _with_signal(window: SymbolWindow, version: LoadedVersion, pred) -> HorizonPrediction:
     er, vol, conf = (float(getattr(pred, k)[0]) for k in ("expected_return", "vol_forecast", "signal_confidence"))
-    cost = bar_cost(window, version)
+    cost = window.cached(("cost", version.horizon, version.cost), lambda: bar_cost(window, version))
     position = float(signal(er, cost, vol, conf, version.horizon, version.signal)[()])
     return HorizonPrediction(
         symbol=version.symbol,

@@ -9,7 +9,10 @@ serving and :attr:`ModelStore.registry_error` says why (every response then carr
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
+import pickle
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +42,7 @@ class LoadedVersion:
     cost: CostConfig
     contract_version: str
     trained_until: datetime | None  # the newest row of the registered refit (lineage window.refit_end)
+    fingerprint: str = ""  # sha256 of the pickled backbone: versions of one refit share one object (one predict)
     notes: tuple[str, ...] = ()  # what the app assumed while loading (e.g. the default cost config)
 
     @property
@@ -93,6 +97,7 @@ def load_version(registry: ModelRegistry, name: str, version: str) -> LoadedVers
     """Load one version through MLflow and unwrap it."""
     model = registry.load(name, version).unwrap_python_model()
     meta = dict(model.meta)
+    fingerprint = hashlib.sha256(pickle.dumps(model.backbone, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
     lineage = registry.lineage(name, version)
     cost, notes = cost_config_of(lineage)
     return LoadedVersion(
@@ -106,6 +111,7 @@ def load_version(registry: ModelRegistry, name: str, version: str) -> LoadedVers
         cost=cost,
         contract_version=str(meta["feature_contract_version"]),
         trained_until=_trained_until(lineage),
+        fingerprint=fingerprint,
         notes=notes,
     )
 
@@ -173,7 +179,14 @@ class ModelStore:
         key = (name, version)
         if key not in self._cache:
             try:
-                self._cache[key] = self._loader(self.registry, name, version)
+                loaded = self._loader(self.registry, name, version)
+                same = next(
+                    (v for v in self._cache.values() if loaded.fingerprint and v.fingerprint == loaded.fingerprint),
+                    None,
+                )
+                if same is not None:  # the same refit registered for another horizon: share the object
+                    loaded = dataclasses.replace(loaded, backbone=same.backbone)
+                self._cache[key] = loaded
                 self.load_errors.pop(name, None)
             except Exception as exc:
                 self.load_errors[name] = f"v{version} failed to load: {type(exc).__name__}: {exc}"[:400]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from quantmm_resources.lake import LakeLayout
 from quantmm_resources.settings import QuantmmSettings
 from quantmm_serving.feature_window import FeatureWindow, SymbolWindow
-from quantmm_serving.inference import HorizonPrediction, predict_bar
+from quantmm_serving.inference import HorizonPrediction, predict_versions
 from quantmm_serving.metrics import ServingMetrics
 from quantmm_serving.model_store import LoadedVersion, ModelStore
 from quantmm_serving.prediction_writer import PredictionWriter
@@ -47,6 +47,7 @@ class ServingState:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_alias_poll = 0.0
+        self._failures_seen = 0
 
     # -- background --------------------------------------------------------------------------------------------
     def tick(self, force_aliases: bool = False) -> list[str]:
@@ -64,11 +65,9 @@ class ServingState:
         moved = self.window.refresh(self.store.snapshot.symbols())
         for symbol in moved:
             self.log_bar(symbol)
-        failures = self.writer.failures
         self.metrics.prediction_log_pending.set(self.writer.pending)
-        if failures:
-            self.metrics.prediction_log_failures.inc(failures - getattr(self, "_failures_seen", 0))
-            self._failures_seen = failures
+        self.metrics.prediction_log_failures.inc(self.writer.failures - self._failures_seen)
+        self._failures_seen = self.writer.failures
         return moved
 
     def _versions(self) -> list[LoadedVersion]:
@@ -80,17 +79,17 @@ class ServingState:
         window = self.window.current(symbol)
         if window is None:
             return
-        snap = self.store.snapshot
-        rows = []
+        snap, contract, rows = self.store.snapshot, self.lake_contract(), []
         for role, versions in (("active", snap.active), ("shadow", snap.shadow)):
-            for (s, _h), version in versions.items():
-                if s != symbol or version.contract_version != self.lake_contract():
-                    continue
-                try:
-                    rows.append(predict_bar(window, version).log_row(role))
-                    self.metrics.predictions.labels(symbol, version.horizon, role).inc()
-                except Exception:
-                    log.exception("predicting %s v%s on %s failed", version.name, version.version, window.bar_ts)
+            mine = [v for (s, _h), v in versions.items() if s == symbol and v.contract_version == contract]
+            try:
+                predicted = predict_versions(window, mine)
+            except Exception:
+                log.exception("predicting %s %s on %s failed", symbol, role, window.bar_ts)
+                continue
+            for p in predicted:
+                rows.append(p.log_row(role))
+                self.metrics.predictions.labels(symbol, p.horizon, role).inc()
         self.writer.submit(rows)
 
     def start(self) -> None:
@@ -122,13 +121,11 @@ class ServingState:
         window = self.window.current(symbol)
         if window is None:
             return None, []
-        out = []
-        for h in horizons or snap.horizons(symbol):
-            version = snap.active.get((symbol, h))
-            if version is None or version.contract_version != self.lake_contract():
-                continue
-            out.append(predict_bar(window, version))
-            self.metrics.predictions.labels(symbol, h, "active").inc()
+        contract = self.lake_contract()
+        versions = [snap.active[(symbol, h)] for h in horizons or snap.horizons(symbol) if (symbol, h) in snap.active]
+        out = predict_versions(window, [v for v in versions if v.contract_version == contract])
+        for p in out:
+            self.metrics.predictions.labels(symbol, p.horizon, "active").inc()
         self.writer.submit(p.log_row("active") for p in out)
         return window, out
 
