@@ -1,4 +1,5 @@
-"""``python -m bench ingest|features|train|gates``: the benchmarks, printed as JSON (``make bench`` runs all four)."""
+"""``python -m bench ingest|features|train|gates|serve``: the benchmarks, printed as JSON (``make bench`` runs all
+five)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ def cmd_gates(args: argparse.Namespace) -> int:
     return 0 if out["training"]["success"] and out["registration"]["success"] else 1
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bench.serve import bench_serve
+
+    print(json.dumps(bench_serve(args.home, args.duration, args.rates), indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = p.add_subparsers(dest="bench", required=True)
@@ -61,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     gates.add_argument("--backbones", nargs="*", default=None, help="default: ridge lightgbm")
     gates.add_argument("--text-encoder", choices=["minilm", "hashing"], default="minilm")
     gates.set_defaults(func=cmd_gates)
+    serve = sub.add_parser("serve", help="GET /predict of the served app under open-loop load, with an alias swap")
+    serve.add_argument("--home", type=Path, help="bench home (its served world is built once and reused)")
+    serve.add_argument("--duration", type=float, default=15.0, help="seconds of load per offered rate")
+    serve.add_argument("--rates", type=float, nargs="+", default=[50, 100, 200, 300, 400], help="offered req/s")
+    serve.set_defaults(func=cmd_serve)
     return p
 
 

@@ -185,8 +185,9 @@ def _build(settings: BenchSettings) -> dict:
         for h in HORIZONS:
             name = registry.model_name(symbol, h)
             versions[name] = [
-                registry.register_candidate(m, symbol, h, signal, contract.version, names, DIM, lineage, np.zeros(50),
-                                            example)
+                registry.register_candidate(
+                    m, symbol, h, signal, contract.version, names, DIM, lineage, np.zeros(50), example
+                )
                 for m in models
             ]
             promote(registry, settings.resolved_ops_url, name, versions[name][0], "bench", "serve world", {}, None)

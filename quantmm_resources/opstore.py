@@ -103,6 +103,88 @@ prediction_log = Table(
     Index("ix_prediction_log_series", "symbol", "horizon", "role", "bar_ts"),
 )
 
+
+# -- the paper-trading loop (quantmm_serving/paper): one row per step, order, fill, settlement; a kill switch per book
+paper_steps = Table(
+    "paper_steps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("book", String(64), nullable=False),
+    Column("bar_ts", DateTime(timezone=True), nullable=False),  # the bar the step closed on (its decision bar)
+    Column("mode", String(16), nullable=False),  # live | replay
+    Column("status", Text, nullable=False),  # traded | held | refused: ... | halted: ...
+    Column("equity", Float, nullable=False),
+    Column("cash", Float, nullable=False),
+    Column("gross_exposure", Float, nullable=False),
+    Column("net_exposure", Float, nullable=False),
+    Column("state", Text, nullable=False),  # JSON: positions, marks, the step's sources and refusals
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("book", "bar_ts", name="uq_paper_steps_book_bar"),
+)
+
+paper_orders = Table(
+    "paper_orders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("book", String(64), nullable=False),
+    Column("bar_ts", DateTime(timezone=True), nullable=False),  # decision bar; it fills from the next bar on
+    Column("symbol", String(32), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("target_quantity", Float, nullable=False),
+    Column("target_weight", Float, nullable=False),
+    Column("policy", String(32), nullable=False),
+    Column("bucket", String(32), nullable=False),
+    Column("limit_price", Float),
+    Column("reference_price", Float, nullable=False),
+    Column("participation_cap", Float, nullable=False),
+    Column("slippage_cap_bps", Float, nullable=False),
+    Column("contributions", Text, nullable=False),  # JSON: the weight of each horizon
+    UniqueConstraint("book", "bar_ts", "symbol", name="uq_paper_orders_key"),
+)
+
+paper_fills = Table(
+    "paper_fills",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("book", String(64), nullable=False),
+    Column("order_bar_ts", DateTime(timezone=True), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("bar_ts", DateTime(timezone=True), nullable=False),  # the bar it filled against
+    Column("quantity", Float, nullable=False),
+    Column("theoretical_price", Float, nullable=False),
+    Column("fill_price", Float, nullable=False),
+    Column("slippage", Float, nullable=False),
+    Column("impact", Float, nullable=False),
+    Column("fee", Float, nullable=False),
+    Column("delay", Float, nullable=False),
+    Column("remaining", Float, nullable=False),
+    UniqueConstraint("book", "symbol", "bar_ts", name="uq_paper_fills_key"),
+)
+
+paper_funding = Table(
+    "paper_funding",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("book", String(64), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("settlement_ts", DateTime(timezone=True), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("mark_price", Float, nullable=False),
+    Column("rate", Float, nullable=False),
+    Column("payment", Float, nullable=False),
+    UniqueConstraint("book", "symbol", "settlement_ts", name="uq_paper_funding_key"),
+)
+
+paper_control = Table(
+    "paper_control",
+    metadata,
+    Column("book", String(64), primary_key=True),
+    Column("halted", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("operator", String(128), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 _CHUNK = 500
 
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from quantmm_assets.core.portfolio.allocator import AllocatorConfig
 from quantmm_resources.lake import LakeLayout
 from quantmm_resources.settings import QuantmmSettings
 from quantmm_serving.feature_window import FeatureWindow, SymbolWindow
@@ -48,6 +49,7 @@ class ServingState:
         self._thread: threading.Thread | None = None
         self._last_alias_poll = 0.0
         self._failures_seen = 0
+        self.allocator = AllocatorConfig()
 
     # -- background --------------------------------------------------------------------------------------------
     def tick(self, force_aliases: bool = False) -> list[str]:
@@ -128,6 +130,10 @@ class ServingState:
             self.metrics.predictions.labels(symbol, p.horizon, "active").inc()
         self.writer.submit(p.log_row("active") for p in out)
         return window, out
+
+    def current_weights(self) -> dict[str, float]:
+        """The paper book's current weights per symbol (empty before the paper loop holds a position)."""
+        return {}
 
     # -- health --------------------------------------------------------------------------------------------------
     def lake_contract(self) -> str | None:

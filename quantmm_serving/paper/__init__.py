@@ -1,0 +1,1 @@
+"""The paper-trading loop: the engine, its prediction sources (replay, live) and the runner."""

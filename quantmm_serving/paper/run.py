@@ -1,0 +1,224 @@
+"""Run the paper loop: ``replay`` steps through a historical range quickly; ``live`` steps on the newest complete bar.
+
+Both feed the same :class:`~quantmm_serving.paper.engine.PaperEngine` (allocator, execution policy, fills, funding)
+from the lake: bars and funding rates from the raw assets, the spread proxy, newest funding rate and recent
+returns from ``feature_matrix_main``. Replay predicts in batch (:mod:`quantmm_serving.paper.replay`); live predicts
+the current bar with the active versions exactly as the app does. The kill switch, stale data (the newest bar older
+than ``feature_staleness_minutes``) and a stale model (trained on data older than ``model_max_age_days``) halt a live
+step: it records the book, cancels open orders and places none.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from quantmm_assets.core.execution.fills import Bar
+from quantmm_assets.core.labels import BAR
+from quantmm_resources.environment import build_resources
+from quantmm_resources.lake import Lake, LakeLayout
+from quantmm_resources.paper_store import halt_state, read
+from quantmm_resources.settings import QuantmmSettings
+from quantmm_serving.feature_window import FeatureWindow
+from quantmm_serving.inference import predict_versions
+from quantmm_serving.model_store import ModelStore
+from quantmm_serving.paper.engine import MarketBar, PaperConfig, PaperEngine, StepInputs
+from quantmm_serving.paper.replay import replay_predictions
+
+VOLUME_BARS = 12  # the expected volume of the next bar: the mean of the last hour's bars
+RETURN_WINDOW = timedelta(days=1)  # the recent returns of the correlation clusters
+
+
+@dataclass(frozen=True)
+class Market:
+    """The lake's rows of a range: per bar and symbol the bar and its decision inputs; the settlements; returns."""
+
+    bars: dict[datetime, dict[str, MarketBar]]
+    funding: pl.DataFrame
+    returns: pl.DataFrame
+
+
+def _dated(lake: LakeLayout, asset: str, symbols: list[str], first: datetime, last: datetime) -> pl.DataFrame:
+    lo, hi = first.date().isoformat(), last.date().isoformat()
+    keys = [
+        k for k in lake.partition_keys(asset) if k.split("|")[1:] and k.split("|")[1] in symbols and lo <= k[:10] <= hi
+    ]
+    return lake.read_partitions(asset, keys)
+
+
+def load_market(lake: LakeLayout, symbols: list[str], start: datetime, end: datetime) -> Market:
+    """Read the bars, funding and matrix rows of ``[start, end]`` (with the look-back the decisions need)."""
+    lookback = max(VOLUME_BARS * BAR, RETURN_WINDOW)
+    bars = _dated(lake, "market_bars_5m", symbols, start - lookback, end)
+    if "market" in bars.columns:
+        bars = bars.filter(pl.col("market") == "perp")
+    bars = bars.sort("symbol", "ts_event").with_columns(
+        mean_volume=pl.col("volume").rolling_mean(VOLUME_BARS, min_samples=1).over("symbol")
+    )
+    matrix = _dated(lake, "feature_matrix_main", symbols, start - lookback, end)
+    wanted = [c for c in ("cs_spread_1h", "funding_rate", "ret_5m") if c in matrix.columns]
+    side = matrix.select("symbol", "ts_event", *wanted) if matrix.height else pl.DataFrame()
+    if side.height:
+        bars = bars.join(side, on=["symbol", "ts_event"], how="left")
+    in_range = bars.filter((pl.col("ts_event") >= start) & (pl.col("ts_event") <= end))
+    by_bar: dict[datetime, dict[str, MarketBar]] = {}
+    for r in in_range.iter_rows(named=True):
+        spread = r.get("cs_spread_1h")
+        bar = Bar(
+            r["ts_event"], r["open"], r["high"], r["low"], r["close"], r["volume"], spread if spread == spread else None
+        )
+        by_bar.setdefault(r["ts_event"], {})[r["symbol"]] = MarketBar(
+            bar, float(r["mean_volume"]), r.get("funding_rate")
+        )
+    funding = _dated(lake, "funding_rates", symbols, start - timedelta(days=1), end + timedelta(days=1))
+    funding = (
+        funding.select("symbol", "ts_event", "funding_rate")
+        if funding.height
+        else pl.DataFrame(schema={"symbol": pl.Utf8, "ts_event": pl.Datetime("us", "UTC"), "funding_rate": pl.Float64})
+    )
+    returns = side.select("symbol", "ts_event", pl.col("ret_5m").alias("ret")) if "ret_5m" in wanted else pl.DataFrame()
+    return Market(by_bar, funding, returns)
+
+
+def _recent(returns: pl.DataFrame, bar_ts: datetime) -> pl.DataFrame | None:
+    if returns.is_empty():
+        return None
+    return returns.filter((pl.col("ts_event") > bar_ts - RETURN_WINDOW) & (pl.col("ts_event") <= bar_ts))
+
+
+def run_replay(
+    settings: QuantmmSettings,
+    start: datetime,
+    end: datetime,
+    config: PaperConfig | None = None,
+    symbols: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Replay ``[start, end]``: batch predictions, then one engine step per bar; return the summary."""
+    config = config or PaperConfig(book="replay")
+    t0 = time.perf_counter()
+    lake, registry = Lake(settings.lake_dir), build_resources(settings)["registry"]
+    ops = settings.resolved_ops_url
+    symbols = symbols or list(settings.universe().symbols)
+    predicted = replay_predictions(lake, registry, ops, symbols, start, end)
+    market = load_market(lake, symbols, start, end)
+    per_bar = {k[0]: v for k, v in predicted.frame.partition_by("ts_event", as_dict=True).items()}
+    t_predict = time.perf_counter() - t0
+    engine = PaperEngine(ops, config, "replay")
+    done = skipped = 0
+    empty = predicted.frame.clear()
+    halted = halt_state(ops, config.book)
+    for i, bar_ts in enumerate(sorted(market.bars)):
+        if i % 500 == 0:
+            halted = halt_state(ops, config.book)
+            if progress:
+                progress(f"paper replay: bar {i + 1} of {len(market.bars)} ({bar_ts:%Y-%m-%d %H:%M})")
+        preds = per_bar.get(bar_ts, empty)
+        inputs = StepInputs(
+            bar_ts=bar_ts,
+            bars=market.bars[bar_ts],
+            funding=market.funding,
+            predictions=preds,
+            returns=_recent(market.returns, bar_ts),
+            sources=dict(zip(preds["symbol"] + "|" + preds["horizon"], preds["source"], strict=True)),
+            halted=_halt_reason(halted),
+        )
+        if engine.step(inputs) is None:
+            skipped += 1
+        else:
+            done += 1
+    summary = summarize(ops, config.book)
+    return {
+        **summary,
+        "steps_run": done,
+        "steps_already_recorded": skipped,
+        "predictions": predicted.frame.height,
+        "sources": predicted.sources,
+        "refused": predicted.refused,
+        "seconds": {"predict_and_read": round(t_predict, 2), "total": round(time.perf_counter() - t0, 2)},
+    }
+
+
+def _halt_reason(state: dict | None) -> str | None:
+    if state and state["halted"]:
+        return f"kill switch engaged by {state['operator']}: {state['reason']}"
+    return None
+
+
+def run_live_step(settings: QuantmmSettings, config: PaperConfig | None = None, now: datetime | None = None) -> dict:
+    """Step on the newest complete bar of the lake with the active versions; return what the step did."""
+    config = config or PaperConfig()
+    now = now or datetime.now(UTC)
+    lake, registry, ops = Lake(settings.lake_dir), build_resources(settings)["registry"], settings.resolved_ops_url
+    store = ModelStore(registry)
+    store.refresh()
+    snap = store.snapshot
+    symbols = snap.symbols() or list(settings.universe().symbols)
+    window = FeatureWindow(lake)
+    window.refresh(symbols)
+    newest = max((w.bar_ts for s in symbols if (w := window.current(s)) is not None), default=None)
+    if newest is None:
+        return {"status": "nothing to do: no feature rows in the lake"}
+    market = load_market(lake, symbols, newest, newest)
+    rows, sources = [], {}
+    for symbol in snap.symbols():
+        w = window.current(symbol)
+        if w is None or w.bar_ts != newest:
+            continue
+        for p in predict_versions(w, [snap.active[(symbol, h)] for h in snap.horizons(symbol)]):
+            rows.append(
+                {k: getattr(p, k) for k in ("symbol", "horizon", "position", "expected_return", "cost", "vol_forecast")}
+            )
+            sources[f"{symbol}|{p.horizon}"] = f"v{p.version}"
+    halted = _halt_reason(halt_state(ops, config.book))
+    if halted is None and now - (newest + BAR) > timedelta(minutes=settings.feature_staleness_minutes):
+        halted = f"stale data: the newest bar closed at {newest + BAR:%Y-%m-%d %H:%M} UTC"
+    old = [
+        v.name
+        for v in snap.active.values()
+        if v.trained_until and now - v.trained_until > timedelta(days=settings.model_max_age_days)
+    ]
+    if halted is None and old:
+        halted = f"stale model: {old} trained on data older than {settings.model_max_age_days:g} days"
+    engine = PaperEngine(ops, config, "live")
+    record = engine.step(
+        StepInputs(
+            bar_ts=newest,
+            bars=market.bars.get(newest, {}),
+            funding=market.funding,
+            predictions=pl.DataFrame(rows) if rows else pl.DataFrame(),
+            returns=_recent(market.returns, newest),
+            sources=sources,
+            halted=halted,
+        )
+    )
+    if record is None:
+        return {"status": f"bar {newest:%Y-%m-%d %H:%M} was stepped already", "bar_ts": newest}
+    return {"status": record.status, "bar_ts": newest, "equity": record.equity, "orders": len(record.orders)}
+
+
+def summarize(ops_url: str, book: str) -> dict:
+    """Equity, PnL and its parts (fees, slippage, impact, funding) of a book from its tables."""
+    steps, fills, funding = (read(ops_url, what, book) for what in ("steps", "fills", "funding"))
+    if steps.is_empty():
+        return {"book": book, "steps": 0}
+    first_equity = steps["equity"][0]
+    return {
+        "book": book,
+        "steps": steps.height,
+        "first_bar": steps["bar_ts"][0],
+        "last_bar": steps["bar_ts"][-1],
+        "equity": steps["equity"][-1],
+        "pnl": steps["equity"][-1] - first_equity,
+        "fees": float(fills["fee"].sum()) if fills.height else 0.0,
+        "slippage": float(fills["slippage"].sum()) if fills.height else 0.0,
+        "impact": float(fills["impact"].sum()) if fills.height else 0.0,
+        "funding": float(funding["payment"].sum()) if funding.height else 0.0,
+        "fills": fills.height,
+        "orders": read(ops_url, "orders", book).height,
+        "statuses": dict(steps.group_by(pl.col("status").str.split(":").list.first()).len().iter_rows()),
+    }
