@@ -14,6 +14,7 @@ from quantmm_assets.defs.text_assets import TEXT_ASSETS
 from quantmm_jobs.feature_schedules import FEATURE_JOBS, FEATURE_SCHEDULES
 from quantmm_jobs.finetune_sensor import candidates_sensor, finetune_sensor
 from quantmm_jobs.model_jobs import MODEL_JOBS, MODEL_SCHEDULES
+from quantmm_jobs.paper_jobs import PAPER_JOBS, PAPER_SCHEDULES
 from quantmm_jobs.schedules import JOBS, SCHEDULES
 from quantmm_jobs.sensors import MODEL_SENSORS
 from quantmm_resources.environment import build_resources
@@ -26,8 +27,8 @@ def build_definitions(source: str | None = None, bundle_dir: str | None = None) 
     """Definitions with the environment's resources (or an explicit source, e.g. a bundle import)."""
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[*JOBS, *FEATURE_JOBS, *MODEL_JOBS],
-        schedules=[*SCHEDULES, *FEATURE_SCHEDULES, *MODEL_SCHEDULES],
+        jobs=[*JOBS, *FEATURE_JOBS, *MODEL_JOBS, *PAPER_JOBS],
+        schedules=[*SCHEDULES, *FEATURE_SCHEDULES, *MODEL_SCHEDULES, *PAPER_SCHEDULES],
         sensors=[*MODEL_SENSORS, finetune_sensor, candidates_sensor],
         resources=build_resources(get_settings(), source, bundle_dir),
     )

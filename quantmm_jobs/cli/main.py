@@ -1,4 +1,4 @@
-"""``quantmm`` command line: demo, bundle import/export, features, train, registry, readiness audit."""
+"""``quantmm`` command line: demo, bundle import/export, features, train, registry, readiness audit, serve, paper."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from quantmm_jobs.cli.paper_commands import add_commands as add_paper_commands
 from quantmm_jobs.cli.printing import print_runs, report_failures
 from quantmm_resources.settings import get_settings
 
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true")
     r.add_argument("--plot", action="store_true", help="also write the daily coverage heatmap (PNG) and print its path")
     r.set_defaults(func=cmd_readiness)
+    add_paper_commands(sub, _day)
     return p
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
+from quantmm_assets.core.execution.attribution import horizon_pnl, symbol_pnl
 from quantmm_assets.core.execution.ledger import equity_from_tables
 from quantmm_resources.lake import Lake
 from quantmm_resources.paper_store import read, set_halt
@@ -138,3 +139,21 @@ def test_no_order_before_a_first_model_is_active(tmp_path):
     assert all(v == "no version was ever active" for v in summary["refused"].values())
     live = run_live_step(settings, PaperConfig(book="live"), now=end + timedelta(minutes=6))
     assert live["orders"] == 0 and "no active model yet" in live["status"]
+
+
+def test_pnl_by_symbol_horizon_and_bucket_adds_up_to_the_equity_change(replayed):
+    _world, settings, summary, _ = replayed
+    steps, fills, funding, orders = (
+        read(settings.resolved_ops_url, t, "t") for t in ("steps", "fills", "funding", "orders")
+    )
+    per_symbol = symbol_pnl(steps, fills, funding)
+    assert per_symbol["net"].sum() == pytest.approx(summary["equity"] - 50_000.0, rel=1e-9, abs=1e-6)
+    assert per_symbol["fees"].sum() == pytest.approx(summary["fees"]) and per_symbol["funding"].sum() == pytest.approx(
+        summary["funding"]
+    )
+    per_horizon = horizon_pnl(steps, fills, orders, CONFIG.allocator.buckets)
+    for row in per_symbol.iter_rows(named=True):
+        mine = per_horizon.filter(pl.col("symbol") == row["symbol"])
+        assert mine["price_pnl"].sum() == pytest.approx(row["price_pnl"], rel=1e-9, abs=1e-6)
+    assert set(per_horizon["horizon"]) <= {"1h", "4h", "carry", "unattributed"} and {"1h", "4h"} <= set(per_horizon["horizon"])
+    assert dict(zip(per_horizon["horizon"], per_horizon["bucket"], strict=True)).get("1h") == "mean_reversion"

@@ -175,6 +175,7 @@ def _keys(by: Sequence[str], *always: str) -> list[str]:
 
 
 def sort_keys(frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """Sort ``frame`` by ``keys``, horizons in the order 1h, 4h, 1d, 7d."""
     if not keys or frame.is_empty():
         return frame
     return frame.sort([horizon_order() if k == "horizon" else pl.col(k) for k in keys])
@@ -290,6 +291,7 @@ def _performance(steps: pl.DataFrame) -> dict[str, object]:
 
 
 def group_counts(joined: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Return per group of ``keys`` the logged, realized and pending predictions."""
     return joined.group_by(keys).agg(
         n_predictions=pl.len().cast(pl.Int64),
         n_realized=pl.col("realized").sum().cast(pl.Int64),
