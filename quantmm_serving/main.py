@@ -19,7 +19,7 @@ from quantmm_resources.settings import QuantmmSettings, get_settings
 from quantmm_serving.middleware import BodyLimit, RequestMetrics
 from quantmm_serving.model_store import ModelStore
 from quantmm_serving.prediction_writer import PredictionWriter
-from quantmm_serving.routes import health, portfolio, predict, registry
+from quantmm_serving.routes import health, monitoring, paper, portfolio, predict, registry
 from quantmm_serving.state import ServingState
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def create_app(settings: QuantmmSettings | None = None, state: ServingState | No
     app = FastAPI(title="quantmm", version="1", lifespan=lifespan)
     app.state.serving = state
     app.dependency_overrides[get_settings] = lambda: settings
-    for router in (predict.router, portfolio.router, registry.router, health.router):
+    for router in (predict.router, portfolio.router, registry.router, paper.router, monitoring.router, health.router):
         app.include_router(router)
 
     @app.exception_handler(RequestValidationError)

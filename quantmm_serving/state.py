@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from quantmm_assets.core.portfolio.allocator import AllocatorConfig
 from quantmm_resources.lake import LakeLayout
+from quantmm_resources.paper_store import last_step
 from quantmm_resources.settings import QuantmmSettings
 from quantmm_serving.feature_window import FeatureWindow, SymbolWindow
 from quantmm_serving.inference import HorizonPrediction, predict_versions
@@ -50,6 +51,7 @@ class ServingState:
         self._last_alias_poll = 0.0
         self._failures_seen = 0
         self.allocator = AllocatorConfig()
+        self._references: dict[tuple[str, str], tuple] = {}
 
     # -- background --------------------------------------------------------------------------------------------
     def tick(self, force_aliases: bool = False) -> list[str]:
@@ -131,9 +133,27 @@ class ServingState:
         self.writer.submit(p.log_row("active") for p in out)
         return window, out
 
-    def current_weights(self) -> dict[str, float]:
-        """The paper book's current weights per symbol (empty before the paper loop holds a position)."""
-        return {}
+    def current_weights(self, book: str = "paper") -> dict[str, float]:
+        """The paper book's current weights per symbol at its last step (empty before it holds a position)."""
+        last = last_step(self.settings.resolved_ops_url, book)
+        if last is None or not last["equity"] > 0:
+            return {}
+        marks = last["state"]["marks"]
+        return {
+            s: float(q) * float(marks[s]) / last["equity"] for s, q in last["state"]["positions"].items() if s in marks
+        }
+
+    def reference(self, version: LoadedVersion) -> tuple:
+        """The reference predictions a version ships (ts_us, values), read once per version."""
+        key = (version.name, version.version)
+        if key not in self._references:
+            ts, values = self.store.registry.reference_series(version.name, version.version)
+            if ts.size and (ts < 0).all():
+                raise ValueError(
+                    f"the reference of {version.name} v{version.version} has no timestamps: it cannot be thinned"
+                )
+            self._references[key] = (ts, values)
+        return self._references[key]
 
     # -- health --------------------------------------------------------------------------------------------------
     def lake_contract(self) -> str | None:

@@ -90,6 +90,7 @@ def base_world() -> World:
     served = pl.col("symbol").is_in(list(SERVED))
     _write_lake(lake, "market_bars_5m", raw.bars.filter(served & (pl.col("market") == "perp")))
     _write_lake(lake, "funding_rates", raw.funding.filter(served))
+    _write_lake(lake, "labels_multi_horizon", labels)
     lake.write_feature_contract(contract.to_dict())
     data = model_data(matrix, labels, names, HORIZONS, latent_dim=DIM)
     t = data.t
@@ -106,7 +107,7 @@ def base_world() -> World:
         for h in HORIZONS:
             registered = [
                 registry.register_candidate(
-                    m, symbol, h, SIGNAL, contract.version, names, DIM, lineage, np.zeros(50), example
+                    m, symbol, h, SIGNAL, contract.version, names, DIM, lineage, reference(m, data, example, h), example
                 )
                 for m in models
             ]
@@ -115,6 +116,14 @@ def base_world() -> World:
     with engine_for(ops).begin() as conn:  # fold the WAL into ops.db: the tests copy that one file
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return World(home, matrix, labels, names, contract.version, versions)
+
+
+def reference(model, data, example: pl.DataFrame, horizon: str) -> pl.DataFrame:
+    """The version's reference: its predictions of the example symbol's rows (timed, as candidates register them)."""
+    rows = np.flatnonzero(data.symbol_code == example["symbol_code"][0])
+    pred = model.predict(data, rows)[horizon]
+    ts = pl.Series(data.t[rows]).cast(pl.Datetime("us", "UTC"))
+    return pl.DataFrame({"ts_event": ts, "expected_return": pred.expected_return})
 
 
 def served_world(tmp_path: Path) -> tuple[World, Path]:

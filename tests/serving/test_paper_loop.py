@@ -155,5 +155,7 @@ def test_pnl_by_symbol_horizon_and_bucket_adds_up_to_the_equity_change(replayed)
     for row in per_symbol.iter_rows(named=True):
         mine = per_horizon.filter(pl.col("symbol") == row["symbol"])
         assert mine["price_pnl"].sum() == pytest.approx(row["price_pnl"], rel=1e-9, abs=1e-6)
-    assert set(per_horizon["horizon"]) <= {"1h", "4h", "carry", "unattributed"} and {"1h", "4h"} <= set(per_horizon["horizon"])
+    assert set(per_horizon["horizon"]) <= {"1h", "4h", "carry", "unattributed"} and {"1h", "4h"} <= set(
+        per_horizon["horizon"]
+    )
     assert dict(zip(per_horizon["horizon"], per_horizon["bucket"], strict=True)).get("1h") == "mean_reversion"
