@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from quantmm_jobs.cli.demo_registry import show_gates_and_promote, show_rollback
+from quantmm_jobs.cli.demo_serving import replay_last_days, serve_one_prediction
 from quantmm_jobs.cli.printing import print_runs
 from quantmm_jobs.cli.runs import instance_for, run_candidates, run_features, run_raw, run_training
 from quantmm_resources.environment import build_resources
@@ -59,4 +60,7 @@ def run_strong_world(settings: QuantmmSettings) -> bool:
             ok = all(r.success for r in again)
             if ok and gate_status(instance, STRONG_SYMBOL, horizon).passed:
                 show_rollback(instance, registry, settings.resolved_ops_url, STRONG_SYMBOL, horizon)
+            ok = (
+                ok and serve_one_prediction(settings, STRONG_SYMBOL) and replay_last_days(settings, STRONG_SYMBOL, last)
+            )
     return ok

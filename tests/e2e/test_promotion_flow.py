@@ -9,19 +9,26 @@ the operational store (ledger) in databases of their own, created here and dropp
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import timedelta
 
 import mlflow
+import polars as pl
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
+from quantmm_assets.core.execution.ledger import equity_from_tables
 from quantmm_jobs.cli.demo_strong import STRONG_SYMBOL, run_strong_world
 from quantmm_jobs.cli.runs import instance_for
 from quantmm_resources.environment import build_resources
 from quantmm_resources.opstore import engine_for
+from quantmm_resources.paper_store import read
 from quantmm_resources.registry import history
 from quantmm_resources.registry.gated_promotion import GATES, gate_status
 from quantmm_resources.settings import get_settings
+from quantmm_serving.main import create_app
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 
@@ -71,6 +78,30 @@ def _flow(stores: str) -> None:
     lineage = registry.lineage(name, "1")
     assert lineage["partitions_read"] > 0 and not lineage["partitions_excluded"]
     assert lineage["checks_compared"]["feature_matrix_main.asof_alignment"] > 0
+    _served_and_paper_traded(strong, name)
+
+
+def _served_and_paper_traded(strong, name: str) -> None:
+    """The app serves the active version; the demo's paper replay is in the store, and the endpoints agree with it."""
+    ops = strong.resolved_ops_url
+    steps, fills, funding = (read(ops, t, "demo") for t in ("steps", "fills", "funding"))
+    assert steps.height >= 4 * 288 and fills.height > 0  # some days replayed, and it traded
+    for step in steps.gather(list(range(0, steps.height, 97))).iter_rows(named=True):
+        marks = json.loads(step["state"])["marks"]
+        done = fills.filter(pl.col("bar_ts") <= step["bar_ts"])
+        paid = funding.filter(pl.col("settlement_ts") <= step["bar_ts"] + timedelta(minutes=5))
+        assert equity_from_tables(100_000.0, done, paid, marks) == pytest.approx(step["equity"], rel=1e-12)
+    sources = {s for st in steps["state"] for s in json.loads(st)["sources"].values()}
+    assert sources and all(s.startswith(("oos:", "v")) for s in sources)  # never a version that saw the bar
+    with TestClient(create_app(strong)) as client:
+        served = client.get(f"/predict/{STRONG_SYMBOL}").json()
+        assert served["model_versions"] == {"1h": "1"} and served["horizons"][0]["model"] == name
+        pnl = client.get("/paper/pnl", params={"book": "demo"}).json()
+        assert pnl["totals"]["net"] == pytest.approx(steps["equity"][-1] - 100_000.0, abs=1e-6)
+        assert pnl["totals"]["fees"] == pytest.approx(fills["fee"].sum())
+        assert pnl["totals"]["funding"] == pytest.approx(funding["payment"].sum() if funding.height else 0.0)
+        assert client.get("/paper/status", params={"book": "demo"}).json()["steps"] == steps.height
+        assert client.get("/ready").status_code == 200
 
 
 def test_ingest_to_promotion_and_rollback_on_the_embedded_default(quantmm_home):
