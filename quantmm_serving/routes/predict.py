@@ -50,7 +50,12 @@ def answer(state: ServingState, symbol: str, horizons: list[str] | None = None) 
             status_code=404,
             detail=f"unknown symbol {symbol!r}: no active model answers for it (served: {served or 'none yet'})",
         )
-    window, predictions = state.predict(symbol, horizons)
+    try:
+        window, predictions = state.predict(symbol, horizons)
+    except Exception as exc:  # a version failing on the bar is an outage of that answer, not a server error
+        raise HTTPException(
+            status_code=503, detail=f"{symbol}: the model failed on the current bar: {type(exc).__name__}: {exc}"[:500]
+        ) from exc
     if window is None or not predictions:
         health = state.health()
         why = health.not_ready or state.degraded_reasons(symbol) or ["no active model of the requested horizons"]

@@ -162,3 +162,24 @@ def test_promote_over_http_is_the_gated_promotion_and_the_ledger_names_the_opera
         assert listed["quantmm.BTCUSDT.1h"]["gates"] == dict.fromkeys(GATES, "passed")
         assert listed["quantmm.ETHUSDT.4h"]["gated_version"] is None
     assert pl.DataFrame(ledger).height == 3
+
+
+def test_a_version_failing_on_the_bar_answers_503_with_the_reason_not_a_500(tmp_path, monkeypatch):
+    _world, state, app = _app(tmp_path)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        version = state.store.snapshot.active[("BTCUSDT", "1h")]
+
+        def broken(data, idx):
+            raise FloatingPointError("the heads overflowed")
+
+        monkeypatch.setattr(version.backbone, "predict", broken)
+        answer = client.get("/predict/BTCUSDT")
+        assert answer.status_code == 503
+        assert (
+            answer.json()["detail"]
+            == "BTCUSDT: the model failed on the current bar: FloatingPointError: the heads overflowed"
+        )
+        # one pooled refit serves every symbol here (shared object): the whole answer says so, the app stays up
+        every = client.get("/predict").json()
+        assert every["predictions"] == [] and set(every["unavailable"]) == {"BTCUSDT", "ETHUSDT"}
+        assert client.get("/health").status_code == 200
