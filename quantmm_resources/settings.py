@@ -55,6 +55,8 @@ class QuantmmSettings(BaseSettings):
     feature_poll_seconds: float = 5.0
     # Largest request body the app reads (bytes); a larger one is refused with 413.
     max_body_bytes: int = 65536
+    # Requests the app works on at once; beyond it it answers 503 with Retry-After instead of queueing.
+    max_in_flight: int = 64
 
     @property
     def lake_dir(self) -> Path:

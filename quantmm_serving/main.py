@@ -16,7 +16,7 @@ from quantmm_resources.environment import build_resources
 from quantmm_resources.lake import Lake
 from quantmm_resources.registry import ModelRegistry
 from quantmm_resources.settings import QuantmmSettings, get_settings
-from quantmm_serving.middleware import BodyLimit, RequestMetrics
+from quantmm_serving.middleware import BodyLimit, LoadShedding, RequestMetrics
 from quantmm_serving.model_store import ModelStore
 from quantmm_serving.prediction_writer import PredictionWriter
 from quantmm_serving.routes import health, monitoring, paper, portfolio, predict, registry
@@ -59,5 +59,6 @@ def create_app(settings: QuantmmSettings | None = None, state: ServingState | No
         return JSONResponse(status_code=422, content={"detail": "invalid request: " + "; ".join(errors)})
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(RequestMetrics, metrics=state.metrics)
+    app.add_middleware(LoadShedding, limit=settings.max_in_flight)
+    app.add_middleware(RequestMetrics, metrics=state.metrics)  # outermost: shed requests are counted too
     return app

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request metrics (count and latency per route template) and the request-body size limit."""
+"""Pure ASGI middleware: request metrics (count and latency per route template), the request-body size limit and
+load shedding."""
 
 from __future__ import annotations
 
@@ -65,6 +66,38 @@ class BodyLimit:
             await self.app(scope, receiving, send)
         except _TooLarge:
             await _too_large(send, self.limit, seen[0])
+
+
+class LoadShedding:
+    """Answer 503 (with ``Retry-After``) when more than ``limit`` requests are in flight, instead of queueing work
+    whose callers will have given up; health, readiness and metrics are always answered."""
+
+    EXEMPT = ("/health", "/ready", "/metrics")
+
+    def __init__(self, app: Any, limit: int):
+        self.app, self.limit, self.in_flight = app, int(limit), 0
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            body = json.dumps(
+                {"detail": f"overloaded: {self.in_flight} requests in flight (limit {self.limit}); retry shortly"}
+            ).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"retry-after", b"1"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 class _TooLarge(Exception):

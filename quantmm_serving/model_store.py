@@ -168,8 +168,7 @@ class ModelStore:
 
     def _aliases(self) -> dict[tuple[str, str], str]:
         out = {}
-        for name in self.registry.registered_names():
-            aliases = self.registry.aliases(name)
+        for name, aliases in self.registry.alias_map().items():
             for role, alias in ROLES.items():
                 if alias in aliases and not (role == "shadow" and aliases[alias] == aliases.get("active")):
                     out[(name, role)] = aliases[alias]

@@ -104,7 +104,8 @@ class ServingState:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.settings.feature_poll_seconds):
+        every = min(self.settings.feature_poll_seconds, self.settings.alias_poll_seconds)
+        while not self._stop.wait(every):
             try:
                 self.tick()
             except Exception:  # never let the refresher die: the next round tries again

@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from quantmm_assets.models.flat_base import FlatBackbone
+from quantmm_assets.models.linear_design import affine_of
 from quantmm_assets.models.protocol import COMMON_DEFAULTS
 
 
@@ -46,7 +47,14 @@ class RidgeBackbone(FlatBackbone):
         return model.fit(_design(x, symbol_code), y)
 
     def _predict_regressor(self, model: Pipeline, x: np.ndarray, symbol_code: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(_design(x, symbol_code))).reshape(len(x), -1)
+        """The pipeline's prediction; through its affine map (``linear_design.py``) once that reproduced it."""
+        fast = getattr(model, "quantmm_affine_", None)
+        if fast is not None:
+            return fast.predict(x, symbol_code)
+        design = _design(x, symbol_code)
+        if not hasattr(model, "quantmm_affine_"):  # first call: build the map, checked on these rows
+            model.quantmm_affine_ = affine_of(model, x, symbol_code, design)
+        return np.asarray(model.predict(design)).reshape(len(x), -1)
 
 
 def _design(x: np.ndarray, symbol_code: np.ndarray) -> np.ndarray:

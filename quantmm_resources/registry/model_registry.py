@@ -192,6 +192,18 @@ class ModelRegistry(dg.ConfigurableResource):
             if not token:
                 return sorted(names)
 
+    def alias_map(self) -> dict[str, dict[str, str]]:
+        """Every ``quantmm.*`` model's aliases in one search, ``{name: {"active": v, ...}}`` (the app's poll)."""
+        client, out, token = self.client(), {}, None
+        while True:
+            page = client.search_registered_models(filter_string="name LIKE 'quantmm.%'", page_token=token)
+            for m in page:
+                found = m.aliases or {}
+                out[m.name] = {a: str(found[a]) for a in ALIASES if a in found}
+            token = page.token
+            if not token:
+                return dict(sorted(out.items()))
+
     def versions(self, name: str) -> list[dict[str, Any]]:
         """Return the versions of ``name``, oldest first: version, run_id, created_at (UTC), status, aliases, tags."""
         client, found, token = self.client(), [], None

@@ -157,6 +157,8 @@ def test_promote_over_http_is_the_gated_promotion_and_the_ledger_names_the_opera
             ("promote", "alice", "2"),
         ]
         assert history(state.settings.resolved_ops_url, "quantmm.BTCUSDT.1h").height == 3  # + the fixture's
+        registry = state.store.registry
+        assert registry.alias_map() == {n: registry.aliases(n) for n in registry.registered_names()}
         listed = {r["model"]: r for r in client.get("/registry/models").json()}
         assert listed["quantmm.BTCUSDT.1h"]["served_version"] == "1"
         assert listed["quantmm.BTCUSDT.1h"]["gates"] == dict.fromkeys(GATES, "passed")
@@ -183,3 +185,31 @@ def test_a_version_failing_on_the_bar_answers_503_with_the_reason_not_a_500(tmp_
         every = client.get("/predict").json()
         assert every["predictions"] == [] and set(every["unavailable"]) == {"BTCUSDT", "ETHUSDT"}
         assert client.get("/health").status_code == 200
+
+
+def test_over_the_in_flight_limit_the_app_sheds_load_with_503_and_retry_after(tmp_path):
+    from quantmm_serving.middleware import LoadShedding
+
+    async def slow_app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    shedding = LoadShedding(slow_app, limit=2)
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    import asyncio
+
+    shedding.in_flight = 2  # two requests being worked on
+    asyncio.run(shedding({"type": "http", "path": "/predict/BTCUSDT"}, None, send))
+    assert sent[0]["status"] == 503 and (b"retry-after", b"1") in sent[0]["headers"]
+    assert b"overloaded: 2 requests in flight (limit 2)" in sent[1]["body"]
+    sent.clear()
+    asyncio.run(shedding({"type": "http", "path": "/health"}, None, send))  # health is always answered
+    assert sent[0]["status"] == 200
+    shedding.in_flight = 1
+    sent.clear()
+    asyncio.run(shedding({"type": "http", "path": "/predict/BTCUSDT"}, None, send))
+    assert sent[0]["status"] == 200 and shedding.in_flight == 1
