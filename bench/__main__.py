@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="GET /predict of the served app under open-loop load, with an alias swap")
     serve.add_argument("--home", type=Path, help="bench home (its served world is built once and reused)")
     serve.add_argument("--duration", type=float, default=15.0, help="seconds of load per offered rate")
-    serve.add_argument("--rates", type=float, nargs="+", default=[50, 100, 200, 300, 400], help="offered req/s")
+    serve.add_argument("--rates", type=float, nargs="+", default=[50, 100, 200, 300, 400, 500], help="offered req/s")
     serve.set_defaults(func=cmd_serve)
     return p
 
