@@ -36,6 +36,7 @@ bench: setup
 	$(PY) -m bench train --home $(QUANTMM_HOME)-bench
 	$(PY) -m bench gates --home $(QUANTMM_HOME)-bench
 	$(PY) -m bench serve --home $(QUANTMM_HOME)-bench-serve
+	$(PY) -m bench paper --home $(QUANTMM_HOME)-bench --synthetic-home $(QUANTMM_HOME)-bench-paper
 
 # Mutation-test the rule-bearing core modules (mutation/mutation.toml; docs/mutation.md). A report: exits 0.
 mutate: setup

@@ -1,11 +1,12 @@
-"""``python -m bench ingest|features|train|gates|serve``: the benchmarks, printed as JSON (``make bench`` runs all
-five)."""
+"""``python -m bench ingest|features|train|gates|serve|paper``: the benchmarks, printed as JSON (``make bench`` runs
+all six)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -46,6 +47,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paper(args: argparse.Namespace) -> int:
+    from bench.paper import bench_paper
+
+    out = bench_paper(args.home, args.synthetic_home, args.days)
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = p.add_subparsers(dest="bench", required=True)
@@ -74,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--duration", type=float, default=15.0, help="seconds of load per offered rate")
     serve.add_argument("--rates", type=float, nargs="+", default=[50, 100, 200, 300, 400, 500], help="offered req/s")
     serve.set_defaults(func=cmd_serve)
+    paper = sub.add_parser("paper", help="the paper replay: 30 days x 10 synthetic symbols, 30 days x 5 real ones")
+    paper.add_argument("--home", type=Path, help="the bench home `bench gates` built (real data; skipped when absent)")
+    paper.add_argument(
+        "--synthetic-home",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "quantmm-bench-paper",
+        help="the synthetic world (built once, reused when present; default: quantmm-bench-paper in the temp dir)",
+    )
+    paper.add_argument("--days", type=int, default=30, help="days replayed")
+    paper.set_defaults(func=cmd_paper)
     return p
 
 

@@ -111,14 +111,14 @@ def _embedder():
     return embed
 
 
-def _raw(settings: BenchSettings, symbols: list[str]):
-    """The synthetic raw inputs of ``symbols``, normalized as ingestion does."""
+def _raw(settings: BenchSettings, symbols: list[str], days: int = DAYS):
+    """The synthetic raw inputs of ``symbols`` over ``days`` (and two more), normalized as ingestion does."""
     from quantmm_assets.core.features.matrix import RawInputs
     from quantmm_assets.core.ingest import IngestParams, normalize
     from quantmm_resources.sources.synthetic import SyntheticExchange, SyntheticMacro, SyntheticSocial
 
     uni = settings.universe()
-    end = START + timedelta(days=DAYS + 2)
+    end = START + timedelta(days=days + 2)
     ex = SyntheticExchange(seed=SEED, symbols=list(uni.symbols), signal_beta=SIGNAL_BETA)
     social = SyntheticSocial(seed=SEED, symbols=list(uni.symbols), text_signal=True)
     macro_start = START - timedelta(days=120)

@@ -24,6 +24,7 @@ from quantmm_resources.lake import LakeLayout
 from quantmm_resources.registry.pyfunc_model import empty_labels
 
 MATRIX = "feature_matrix_main"
+BARS_PER_DAY = 288
 _MISSING = object()
 
 
@@ -72,6 +73,13 @@ class FeatureWindow:
         self.lake, self.rows, self.days = lake, int(rows), int(days)
         self._windows: dict[str, SymbolWindow] = {}
         self.errors: dict[str, str] = {}
+
+    def resize(self, rows: int) -> None:
+        """Hold at least ``rows`` rows per symbol (a window backbone's input); a larger need re-reads every symbol."""
+        if rows > self.rows:
+            self.rows = int(rows)
+            self.days = max(self.days, self.rows // BARS_PER_DAY + 2)  # whole days around the window
+            self._windows.clear()
 
     def current(self, symbol: str) -> SymbolWindow | None:
         """The window of ``symbol`` (None before its first rows are read)."""

@@ -65,7 +65,7 @@ class ServingState:
             if self.store.registry_error:
                 self.metrics.registry_errors.inc()
             self.metrics.model_swaps.inc(self.store.swaps - swaps_before)
-            self.window.rows = max(self.window.rows, *(v.input_rows for v in self._versions()), 1)
+            self.window.resize(max(v.input_rows for v in self._versions()) if self._versions() else 1)
         moved = self.window.refresh(self.store.snapshot.symbols())
         for symbol in moved:
             self.log_bar(symbol)

@@ -20,6 +20,7 @@ already recorded is skipped, so a restart never places an order twice.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ from datetime import datetime
 import polars as pl
 
 from quantmm_assets.core.execution.fills import Bar, FillConfig, fill_order
-from quantmm_assets.core.execution.ledger import PaperBook, settlements_in
+from quantmm_assets.core.execution.ledger import PaperBook, Settlement, settlements_in
 from quantmm_assets.core.execution.policy import QTY_EPS, Book, Liquidity, Order, execute
 from quantmm_assets.core.labels import BAR
 from quantmm_assets.core.portfolio.allocator import AllocatorConfig, allocate
@@ -67,13 +68,35 @@ class MarketBar:
     funding_rate: float | None  # the newest settled rate (the expected funding of a held perpetual)
 
 
+class Settlements:
+    """The lake's funding settlements per symbol, in time order, for bisecting by bar (read once per range)."""
+
+    def __init__(self, funding: pl.DataFrame, symbols: list[str]):
+        self.by_symbol: dict[str, list[Settlement]] = {}
+        self.skipped = 0
+        if funding.is_empty():
+            return
+        lo, hi = funding["ts_event"].min(), funding["ts_event"].max()
+        for symbol in symbols:
+            found, skipped = settlements_in(funding, symbol, lo - BAR, hi)
+            self.by_symbol[symbol], self.skipped = found, self.skipped + skipped
+        self._times = {s: [x.ts_event for x in v] for s, v in self.by_symbol.items()}
+
+    def between(self, symbol: str, after: datetime, until: datetime) -> list[Settlement]:
+        """The settlements of ``symbol`` with ``after < ts_event <= until``."""
+        times = self._times.get(symbol) if self.by_symbol else None
+        if not times:
+            return []
+        return self.by_symbol[symbol][bisect.bisect_right(times, after) : bisect.bisect_right(times, until)]
+
+
 @dataclass
 class StepInputs:
     """What the loop hands one step."""
 
     bar_ts: datetime
     bars: dict[str, MarketBar]
-    funding: pl.DataFrame  # symbol, ts_event, funding_rate: the settlements around the bar
+    funding: Settlements  # the lake's settlements around the bar
     predictions: pl.DataFrame  # symbol, horizon, position, expected_return, cost, vol_forecast (this bar)
     returns: pl.DataFrame | None = None  # symbol, ts_event, ret: recent returns for the correlation clusters
     sources: dict[str, str] = field(default_factory=dict)  # "BTCUSDT|1h" -> "v3" | "oos:ridge" (what predicted)
@@ -197,10 +220,9 @@ class PaperEngine:
         rows = []
         for symbol in sorted(self.book.positions):
             market = inputs.bars.get(symbol)
-            if market is None or inputs.funding.is_empty():
+            if market is None:
                 continue
-            settled, _skipped = settlements_in(inputs.funding, symbol, inputs.bar_ts, inputs.bar_ts + BAR)
-            for s in settled:
+            for s in inputs.funding.between(symbol, inputs.bar_ts, inputs.bar_ts + BAR):
                 quantity = self.book.position(symbol)
                 payment = self.book.apply_funding(symbol, market.bar.close, s.rate)
                 rows.append(

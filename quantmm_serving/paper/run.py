@@ -26,7 +26,7 @@ from quantmm_resources.settings import QuantmmSettings
 from quantmm_serving.feature_window import FeatureWindow
 from quantmm_serving.inference import predict_versions
 from quantmm_serving.model_store import ModelStore
-from quantmm_serving.paper.engine import MarketBar, PaperConfig, PaperEngine, StepInputs
+from quantmm_serving.paper.engine import MarketBar, PaperConfig, PaperEngine, Settlements, StepInputs
 from quantmm_serving.paper.replay import replay_predictions
 
 VOLUME_BARS = 12  # the expected volume of the next bar: the mean of the last hour's bars
@@ -38,7 +38,7 @@ class Market:
     """The lake's rows of a range: per bar and symbol the bar and its decision inputs; the settlements; returns."""
 
     bars: dict[datetime, dict[str, MarketBar]]
-    funding: pl.DataFrame
+    funding: Settlements
     returns: pl.DataFrame
 
 
@@ -81,7 +81,7 @@ def load_market(lake: LakeLayout, symbols: list[str], start: datetime, end: date
         else pl.DataFrame(schema={"symbol": pl.Utf8, "ts_event": pl.Datetime("us", "UTC"), "funding_rate": pl.Float64})
     )
     returns = side.select("symbol", "ts_event", pl.col("ret_5m").alias("ret")) if "ret_5m" in wanted else pl.DataFrame()
-    return Market(by_bar, funding, returns)
+    return Market(by_bar, Settlements(funding, symbols), returns)
 
 
 def _recent(returns: pl.DataFrame, bar_ts: datetime) -> pl.DataFrame | None:
