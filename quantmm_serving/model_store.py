@@ -43,6 +43,7 @@ class LoadedVersion:
     contract_version: str
     trained_until: datetime | None  # the newest row of the registered refit (lineage window.refit_end)
     fingerprint: str = ""  # sha256 of the pickled backbone: versions of one refit share one object (one predict)
+    lineage: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     notes: tuple[str, ...] = ()  # what the app assumed while loading (e.g. the default cost config)
 
     @property
@@ -112,6 +113,7 @@ def load_version(registry: ModelRegistry, name: str, version: str) -> LoadedVers
         contract_version=str(meta["feature_contract_version"]),
         trained_until=_trained_until(lineage),
         fingerprint=fingerprint,
+        lineage=lineage,
         notes=notes,
     )
 

@@ -34,7 +34,7 @@ from quantmm_assets.core.execution.policy import QTY_EPS, Book, Liquidity, Order
 from quantmm_assets.core.labels import BAR
 from quantmm_assets.core.portfolio.allocator import AllocatorConfig, allocate
 from quantmm_assets.core.portfolio.inputs import signals_frame
-from quantmm_resources.paper_store import StepRecord, last_step, record_step, step_recorded
+from quantmm_resources.paper_store import StepRecord, last_step, record_step
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,7 @@ class PaperEngine:
         self.marks: dict[str, float] = {}
         self.last_bar: datetime | None = None
         self.steps_since_decision = 0
+        self._described = config.describe()
         previous = last_step(url, config.book)
         if previous is not None:
             self._restore(previous)
@@ -143,19 +144,21 @@ class PaperEngine:
         self.last_bar = previous["bar_ts"]
         self.steps_since_decision = int(state.get("steps_since_decision", 0))
 
+    def will_decide(self) -> bool:
+        """Whether the next step decides (every ``rebalance_bars`` bars, and on the book's first bar)."""
+        return self.last_bar is None or self.steps_since_decision + 1 >= self.config.rebalance_bars
+
     def step(self, inputs: StepInputs) -> StepRecord | None:
         """Run the step of ``inputs.bar_ts`` and record it; None when it was recorded already (a restart)."""
         if self.last_bar is not None and inputs.bar_ts <= self.last_bar:
-            return None
-        if step_recorded(self.url, self.config.book, inputs.bar_ts):
-            return None
+            return None  # recorded already (the state was restored from the store's last step)
         fills = self._fill(inputs)
         funding = self._funding(inputs)
         marks = self._marks(inputs)
         orders, status = [], "held"
         if inputs.halted:
             self.open_orders, status = {}, f"halted: {inputs.halted}"
-        elif self.steps_since_decision + 1 >= self.config.rebalance_bars or self.last_bar is None:
+        elif self.will_decide():
             orders, status = self._decide(inputs, marks)
             self.steps_since_decision = 0
         else:
@@ -171,7 +174,7 @@ class PaperEngine:
             "steps_since_decision": self.steps_since_decision,
             "sources": inputs.sources,
             "refused": inputs.refused,
-            "config": self.config.describe(),
+            "config": self._described,
         }
         record = StepRecord(
             bar_ts=inputs.bar_ts,

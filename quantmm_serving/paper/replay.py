@@ -143,7 +143,7 @@ def replay_predictions(
         chosen = bars.with_columns(source=pl.lit(None, pl.Utf8), since=pl.lit(None, pl.Datetime("us", "UTC")))
         predicted = []
         for v in versions:
-            since = unseen_from(v, registry.lineage(name, v.version))
+            since = unseen_from(v, v.lineage)
             if since is None or since > end:
                 continue
             batch = (
@@ -153,7 +153,7 @@ def replay_predictions(
             )
             predicted.append(batch)
         active = versions[-1]
-        backbone = str(registry.lineage(name, active.version).get("backbone") or active.meta.get("backbone"))
+        backbone = str(active.lineage.get("backbone") or active.meta.get("backbone"))
         oos = _oos(lake, active, backbone, rows.filter(pl.col("ts_event") >= start))
         if not oos.is_empty():
             predicted.append(

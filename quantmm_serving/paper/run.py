@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from quantmm_assets.core.execution.fills import Bar
@@ -84,10 +85,23 @@ def load_market(lake: LakeLayout, symbols: list[str], start: datetime, end: date
     return Market(by_bar, Settlements(funding, symbols), returns)
 
 
-def _recent(returns: pl.DataFrame, bar_ts: datetime) -> pl.DataFrame | None:
-    if returns.is_empty():
-        return None
-    return returns.filter((pl.col("ts_event") > bar_ts - RETURN_WINDOW) & (pl.col("ts_event") <= bar_ts))
+class RecentReturns:
+    """The recent returns of the correlation clusters at a bar: a slice of the range's returns sorted by time."""
+
+    def __init__(self, returns: pl.DataFrame):
+        self.frame = returns.sort("ts_event") if returns.height else returns
+        self._us = self.frame["ts_event"].dt.epoch("us").to_numpy() if returns.height else None
+
+    def at(self, bar_ts: datetime) -> pl.DataFrame | None:
+        if self._us is None:
+            return None
+        hi = int(np.searchsorted(self._us, _us(bar_ts), side="right"))
+        lo = int(np.searchsorted(self._us, _us(bar_ts - RETURN_WINDOW), side="right"))
+        return self.frame.slice(lo, hi - lo)
+
+
+def _us(ts: datetime) -> int:
+    return int(ts.timestamp() * 1_000_000)
 
 
 def run_replay(
@@ -104,15 +118,22 @@ def run_replay(
     lake, registry = Lake(settings.lake_dir), build_resources(settings)["registry"]
     ops = settings.resolved_ops_url
     symbols = symbols or list(settings.universe().symbols)
+    engine = PaperEngine(ops, config, "replay")
+    if engine.last_bar is not None and engine.last_bar >= end:  # the range was replayed already: nothing to do
+        recorded = read(ops, "steps", config.book).filter(pl.col("bar_ts").is_between(start, end))
+        return {**summarize(ops, config.book), "steps_run": 0, "steps_already_recorded": recorded.height}
     predicted = replay_predictions(lake, registry, ops, symbols, start, end)
     market = load_market(lake, symbols, start, end)
     per_bar = {k[0]: v for k, v in predicted.frame.partition_by("ts_event", as_dict=True).items()}
     t_predict = time.perf_counter() - t0
-    engine = PaperEngine(ops, config, "replay")
+    recent = RecentReturns(market.returns)
     done = skipped = 0
     empty = predicted.frame.clear()
     halted = halt_state(ops, config.book)
     for i, bar_ts in enumerate(sorted(market.bars)):
+        if engine.last_bar is not None and bar_ts <= engine.last_bar:
+            skipped += 1  # recorded already (a restart): nothing to build
+            continue
         if i % 500 == 0:
             halted = halt_state(ops, config.book)
             if progress:
@@ -123,7 +144,7 @@ def run_replay(
             bars=market.bars[bar_ts],
             funding=market.funding,
             predictions=preds,
-            returns=_recent(market.returns, bar_ts),
+            returns=recent.at(bar_ts) if engine.will_decide() else None,
             sources=dict(zip(preds["symbol"] + "|" + preds["horizon"], preds["source"], strict=True)),
             halted=_halt_reason(halted),
         )
@@ -191,7 +212,7 @@ def run_live_step(settings: QuantmmSettings, config: PaperConfig | None = None, 
             bars=market.bars.get(newest, {}),
             funding=market.funding,
             predictions=pl.DataFrame(rows) if rows else pl.DataFrame(),
-            returns=_recent(market.returns, newest),
+            returns=RecentReturns(market.returns).at(newest),
             sources=sources,
             halted=halted,
         )
