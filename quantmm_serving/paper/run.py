@@ -121,7 +121,12 @@ def run_replay(
     engine = PaperEngine(ops, config, "replay")
     if engine.last_bar is not None and engine.last_bar >= end:  # the range was replayed already: nothing to do
         recorded = read(ops, "steps", config.book).filter(pl.col("bar_ts").is_between(start, end))
-        return {**summarize(ops, config.book), "steps_run": 0, "steps_already_recorded": recorded.height}
+        return {
+            **summarize(ops, config.book),
+            "steps_run": 0,
+            "steps_already_recorded": recorded.height,
+            "seconds": {"total": round(time.perf_counter() - t0, 2)},
+        }
     predicted = replay_predictions(lake, registry, ops, symbols, start, end)
     market = load_market(lake, symbols, start, end)
     per_bar = {k[0]: v for k, v in predicted.frame.partition_by("ts_event", as_dict=True).items()}
