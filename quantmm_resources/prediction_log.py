@@ -17,25 +17,10 @@ import polars as pl
 from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from quantmm_assets.core.schemas import PREDICTION_LOG_SCHEMA
 from quantmm_resources.opstore import engine_for, prediction_log
 
 UTC_TS = pl.Datetime("us", "UTC")
-PREDICTION_LOG_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.Utf8,
-    "horizon": pl.Utf8,
-    "bar_ts": UTC_TS,
-    "model_version": pl.Utf8,
-    "role": pl.Utf8,
-    "expected_return": pl.Float64,
-    "signal_confidence": pl.Float64,
-    "vol_forecast": pl.Float64,
-    "position": pl.Float64,
-    "cost": pl.Float64,
-    "gate": pl.Float64,
-    "text_contribution": pl.Float64,
-    "text_missing": pl.Boolean,
-    "logged_at": UTC_TS,
-}
 KEY = ("symbol", "horizon", "bar_ts", "model_version", "role")
 REQUIRED = (*KEY, "expected_return")
 FLOATS = ("signal_confidence", "vol_forecast", "position", "cost", "gate", "text_contribution")

@@ -197,3 +197,23 @@ REJECT_COLUMNS: dict[str, pl.DataType] = {
     "reason": pl.Utf8,
     "raw": pl.Utf8,  # the offending source row as JSON
 }
+
+
+# The serving app's prediction log (one row per symbol, horizon, bar, model version and role active / shadow): the
+# operational store's table (``quantmm_resources.prediction_log``) and the monitoring that reads it share this schema.
+PREDICTION_LOG_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.Utf8,
+    "horizon": pl.Utf8,
+    "bar_ts": UTC_TS,
+    "model_version": pl.Utf8,
+    "role": pl.Utf8,
+    "expected_return": pl.Float64,
+    "signal_confidence": pl.Float64,
+    "vol_forecast": pl.Float64,
+    "position": pl.Float64,
+    "cost": pl.Float64,
+    "gate": pl.Float64,
+    "text_contribution": pl.Float64,
+    "text_missing": pl.Boolean,
+    "logged_at": UTC_TS,
+}

@@ -78,16 +78,7 @@ def _batch(version: LoadedVersion, rows: pl.DataFrame) -> pl.DataFrame:
         rows["cs_spread_1d"] if "cs_spread_1d" in rows.columns else pl.Series([None] * rows.height, dtype=pl.Float64)
     )
     cost = pl.select(round_trip_cost(pl.lit(spread), HORIZONS[version.horizon] * BAR, version.cost)).to_series()
-    er, vol, conf = pred.expected_return, pred.vol_forecast, pred.signal_confidence
-    return pl.DataFrame(
-        {
-            "ts_event": rows["ts_event"],
-            "position": signal(er, cost.to_numpy(), vol, conf, version.horizon, version.signal),
-            "expected_return": er,
-            "cost": cost,
-            "vol_forecast": vol,
-        }
-    )
+    return _signalled(version, rows["ts_event"], pred.expected_return, pred.vol_forecast, pred.signal_confidence, cost)
 
 
 def _oos(lake: LakeLayout, active: LoadedVersion, backbone: str, rows: pl.DataFrame) -> pl.DataFrame:
@@ -102,10 +93,15 @@ def _oos(lake: LakeLayout, active: LoadedVersion, backbone: str, rows: pl.DataFr
         return pl.DataFrame()
     cost = oos.select(round_trip_cost(pl.col("cs_spread_1d"), HORIZONS[active.horizon] * BAR, active.cost)).to_series()
     er, vol, conf = (oos[c].to_numpy() for c in ("expected_return", "vol_forecast", "signal_confidence"))
+    return _signalled(active, oos["ts_event"], er, vol, conf, cost)
+
+
+def _signalled(version: LoadedVersion, ts: pl.Series, er, vol, conf, cost: pl.Series) -> pl.DataFrame:
+    """The rows of a batch of predictions with the position of the one signal under the version's config."""
     return pl.DataFrame(
         {
-            "ts_event": oos["ts_event"],
-            "position": signal(er, cost.to_numpy(), vol, conf, active.horizon, active.signal),
+            "ts_event": ts,
+            "position": signal(er, cost.to_numpy(), vol, conf, version.horizon, version.signal),
             "expected_return": er,
             "cost": cost,
             "vol_forecast": vol,

@@ -7,7 +7,6 @@ import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import dagster as dg
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +16,7 @@ from quantmm_resources.registry.gated_promotion import GATES
 from quantmm_resources.registry.promotion import promote, rollback
 from quantmm_serving.deps import get_instance
 from quantmm_serving.main import build_state, create_app
+from tests.assets.test_promotion_function import plant
 from tests.serving_world import served_world
 
 pytestmark = pytest.mark.xdist_group("serving")
@@ -110,31 +110,14 @@ def test_a_feature_contract_change_makes_the_app_not_ready_naming_the_contract_i
         assert refused.status_code == 503 and "feature contract changed" in refused.json()["detail"]
 
 
-def _plant(instance: dg.DagsterInstance, key: str, version: str, failing: str | None = None) -> None:
-    instance.report_runless_asset_event(
-        dg.AssetMaterialization("candidate_models", partition=key, metadata={"model_version": version})
-    )
-    for gate in GATES:
-        ok = gate != failing
-        report = {"verdict": "pass" if ok else "fail", "deciding": "all criteria" if ok else f"{gate} failed"}
-        instance.report_runless_asset_event(
-            dg.AssetCheckEvaluation(
-                asset_key=dg.AssetKey("candidate_models"),
-                check_name=gate,
-                passed=ok,
-                metadata={"model_version": version, "gate_report": dg.MetadataValue.json(report)},
-            )
-        )
-
-
 def test_promote_over_http_is_the_gated_promotion_and_the_ledger_names_the_operator(tmp_path, instance):
     _world, state, app = _app(tmp_path)
     app.dependency_overrides[get_instance] = lambda: instance
     with TestClient(app) as client:
-        _plant(instance, "1h|BTCUSDT", "2", failing="model_gate")
+        plant(instance, "2", failing="model_gate")
         refused = client.post("/registry/BTCUSDT/1h/promote", json={"reason": "try"}, headers=ALICE)
         assert refused.status_code == 409 and "model_gate" in refused.json()["detail"]
-        _plant(instance, "1h|BTCUSDT", "2")
+        plant(instance, "2")
         done = client.post("/registry/BTCUSDT/1h/promote", json={"reason": "gates passed"}, headers=ALICE)
         assert done.status_code == 200, done.text
         assert done.json() | {"ledger_id": None} == {

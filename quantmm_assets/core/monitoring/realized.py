@@ -41,28 +41,13 @@ from quantmm_assets.core.evaluation.metrics import (
     rank_ic,
 )
 from quantmm_assets.core.monitoring.drift import thin_to_horizon
-from quantmm_assets.core.schemas import UTC_TS
+from quantmm_assets.core.schemas import PREDICTION_LOG_SCHEMA, UTC_TS
 
 Z90 = NormalDist().inv_cdf(0.95)  # two-sided 90%: 1.6449
 MIN_STEPS = 30  # realized non-overlapping steps below which a figure is not evidence (as evidence.MIN_HELD_STEPS)
 NO_REALIZED = "no realized predictions yet"
 SUFFICIENT = "sufficient evidence"
-LOG_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.Utf8,
-    "horizon": pl.Utf8,
-    "bar_ts": UTC_TS,
-    "model_version": pl.Utf8,
-    "role": pl.Utf8,
-    "expected_return": pl.Float64,
-    "signal_confidence": pl.Float64,
-    "vol_forecast": pl.Float64,
-    "position": pl.Float64,
-    "cost": pl.Float64,
-    "gate": pl.Float64,
-    "text_contribution": pl.Float64,
-    "text_missing": pl.Boolean,
-    "logged_at": UTC_TS,
-}  # the prediction log's columns (``quantmm_resources.prediction_log.PREDICTION_LOG_SCHEMA``)
+LOG_SCHEMA = PREDICTION_LOG_SCHEMA  # the prediction log's columns
 JOIN_LOG_COLUMNS = ("symbol", "horizon", "bar_ts", "model_version", "role", "expected_return")
 LABEL_COLUMNS = ("symbol", "ts_event", "horizon", "ts_available", "ret", "rv", "cost", "funding", "complete")
 LABEL_VALUES: dict[str, pl.DataType] = {
