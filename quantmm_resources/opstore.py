@@ -112,7 +112,9 @@ paper_steps = Table(
     Column("book", String(64), nullable=False),
     Column("bar_ts", DateTime(timezone=True), nullable=False),  # the bar the step closed on (its decision bar)
     Column("mode", String(16), nullable=False),  # live | replay
-    Column("status", Text, nullable=False),  # traded | held | refused: ... | halted: ...
+    Column(
+        "status", Text, nullable=False
+    ),  # traded | decided (no order needed) | held (no decision due) | refused: ... | halted: ...
     Column("equity", Float, nullable=False),
     Column("cash", Float, nullable=False),
     Column("gross_exposure", Float, nullable=False),

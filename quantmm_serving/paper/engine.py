@@ -8,7 +8,8 @@ The clock is the lake's bars. A step on bar ``b`` (its ``ts_event``, the bar's o
 2. **Funding.** Every settlement of the lake's funding rates in ``(b, b + 5m]`` is paid or received on the position
    held after the fills, marked at the bar's close (a long pays a positive rate).
 3. **Marks.** Equity = cash + positions at the bar's close.
-4. **Decision** (every ``rebalance_bars`` bars, when not halted and predictions exist): the allocator's target weights
+4. **Decision** (every ``rebalance_bars`` bars, when not halted and predictions exist; a due decision on a bar
+   without predictions waits for the next bar that has them): the allocator's target weights
    from the predictions' signals (the same call as ``GET /portfolio``), turned into quantities at the close, and an
    order per symbol whose weight moves by more than ``min_trade_weight`` through the execution policy of its
    dominant horizon bucket. A decision replaces the unfilled rest of the symbol's earlier order (an unchanged target
@@ -160,7 +161,8 @@ class PaperEngine:
             self.open_orders, status = {}, f"halted: {inputs.halted}"
         elif self.will_decide():
             orders, status = self._decide(inputs, marks)
-            self.steps_since_decision = 0
+            # a bar without predictions (refused) does not count as a decision: the next bar with them decides
+            self.steps_since_decision = 0 if not inputs.predictions.is_empty() else self.steps_since_decision + 1
         else:
             self.steps_since_decision += 1
         snap = self.book.snapshot(marks)
@@ -296,7 +298,7 @@ class PaperEngine:
                     "contributions": json.dumps(weights),
                 }
             )
-        return orders, "traded" if orders else "held"
+        return orders, "traded" if orders else "decided"
 
 
 def _dominant_bucket(contributions: pl.DataFrame, config: AllocatorConfig) -> str:
