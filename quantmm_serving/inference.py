@@ -42,6 +42,9 @@ class HorizonPrediction:
     text_contribution: float
     text_missing: bool
     signal_config: str
+    score_threshold: float
+    confidence_threshold: float
+    contract_version: str
 
     def log_row(self, role: str) -> dict:
         """The row of the prediction log."""
@@ -116,6 +119,9 @@ def _with_signal(window: SymbolWindow, version: LoadedVersion, pred) -> HorizonP
         text_contribution=float(np.asarray(pred.text_contribution)[0]),
         text_missing=bool(np.asarray(pred.degraded)[0]),
         signal_config=version.signal.config_hash(),
+        score_threshold=version.signal.thresholds(version.horizon)[0],
+        confidence_threshold=version.signal.thresholds(version.horizon)[1],
+        contract_version=version.contract_version,
     )
 
 

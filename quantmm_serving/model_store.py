@@ -25,7 +25,8 @@ from quantmm_assets.models.protocol import Backbone
 from quantmm_resources.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
-ROLES = {"active": "active", "shadow": "candidate"}  # role in the prediction log -> the alias it serves
+ROLES = {"active": "active", "shadow": "candidate"}
+BAR_US = 300_000_000  # one 5-minute bar in microseconds  # role in the prediction log -> the alias it serves
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,12 @@ class LoadedVersion:
 
     @property
     def input_rows(self) -> int:
-        """Feature rows the backbone reads per prediction (its window; 1 for the flat backbones)."""
-        return max(1, int(getattr(self.backbone, "input_size", 1) or 1)) if _is_window(self.backbone) else 1
+        """5-minute feature rows the backbone's window spans (``input_size`` steps of its row stride; 1 when flat)."""
+        if not _is_window(self.backbone):
+            return 1
+        steps = max(1, int(getattr(self.backbone, "input_size", 1) or 1))
+        stride = max(1, int(getattr(self.backbone, "window_step_us_", BAR_US) or BAR_US) // BAR_US)
+        return steps * stride
 
 
 def _is_window(backbone: Backbone) -> bool:
@@ -64,8 +69,9 @@ class Snapshot:
     shadow: dict[tuple[str, str], LoadedVersion] = field(default_factory=dict)
     loaded_at: datetime | None = None
 
-    def symbols(self) -> list[str]:
-        return sorted({s for s, _ in self.active})
+    def symbols(self, with_shadow: bool = False) -> list[str]:
+        """The symbols with an active version (and, ``with_shadow``, those with a shadow one only)."""
+        return sorted({s for s, _ in self.active} | ({s for s, _ in self.shadow} if with_shadow else set()))
 
     def horizons(self, symbol: str) -> list[str]:
         from quantmm_assets.core.labels import HORIZONS

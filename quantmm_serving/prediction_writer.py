@@ -1,7 +1,8 @@
 """Writes served predictions to the prediction log, batched, off the request path.
 
 A request only appends its rows to an in-memory queue (a key already queued or written is skipped: the log keeps
-the first prediction of a (symbol, horizon, bar, version, role)); a background thread writes the queue every
+the first prediction of a (symbol, horizon, bar, version, role); a row without a finite ``expected_return``, which
+the log refuses, is counted in :attr:`rejected` and named, not queued); a background thread writes the queue every
 ``interval`` seconds, or at once when ``batch`` rows wait, and :meth:`close` writes what is left. A failed write keeps
 the rows queued for the next attempt (and counts the failure), so nothing is lost while the store is down.
 """
@@ -9,6 +10,7 @@ the rows queued for the next attempt (and counts the failure), so nothing is los
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable
 
@@ -39,6 +41,8 @@ class PredictionWriter:
         self._thread: threading.Thread | None = None
         self.written = 0
         self.failures = 0
+        self.rejected = 0
+        self.last_rejected: str | None = None
         self.last_error: str | None = None
 
     def submit(self, rows: Iterable[dict]) -> int:
@@ -46,6 +50,15 @@ class PredictionWriter:
         added = 0
         with self._lock:
             for row in rows:
+                er = row.get("expected_return")
+                if er is None or not math.isfinite(er):  # the log refuses it: counted and said, never retried
+                    self.rejected += 1
+                    self.last_rejected = (
+                        f"{row.get('symbol')} {row.get('horizon')} v{row.get('model_version')}: "
+                        f"expected_return {er!r} at {row.get('bar_ts')}"
+                    )
+                    log.warning("prediction not logged: %s", self.last_rejected)
+                    continue
                 key = tuple(row[k] for k in KEY)
                 if key in self._seen:
                     continue

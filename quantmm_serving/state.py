@@ -50,13 +50,18 @@ class ServingState:
         self._thread: threading.Thread | None = None
         self._last_alias_poll = 0.0
         self._failures_seen = 0
+        self._tick_lock = threading.Lock()
         self.allocator = AllocatorConfig()
         self._references: dict[tuple[str, str], tuple] = {}
 
     # -- background --------------------------------------------------------------------------------------------
     def tick(self, force_aliases: bool = False) -> list[str]:
         """One round: follow the aliases (every ``alias_poll_seconds``), re-read moved bars, log their predictions.
-        Return the symbols whose bar moved."""
+        Return the symbols whose bar moved. One round at a time (the refresher and a promotion may both ask)."""
+        with self._tick_lock:
+            return self._tick(force_aliases)
+
+    def _tick(self, force_aliases: bool) -> list[str]:
         now = time.monotonic()
         if force_aliases or now - self._last_alias_poll >= self.settings.alias_poll_seconds:
             self._last_alias_poll = now
@@ -66,12 +71,13 @@ class ServingState:
                 self.metrics.registry_errors.inc()
             self.metrics.model_swaps.inc(self.store.swaps - swaps_before)
             self.window.resize(max(v.input_rows for v in self._versions()) if self._versions() else 1)
-        moved = self.window.refresh(self.store.snapshot.symbols())
+        moved = self.window.refresh(self.store.snapshot.symbols(with_shadow=True))
         for symbol in moved:
             self.log_bar(symbol)
         self.metrics.prediction_log_pending.set(self.writer.pending)
-        self.metrics.prediction_log_failures.inc(self.writer.failures - self._failures_seen)
-        self._failures_seen = self.writer.failures
+        failures = self.writer.failures
+        self.metrics.prediction_log_failures.inc(max(0, failures - self._failures_seen))
+        self._failures_seen = max(failures, self._failures_seen)
         return moved
 
     def _versions(self) -> list[LoadedVersion]:
@@ -180,6 +186,11 @@ class ServingState:
         for (s, h), v in sorted(snap.active.items()):
             if symbol not in (None, s):
                 continue
+            if v.contract_version != self.lake_contract():
+                reasons.append(
+                    f"{v.name} v{v.version} expects feature contract {v.contract_version}, the lake's is "
+                    f"{self.lake_contract()}: its horizon is not answered until a version on it is promoted"
+                )
             if v.name in self.store.load_errors:
                 reasons.append(f"{v.name}: {self.store.load_errors[v.name]}; serving v{v.version}")
             if v.trained_until is not None:
@@ -204,6 +215,10 @@ class ServingState:
                     f"{s}: newest feature row is {window.bar_ts:%Y-%m-%d %H:%M} UTC, {_span(age)} old "
                     f"(limit {self.settings.feature_staleness_minutes:g} minutes)"
                 )
+        if self.writer.rejected:
+            reasons.append(
+                f"{self.writer.rejected} prediction(s) not logged (not finite), last: {self.writer.last_rejected}"
+            )
         if self.writer.last_error:
             reasons.append(
                 f"prediction log writes failing ({self.writer.pending} rows queued): {self.writer.last_error}"

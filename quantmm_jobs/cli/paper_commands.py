@@ -63,7 +63,8 @@ def paper_replay(settings: QuantmmSettings, args: argparse.Namespace) -> int:
 
     end = _start_of(args.end) + timedelta(days=1) - timedelta(minutes=5)
     start = _start_of(args.start)
-    summary = run_replay(settings, start, end, _config(args, "replay"), args.symbols, progress=print)
+    book = f"replay-{args.start:%Y%m%d}-{args.end:%Y%m%d}"  # a range of its own (--book to continue another)
+    summary = run_replay(settings, start, end, _config(args, book), args.symbols, progress=print)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -86,7 +87,7 @@ def add_commands(sub: argparse._SubParsersAction, day) -> None:
     pu = ps.add_parser("resume", help="release the kill switch")
     pst = ps.add_parser("status", help="equity, PnL and its parts, the kill switch")
     for cmd in (pr, pl, pk, pu, pst):
-        cmd.add_argument("--book", help="the paper book (default: 'replay' for replay, else 'paper')")
+        cmd.add_argument("--book", help="the paper book (default: 'replay-START-END' for replay, else 'paper')")
     for cmd in (pr, pl):
         cmd.add_argument("--cash", type=float, default=100_000.0, help="initial cash of a new book (quote units)")
     for cmd in (pk, pu):

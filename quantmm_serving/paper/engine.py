@@ -225,17 +225,18 @@ class PaperEngine:
         rows = []
         for symbol in sorted(self.book.positions):
             market = inputs.bars.get(symbol)
-            if market is None:
-                continue
+            mark = market.bar.close if market is not None else self.marks.get(symbol)
+            if mark is None:
+                continue  # never marked: the symbol was never seen (cannot hold a position)
             for s in inputs.funding.between(symbol, inputs.bar_ts, inputs.bar_ts + BAR):
                 quantity = self.book.position(symbol)
-                payment = self.book.apply_funding(symbol, market.bar.close, s.rate)
+                payment = self.book.apply_funding(symbol, mark, s.rate)
                 rows.append(
                     {
                         "symbol": symbol,
                         "settlement_ts": s.ts_event,
                         "quantity": quantity,
-                        "mark_price": market.bar.close,
+                        "mark_price": mark,
                         "rate": s.rate,
                         "payment": payment,
                     }
@@ -263,7 +264,10 @@ class PaperEngine:
         for row in allocation.targets.iter_rows(named=True):
             symbol, target_w = row["symbol"], float(row["target"])
             market = inputs.bars.get(symbol)
-            if market is None or abs(target_w - current.get(symbol, 0.0)) <= self.config.min_trade_weight:
+            if market is None:
+                continue  # no bar of the symbol now: its earlier order (if any) stands until one arrives
+            self.open_orders.pop(symbol, None)  # the decision replaces the unfilled rest of the earlier order
+            if abs(target_w - current.get(symbol, 0.0)) <= self.config.min_trade_weight:
                 continue
             mine = contributions.filter(pl.col("symbol") == symbol)
             bucket = _dominant_bucket(mine, self.config.allocator)
@@ -277,7 +281,6 @@ class PaperEngine:
                 Book(price=price, spread=market.bar.spread, volume=market.bar.volume),
                 symbol=symbol,
             )
-            self.open_orders.pop(symbol, None)  # the decision replaces the unfilled rest of the earlier order
             if order is None:
                 continue
             self.open_orders[symbol] = OpenOrder(order, order.quantity, inputs.bar_ts)

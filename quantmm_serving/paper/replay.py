@@ -43,12 +43,17 @@ class ReplayPredictions:
 
 
 def unseen_from(version: LoadedVersion, lineage: dict) -> datetime | None:
-    """The first instant a version has not seen: ``refit_end + max(embargo, horizon)`` (None: end unknown)."""
+    """The first instant a version has not seen: ``refit_end + max(embargo, longest head)`` (None: end unknown).
+
+    The refit is multi-head: the labels of its longest horizon reach furthest past ``refit_end``, whichever head
+    the version answers for. The embargo is the lineage's fold spec's (``folds.embargo_days``), else a day."""
     if version.trained_until is None:
         return None
-    days = (lineage.get("fold_spec") or {}).get("embargo_days")
+    spec = lineage.get("fold_spec") or {}
+    days = spec.get("folds.embargo_days", spec.get("embargo_days"))
     embargo = timedelta(days=float(days)) if days is not None else DEFAULT_EMBARGO
-    return version.trained_until + max(embargo, HORIZONS[version.horizon] * BAR)
+    heads = [h for h in version.meta.get("horizons", [version.horizon]) if h in HORIZONS] or [version.horizon]
+    return version.trained_until + max(embargo, max(HORIZONS[h] for h in heads) * BAR)
 
 
 def ledger_versions(registry: ModelRegistry, ops_url: str, name: str) -> list[str]:
@@ -148,7 +153,8 @@ def replay_predictions(
                 .with_columns(source=pl.lit(f"v{v.version}"), since=pl.lit(since, pl.Datetime("us", "UTC")))
             )
             predicted.append(batch)
-        active = versions[-1]
+        active_version = registry.aliases(name).get("active")
+        active = next((v for v in versions if v.version == active_version), versions[-1])
         backbone = str(active.lineage.get("backbone") or active.meta.get("backbone"))
         oos = _oos(lake, active, backbone, rows.filter(pl.col("ts_event") >= start))
         if not oos.is_empty():

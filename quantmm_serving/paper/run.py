@@ -24,7 +24,7 @@ from quantmm_resources.environment import build_resources
 from quantmm_resources.lake import Lake, LakeLayout
 from quantmm_resources.paper_store import halt_state, read
 from quantmm_resources.settings import QuantmmSettings
-from quantmm_serving.feature_window import FeatureWindow
+from quantmm_serving.feature_window import FeatureWindow, SymbolWindow
 from quantmm_serving.inference import predict_versions
 from quantmm_serving.model_store import ModelStore
 from quantmm_serving.paper.engine import MarketBar, PaperConfig, PaperEngine, Settlements, StepInputs
@@ -127,7 +127,14 @@ def run_replay(
             "steps_already_recorded": recorded.height,
             "seconds": {"total": round(time.perf_counter() - t0, 2)},
         }
+    if engine.last_bar is not None and start > engine.last_bar + BAR:
+        raise ValueError(
+            f"paper book {config.book!r} ends at {engine.last_bar:%Y-%m-%d %H:%M}; a replay from "
+            f"{start:%Y-%m-%d %H:%M} would leave a gap (open orders filling across it, funding unpaid): replay "
+            f"into a new book (--book), or from {engine.last_bar + BAR:%Y-%m-%d %H:%M}"
+        )
     predicted = replay_predictions(lake, registry, ops, symbols, start, end)
+    why_refused = [f"{k}: {v}" for k, v in sorted(predicted.refused.items())]
     market = load_market(lake, symbols, start, end)
     per_bar = {k[0]: v for k, v in predicted.frame.partition_by("ts_event", as_dict=True).items()}
     t_predict = time.perf_counter() - t0
@@ -151,6 +158,7 @@ def run_replay(
             predictions=preds,
             returns=recent.at(bar_ts) if engine.will_decide() else None,
             sources=dict(zip(preds["symbol"] + "|" + preds["horizon"], preds["source"], strict=True)),
+            refused=why_refused if preds.is_empty() else [],
             halted=_halt_reason(halted),
         )
         if engine.step(inputs) is None:
@@ -176,7 +184,8 @@ def _halt_reason(state: dict | None) -> str | None:
 
 
 def run_live_step(settings: QuantmmSettings, config: PaperConfig | None = None, now: datetime | None = None) -> dict:
-    """Step on the newest complete bar of the lake with the active versions; return what the step did."""
+    """Step every bar from the book's last step to the newest complete bar of the lake (at most a day of them: a
+    longer gap steps its last day and says so), each with the active versions on that bar; return what it did."""
     config = config or PaperConfig()
     now = now or datetime.now(UTC)
     lake, registry, ops = Lake(settings.lake_dir), build_resources(settings)["registry"], settings.resolved_ops_url
@@ -189,42 +198,84 @@ def run_live_step(settings: QuantmmSettings, config: PaperConfig | None = None, 
     newest = max((w.bar_ts for s in symbols if (w := window.current(s)) is not None), default=None)
     if newest is None:
         return {"status": "nothing to do: no feature rows in the lake"}
-    market = load_market(lake, symbols, newest, newest)
-    rows, sources = [], {}
+    engine = PaperEngine(ops, config, "live")
+    if engine.last_bar is not None and engine.last_bar >= newest:
+        return {"status": f"bar {newest:%Y-%m-%d %H:%M} was stepped already", "bar_ts": newest, "orders": 0}
+    first = newest - (CATCH_UP_BARS - 1) * BAR
+    gap = None
+    if engine.last_bar is not None and engine.last_bar + BAR < first:
+        gap = f"{(first - engine.last_bar) // BAR - 1} bars after {engine.last_bar:%Y-%m-%d %H:%M} were not stepped"
+    start = max(first, engine.last_bar + BAR) if engine.last_bar is not None else newest
+    market = load_market(lake, symbols, start, newest)
+    halted = _live_halt(settings, ops, config.book, snap, newest, now)
+    recent = RecentReturns(market.returns)
+    done = []
+    for bar_ts in sorted(b for b in market.bars if b >= start):
+        rows, sources, refused = _live_predictions(snap, window, bar_ts)
+        record = engine.step(
+            StepInputs(
+                bar_ts=bar_ts,
+                bars=market.bars[bar_ts],
+                funding=market.funding,
+                predictions=pl.DataFrame(rows) if rows else pl.DataFrame(),
+                returns=recent.at(bar_ts) if engine.will_decide() else None,
+                sources=sources,
+                refused=refused,
+                halted=halted,
+            )
+        )
+        if record is not None:
+            done.append(record)
+    if not done:
+        return {"status": f"no bar to step up to {newest:%Y-%m-%d %H:%M}", "bar_ts": newest, "orders": 0}
+    last = done[-1]
+    return {
+        "status": last.status,
+        "bar_ts": last.bar_ts,
+        "bars_stepped": len(done),
+        "equity": last.equity,
+        "orders": sum(len(r.orders) for r in done),
+        **({"gap": gap} if gap else {}),
+    }
+
+
+CATCH_UP_BARS = 288  # a live step catches up at most a day of bars
+
+
+def _live_predictions(snap, window: FeatureWindow, bar_ts: datetime) -> tuple[list[dict], dict, list[str]]:
+    """The active versions' predictions of ``bar_ts`` (the rows of each symbol's window up to it), what made them,
+    and the symbols that could not be predicted, with why."""
+    rows, sources, refused = [], {}, []
     for symbol in snap.symbols():
-        w = window.current(symbol)
-        if w is None or w.bar_ts != newest:
+        held = window.current(symbol)
+        upto = held.rows.filter(pl.col("ts_event") <= bar_ts) if held is not None else None
+        if upto is None or upto.height == 0 or upto["ts_event"][-1] != bar_ts:
+            refused.append(f"{symbol}: no feature row at {bar_ts:%Y-%m-%d %H:%M}")
             continue
-        for p in predict_versions(w, [snap.active[(symbol, h)] for h in snap.horizons(symbol)]):
+        versions = [snap.active[(symbol, h)] for h in snap.horizons(symbol)]
+        try:
+            predicted = predict_versions(SymbolWindow(symbol, upto, ()), versions)
+        except Exception as exc:  # one symbol's model failing refuses that symbol, not the step
+            refused.append(f"{symbol}: the model failed: {type(exc).__name__}: {exc}"[:300])
+            continue
+        for p in predicted:
             rows.append(
                 {k: getattr(p, k) for k in ("symbol", "horizon", "position", "expected_return", "cost", "vol_forecast")}
             )
             sources[f"{symbol}|{p.horizon}"] = f"v{p.version}"
-    halted = _halt_reason(halt_state(ops, config.book))
+    return rows, sources, refused
+
+
+def _live_halt(settings: QuantmmSettings, ops: str, book: str, snap, newest: datetime, now: datetime) -> str | None:
+    """Why a live step must not trade: the kill switch, stale data, a stale model (None: it may)."""
+    halted = _halt_reason(halt_state(ops, book))
     if halted is None and now - (newest + BAR) > timedelta(minutes=settings.feature_staleness_minutes):
         halted = f"stale data: the newest bar closed at {newest + BAR:%Y-%m-%d %H:%M} UTC"
-    old = [
-        v.name
-        for v in snap.active.values()
-        if v.trained_until and now - v.trained_until > timedelta(days=settings.model_max_age_days)
-    ]
+    max_age = timedelta(days=settings.model_max_age_days)
+    old = [v.name for v in snap.active.values() if v.trained_until and now - v.trained_until > max_age]
     if halted is None and old:
         halted = f"stale model: {old} trained on data older than {settings.model_max_age_days:g} days"
-    engine = PaperEngine(ops, config, "live")
-    record = engine.step(
-        StepInputs(
-            bar_ts=newest,
-            bars=market.bars.get(newest, {}),
-            funding=market.funding,
-            predictions=pl.DataFrame(rows) if rows else pl.DataFrame(),
-            returns=RecentReturns(market.returns).at(newest),
-            sources=sources,
-            halted=halted,
-        )
-    )
-    if record is None:
-        return {"status": f"bar {newest:%Y-%m-%d %H:%M} was stepped already", "bar_ts": newest}
-    return {"status": record.status, "bar_ts": newest, "equity": record.equity, "orders": len(record.orders)}
+    return halted
 
 
 def summarize(ops_url: str, book: str) -> dict:

@@ -16,13 +16,21 @@ router = APIRouter(tags=["portfolio"])
 @router.get("/portfolio")
 def portfolio(state: StateDep) -> dict:
     """Target weights (fractions of equity) per symbol, the constraints that bound them and each horizon's part."""
-    rows, funding, returns, bars, unavailable = [], {}, [], {}, {}
+    rows, funding, returns, bars, unavailable, versions = [], {}, [], {}, {}, {}
     for symbol in state.store.snapshot.symbols():
-        window, predictions = state.predict(symbol)
+        try:
+            window, predictions = state.predict(symbol)
+        except Exception as exc:  # a model failing on the bar: that symbol is unavailable, the others allocate
+            unavailable[symbol] = f"the model failed on the current bar: {type(exc).__name__}: {exc}"[:300]
+            continue
         if window is None or not predictions:
             unavailable[symbol] = state.window.errors.get(symbol, "no prediction for its current bar")
             continue
         bars[symbol] = window.bar_ts
+        versions[symbol] = {
+            "feature_contract_version": predictions[0].contract_version,
+            "model_versions": {p.horizon: p.version for p in predictions},
+        }
         last = window.rows.tail(1)
         funding[symbol] = last["funding_rate"][0] if "funding_rate" in last.columns else None
         returns.append(window.rows.select("symbol", "ts_event", pl.col("ret_5m").alias("ret")))
@@ -43,6 +51,7 @@ def portfolio(state: StateDep) -> dict:
     reasons = state.degraded_reasons()
     return {
         "bars": bars,
+        "models": versions,
         "allocator_config": state.allocator.config_hash(),
         "current_from": "paper book" if current else "flat (no paper positions)",
         "targets": allocation.targets.to_dicts(),

@@ -15,9 +15,8 @@ from quantmm_serving.state import ServingState
 router = APIRouter(tags=["predict"])
 
 
-def _signal(p: HorizonPrediction, state: ServingState) -> HorizonSignal:
-    version = state.store.snapshot.active[(p.symbol, p.horizon)]
-    score_threshold, confidence_threshold = version.signal.thresholds(p.horizon)
+def _signal(p: HorizonPrediction) -> HorizonSignal:
+    """The response of one prediction: everything from the version that made it (one snapshot, even mid-swap)."""
     side = 1 if p.expected_return > 0 else -1 if p.expected_return < 0 else 0
     return HorizonSignal(
         horizon=p.horizon,
@@ -32,8 +31,8 @@ def _signal(p: HorizonPrediction, state: ServingState) -> HorizonSignal:
         score=None if p.score != p.score else p.score,
         position=p.position,
         action=p.action,
-        score_threshold=score_threshold,
-        confidence_threshold=confidence_threshold,
+        score_threshold=p.score_threshold,
+        confidence_threshold=p.confidence_threshold,
         signal_config=p.signal_config,
         gate=p.gate,
         text_contribution=p.text_contribution,
@@ -64,9 +63,9 @@ def answer(state: ServingState, symbol: str, horizons: list[str] | None = None) 
     return SymbolPrediction(
         symbol=symbol,
         bar_ts=window.bar_ts,
-        feature_contract_version=snap.active[(symbol, predictions[0].horizon)].contract_version,
+        feature_contract_version=predictions[0].contract_version,
         model_versions={p.horizon: p.version for p in predictions},
-        horizons=[_signal(p, state) for p in predictions],
+        horizons=[_signal(p) for p in predictions],
         degraded=bool(reasons),
         degraded_reasons=reasons,
     )
@@ -79,16 +78,18 @@ def predict_symbol(
     horizon: Annotated[list[str] | None, Query(description="horizons to answer (default: every active one)")] = None,
 ) -> SymbolPrediction:
     """Every active horizon's expected return, confidence, vol forecast and signal for the symbol's current bar."""
+    served = state.store.snapshot.symbols()
+    symbol = symbol.upper() if symbol.upper() in served else symbol
     if horizon:
         unknown = [h for h in horizon if h not in HORIZONS]
         if unknown:
             raise HTTPException(status_code=422, detail=f"unknown horizon {unknown}: one of {list(HORIZONS)}")
         active = state.store.snapshot.horizons(symbol)
-        if symbol in state.store.snapshot.symbols() and (absent := [h for h in horizon if h not in active]):
+        if symbol in served and (absent := [h for h in horizon if h not in active]):
             raise HTTPException(
                 status_code=404, detail=f"{symbol}: no active model of horizon {absent} (active: {active})"
             )
-    return answer(state, symbol.upper() if symbol.upper() in state.store.snapshot.symbols() else symbol, horizon)
+    return answer(state, symbol, horizon)
 
 
 @router.get("/predict", response_model=AllPredictions)

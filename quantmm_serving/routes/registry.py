@@ -66,7 +66,7 @@ async def promote(
     instance: InstanceDep,
 ) -> LedgerMove:
     """Promote the gated candidate of (symbol, horizon); 409 when a gate did not pass or another move won."""
-    valid_horizon(horizon)
+    await _known(state, symbol, valid_horizon(horizon))
     try:
         done = await run_in_threadpool(
             promote_candidate,
@@ -99,7 +99,7 @@ async def rollback(
     symbol: str, horizon: str, body: RollbackRequest, operator: OperatorDep, state: StateDep, settings: SettingsDep
 ) -> LedgerMove:
     """Make the previously active version of (symbol, horizon) active again (a ledger row of its own)."""
-    valid_horizon(horizon)
+    await _known(state, symbol, valid_horizon(horizon))
     try:
         ledger_id = await run_in_threadpool(
             rollback_active, state.store.registry, settings.resolved_ops_url, symbol, horizon, operator, body.reason
@@ -118,3 +118,11 @@ async def rollback(
         operator=operator,
         ledger_id=ledger_id,
     )
+
+
+async def _known(state, symbol: str, horizon: str) -> None:
+    """404 for a model the registry does not hold."""
+    name = f"quantmm.{symbol}.{horizon}"
+    names = await run_in_threadpool(state.store.registry.registered_names)
+    if name not in names:
+        raise HTTPException(status_code=404, detail=f"no registered model {name} (registered: {names or 'none'})")

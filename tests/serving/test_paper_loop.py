@@ -4,18 +4,19 @@ settlements, no look-ahead in replay, the kill switch and the stale-data halt.""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
 from quantmm_assets.core.execution.attribution import horizon_pnl, symbol_pnl
+from quantmm_assets.core.execution.fills import Bar
 from quantmm_assets.core.execution.ledger import equity_from_tables
 from quantmm_resources.lake import Lake
 from quantmm_resources.paper_store import read, set_halt
 from quantmm_resources.registry.promotion import history
 from quantmm_serving.model_store import load_version
-from quantmm_serving.paper.engine import PaperConfig
+from quantmm_serving.paper.engine import MarketBar, PaperConfig, PaperEngine, Settlements, StepInputs
 from quantmm_serving.paper.replay import unseen_from
 from quantmm_serving.paper.run import run_live_step, run_replay
 from tests.serving_world import SERVED, served_world
@@ -173,3 +174,43 @@ def test_a_due_decision_on_a_refused_bar_waits_for_the_next_bar_with_predictions
     decided = steps.filter(pl.col("bar_ts") == first_predicted)["status"][0]
     assert decided in ("traded", "decided") and summary["orders"] > 0  # decided on the first bar it could
     assert steps.filter(pl.col("bar_ts") < first_predicted)["status"].str.starts_with("refused").any()
+
+
+def test_a_live_step_catches_up_every_bar_since_the_book_s_last_step(tmp_path):
+    world, home = served_world(tmp_path)
+    settings = world.settings(home)
+    newest = world.matrix["ts_event"].max()
+    run_replay(settings, newest - timedelta(days=1), newest - timedelta(hours=1), PaperConfig(book="c"), list(SERVED))
+    done = run_live_step(settings, PaperConfig(book="c"), now=newest + timedelta(minutes=6))
+    assert done["bars_stepped"] == 12 and done["bar_ts"] == newest and "gap" not in done
+    bars = read(settings.resolved_ops_url, "steps", "c")["bar_ts"]
+    assert (bars.diff().drop_nulls() == timedelta(minutes=5)).all()  # no bar skipped
+    assert read(settings.resolved_ops_url, "steps", "c")["mode"].tail(12).to_list() == ["live"] * 12
+
+
+def _step(engine, bar_ts, volume: float, position: float):
+    bar = Bar(bar_ts, 100.0, 101.0, 99.0, 100.0, volume, 0.001)
+    preds = pl.DataFrame(
+        {
+            "symbol": ["BTCUSDT"],
+            "horizon": ["1h"],
+            "position": [position],
+            "expected_return": [0.01 * position or 0.001],
+            "cost": [0.0005],
+            "vol_forecast": [0.01],
+        }
+    )
+    return engine.step(
+        StepInputs(bar_ts, {"BTCUSDT": MarketBar(bar, 1000.0, 0.0)}, Settlements(pl.DataFrame(), []), preds)
+    )
+
+
+def test_a_decision_to_go_flat_cancels_the_unfilled_rest_of_an_earlier_buy(tmp_path):
+    engine = PaperEngine(f"sqlite:///{tmp_path / 'ops.db'}", PaperConfig(book="x", rebalance_bars=1), "replay")
+    t0 = datetime(2025, 3, 1, tzinfo=UTC)
+    first = _step(engine, t0, volume=0.0, position=1.0)  # decides long; nothing fills on a bar without volume
+    assert len(first.orders) == 1 and first.orders[0]["quantity"] > 0
+    second = _step(engine, t0 + timedelta(minutes=5), volume=0.0, position=0.0)  # decides flat: nothing to trade
+    assert second.status == "decided" and second.orders == [] and engine.open_orders == {}
+    third = _step(engine, t0 + timedelta(minutes=10), volume=1e6, position=0.0)
+    assert third.fills == [] and engine.book.positions == {}  # the cancelled buy never fills
