@@ -25,6 +25,7 @@ from quantmm_jobs.cli.runs import instance_for
 from quantmm_resources.environment import build_resources
 from quantmm_resources.opstore import engine_for
 from quantmm_resources.paper_store import read
+from quantmm_resources.prediction_log import read_predictions
 from quantmm_resources.registry import history
 from quantmm_resources.registry.gated_promotion import GATES, gate_status
 from quantmm_resources.settings import get_settings
@@ -102,6 +103,9 @@ def _served_and_paper_traded(strong, name: str) -> None:
         assert pnl["totals"]["funding"] == pytest.approx(funding["payment"].sum() if funding.height else 0.0)
         assert client.get("/paper/status", params={"book": "demo"}).json()["steps"] == steps.height
         assert client.get("/ready").status_code == 200
+        logged = read_predictions(ops)  # the demo's served prediction and the bar's shadow/active log rows
+        health = {r["role"]: r for r in client.get("/monitoring/multimodal").json()["rows"] if r["horizon"] == "1h"}
+        assert health["active"]["n"] == logged.filter(pl.col("role") == "active").height > 0
 
 
 def test_ingest_to_promotion_and_rollback_on_the_embedded_default(quantmm_home):

@@ -214,3 +214,14 @@ def test_a_decision_to_go_flat_cancels_the_unfilled_rest_of_an_earlier_buy(tmp_p
     assert second.status == "decided" and second.orders == [] and engine.open_orders == {}
     third = _step(engine, t0 + timedelta(minutes=10), volume=1e6, position=0.0)
     assert third.fills == [] and engine.book.positions == {}  # the cancelled buy never fills
+
+
+def test_a_version_is_unseen_from_its_refit_end_plus_the_fold_spec_embargo_or_its_longest_head(tmp_path):
+    world, home = served_world(tmp_path)
+    registry = world.registry(home)
+    v = load_version(registry, "quantmm.BTCUSDT.1h", "1")
+    end = v.trained_until
+    assert v.meta["horizons"] == ["1h", "4h"]
+    assert unseen_from(v, {}) == end + timedelta(days=1)  # no fold spec: a day
+    assert unseen_from(v, {"fold_spec": {"folds.embargo_days": 3.0}}) == end + timedelta(days=3)
+    assert unseen_from(v, {"fold_spec": {"folds.embargo_days": 0.0}}) == end + timedelta(hours=4)  # the 4h head

@@ -3,6 +3,8 @@ prediction log with the shadow candidate, and the bad-input answers."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import mlflow
 import numpy as np
 import polars as pl
@@ -70,6 +72,8 @@ def test_parity_the_served_row_prediction_and_position_are_training_s_and_the_ev
     world, state, _client = served
     for symbol in SERVED:
         lake_rows = world.matrix.filter(pl.col("symbol") == symbol).sort("ts_event")
+        live = state.window.current(symbol).rows  # what the app read from the lake's partition files
+        assert live.tail(1).select(lake_rows.columns).equals(lake_rows.tail(1))
         for horizon in HORIZONS:
             version = state.store.snapshot.active[(symbol, horizon)]
             mlflow.set_registry_uri(state.store.registry.tracking_uri)
@@ -197,3 +201,18 @@ def test_stale_features_and_an_old_model_make_every_answer_degraded(tmp_path):
         assert "quantmm.BTCUSDT.1h v1 was trained on data up to 2025-03-07 23:55" in reasons
         health = client.get("/health").json()
         assert health["status"] == "degraded" and len(health["degraded_reasons"]) == 6  # 4 models + 2 symbols
+
+
+def test_a_prediction_the_log_refuses_is_counted_and_named_and_never_blocks_the_others(tmp_path):
+    from quantmm_serving.prediction_writer import PredictionWriter
+
+    writer = PredictionWriter(f"sqlite:///{tmp_path / 'ops.db'}")
+    bar = datetime(2025, 3, 1, tzinfo=UTC)
+    row = {"symbol": "BTCUSDT", "horizon": "1h", "bar_ts": bar, "model_version": "1", "role": "active"}
+    assert (
+        writer.submit([{**row, "expected_return": float("nan")}, {**row, "role": "shadow", "expected_return": 0.1}])
+        == 1
+    )
+    assert writer.flush() == 1 and writer.pending == 0 and writer.failures == 0
+    assert writer.rejected == 1 and "expected_return nan" in writer.last_rejected
+    assert read_predictions(writer.url)["role"].to_list() == ["shadow"]
