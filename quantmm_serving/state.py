@@ -234,10 +234,12 @@ class ServingState:
         not_ready = []
         if not snap.active:
             not_ready.append("no active model: promote a candidate (quantmm registry promote, or POST /registry/...)")
-        if expected and lake_contract not in expected:
+        stale = sorted(v.name for v in snap.active.values() if v.contract_version != lake_contract)
+        if stale:  # any active version on another contract: its horizon would go unanswered
             not_ready.append(
                 f"feature contract changed: the active models expect contract {', '.join(expected)}, the lake's "
-                f"feature_matrix_main is contract {lake_contract or '(none)'}: retrain and promote models on it"
+                f"feature_matrix_main is contract {lake_contract or '(none)'} ({len(stale)} of {len(snap.active)} "
+                f"active versions, e.g. {stale[0]}): retrain and promote models on it"
             )
         missing = [s for s in snap.symbols() if self.window.current(s) is None]
         if missing:

@@ -30,12 +30,12 @@ def status(settings: SettingsDep, book: str = "paper") -> dict:
 
 @router.get("/pnl")
 def pnl(settings: SettingsDep, state: StateDep, book: str = "paper") -> dict:
-    """Paper PnL by symbol (costs and funding apart), by horizon and by bucket (price PnL in the orders' shares)."""
+    """Paper PnL by symbol, by horizon and by bucket, with fees, slippage, impact and funding apart in each."""
     ops = settings.resolved_ops_url
     steps, fills, funding, orders = (read(ops, t, book) for t in ("steps", "fills", "funding", "orders"))
     by_symbol = symbol_pnl(steps, fills, funding)
-    by_horizon = horizon_pnl(steps, fills, orders, state.allocator.buckets)
-    by_bucket = by_horizon.group_by("bucket").agg(pl.col("price_pnl").sum()).sort("bucket")
+    by_horizon = horizon_pnl(steps, fills, orders, state.allocator.buckets, funding)
+    by_bucket = by_horizon.group_by("bucket").agg(pl.exclude("symbol", "horizon", "bucket").sum()).sort("bucket")
     return {
         "book": book,
         "steps": steps.height,

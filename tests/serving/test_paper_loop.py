@@ -152,10 +152,12 @@ def test_pnl_by_symbol_horizon_and_bucket_adds_up_to_the_equity_change(replayed)
     assert per_symbol["fees"].sum() == pytest.approx(summary["fees"]) and per_symbol["funding"].sum() == pytest.approx(
         summary["funding"]
     )
-    per_horizon = horizon_pnl(steps, fills, orders, CONFIG.allocator.buckets)
+    per_horizon = horizon_pnl(steps, fills, orders, CONFIG.allocator.buckets, funding)
     for row in per_symbol.iter_rows(named=True):
         mine = per_horizon.filter(pl.col("symbol") == row["symbol"])
-        assert mine["price_pnl"].sum() == pytest.approx(row["price_pnl"], rel=1e-9, abs=1e-6)
+        for part in ("price_pnl", "fees", "slippage", "impact", "funding", "net"):
+            assert mine[part].sum() == pytest.approx(row[part], rel=1e-9, abs=1e-6), part
+    assert (per_horizon.filter(pl.col("horizon") == "1h")["fees"] > 0).any()  # costs reach the horizons
     assert set(per_horizon["horizon"]) <= {"1h", "4h", "carry", "unattributed"} and {"1h", "4h"} <= set(
         per_horizon["horizon"]
     )

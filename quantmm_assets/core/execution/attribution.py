@@ -8,8 +8,9 @@ Per symbol and step ``t`` (marks ``m``, the position ``q`` held at the end of a 
 - ``fees`` and ``funding`` (the payments) come from their tables.
 
 So, per symbol, ``price_pnl - fees + funding`` is the symbol's part of the equity change, and the parts sum to it.
-A symbol's step PnL goes to the horizons in the shares of the contributions of the order that built the position
-held (the symbol's latest order placed before the step); a position no order explains is ``unattributed``.
+A symbol's step PnL and its funding go to the horizons in the shares of the contributions of the order that built
+the position held (the symbol's latest order placed before); a fill's fee, slippage and impact in the shares of
+its own order; what no order explains is ``unattributed``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from collections.abc import Mapping
 
 import polars as pl
 
-ATTRIBUTION_SCHEMA = {"symbol": pl.Utf8, "horizon": pl.Utf8, "bucket": pl.Utf8, "price_pnl": pl.Float64}
+PARTS = ("price_pnl", "fees", "slippage", "impact", "funding")
+ATTRIBUTION_SCHEMA = {"symbol": pl.Utf8, "horizon": pl.Utf8, "bucket": pl.Utf8, **dict.fromkeys(PARTS, pl.Float64)}
 
 
 def symbol_pnl(steps: pl.DataFrame, fills: pl.DataFrame, funding: pl.DataFrame) -> pl.DataFrame:
@@ -47,29 +49,50 @@ def symbol_pnl(steps: pl.DataFrame, fills: pl.DataFrame, funding: pl.DataFrame) 
 
 
 def horizon_pnl(
-    steps: pl.DataFrame, fills: pl.DataFrame, orders: pl.DataFrame, buckets: Mapping[str, str]
+    steps: pl.DataFrame,
+    fills: pl.DataFrame,
+    orders: pl.DataFrame,
+    buckets: Mapping[str, str],
+    funding: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Per symbol and horizon (bucket beside it): the price PnL in the shares of the orders that built each position."""
-    price = _price_pnl_steps(steps, fills)
+    """Per symbol and horizon (bucket beside it): price PnL, fees, slippage, impact, funding and net.
+
+    Price PnL and funding go to the horizons in the shares of the order that built the position held (the symbol's
+    latest order before the step or settlement); a fill's fee, slippage and impact in the shares of its own order.
+    Summed over the horizons of a symbol, each part equals :func:`symbol_pnl`'s."""
     placed = orders.sort("bar_ts").select("symbol", "bar_ts", "contributions").iter_rows()
     by_symbol: dict[str, list[tuple]] = defaultdict(list)
+    own: dict[tuple[str, object], dict[str, float]] = {}
     for symbol, ts, contributions in placed:
-        by_symbol[symbol].append((ts, json.loads(contributions)))
-    out: dict[tuple[str, str], float] = defaultdict(float)
-    for (symbol, t), value in price.items():
-        shares = _shares(next((c for ts, c in reversed(by_symbol[symbol]) if ts < t), None))
-        for horizon, share in shares.items():
-            out[(symbol, horizon)] += value * share
+        parsed = json.loads(contributions)
+        by_symbol[symbol].append((ts, parsed))
+        own[(symbol, ts)] = parsed
+
+    def held_by(symbol: str, t) -> dict[str, float]:
+        return _shares(next((c for ts, c in reversed(by_symbol[symbol]) if ts < t), None))
+
+    out: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for (symbol, t), value in _price_pnl_steps(steps, fills).items():
+        for horizon, share in held_by(symbol, t).items():
+            out[(symbol, horizon)]["price_pnl"] += value * share
+    for r in fills.iter_rows(named=True):
+        for horizon, share in _shares(own.get((r["symbol"], r["order_bar_ts"]))).items():
+            for column, part in (("fee", "fees"), ("slippage", "slippage"), ("impact", "impact")):
+                out[(r["symbol"], horizon)][part] += float(r[column]) * share
+    for r in (funding if funding is not None else pl.DataFrame()).iter_rows(named=True):
+        for horizon, share in held_by(r["symbol"], r["settlement_ts"]).items():
+            out[(r["symbol"], horizon)]["funding"] += float(r["payment"]) * share
     rows = [
         {
             "symbol": s,
             "horizon": h,
             "bucket": buckets.get(h, "unattributed" if h == "unattributed" else "carry"),
-            "price_pnl": v,
+            **{k: float(v.get(k, 0.0)) for k in PARTS},
         }
         for (s, h), v in sorted(out.items())
     ]
-    return pl.DataFrame(rows, schema=ATTRIBUTION_SCHEMA)
+    frame = pl.DataFrame(rows, schema=ATTRIBUTION_SCHEMA)
+    return frame.with_columns(net=pl.col("price_pnl") - pl.col("fees") + pl.col("funding"))
 
 
 def _shares(contributions: dict[str, float] | None) -> dict[str, float]:
