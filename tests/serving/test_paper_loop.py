@@ -227,3 +227,13 @@ def test_a_version_is_unseen_from_its_refit_end_plus_the_fold_spec_embargo_or_it
     assert unseen_from(v, {}) == end + timedelta(days=1)  # no fold spec: a day
     assert unseen_from(v, {"fold_spec": {"folds.embargo_days": 3.0}}) == end + timedelta(days=3)
     assert unseen_from(v, {"fold_spec": {"folds.embargo_days": 0.0}}) == end + timedelta(hours=4)  # the 4h head
+
+
+def test_two_loops_racing_on_one_bar_record_it_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    first = PaperEngine(url, PaperConfig(book="r", rebalance_bars=1), "replay")
+    second = PaperEngine(url, PaperConfig(book="r", rebalance_bars=1), "replay")  # both loaded an empty book
+    t0 = datetime(2025, 3, 1, tzinfo=UTC)
+    assert _step(first, t0, volume=0.0, position=1.0) is not None
+    assert _step(second, t0, volume=0.0, position=1.0) is None  # the unique (book, bar) refuses the second
+    assert read(url, "orders", "r").height == 1 and read(url, "steps", "r").height == 1
