@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import fields
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
@@ -17,26 +19,15 @@ router = APIRouter(tags=["predict"])
 
 def _signal(p: HorizonPrediction) -> HorizonSignal:
     """The response of one prediction: everything from the version that made it (one snapshot, even mid-swap)."""
-    side = 1 if p.expected_return > 0 else -1 if p.expected_return < 0 else 0
+    values = {f.name: getattr(p, f.name) for f in fields(p)}  # the response's own fields are picked by name
     return HorizonSignal(
-        horizon=p.horizon,
-        model=p.model,
-        model_version=p.version,
-        expected_return=p.expected_return,
-        signal_confidence=p.signal_confidence,
-        vol_forecast=p.vol_forecast,
-        cost=p.cost,
-        side=side,
-        edge=None if p.edge != p.edge else p.edge,
-        score=None if p.score != p.score else p.score,
-        position=p.position,
-        action=p.action,
-        score_threshold=p.score_threshold,
-        confidence_threshold=p.confidence_threshold,
-        signal_config=p.signal_config,
-        gate=p.gate,
-        text_contribution=p.text_contribution,
-        text_missing=p.text_missing,
+        **values
+        | {
+            "model_version": p.version,
+            "side": int(math.copysign(1, p.expected_return)) if p.expected_return else 0,
+            "edge": p.edge if math.isfinite(p.edge) else None,
+            "score": p.score if math.isfinite(p.score) else None,
+        }
     )
 
 

@@ -12,12 +12,11 @@ from fastapi.concurrency import run_in_threadpool
 from quantmm_resources.registry import history
 from quantmm_resources.registry.gated_promotion import (
     GATES,
-    PromotionRefused,
     gate_status,
     promote_candidate,
     rollback_active,
 )
-from quantmm_resources.registry.promotion import AliasMoveFailed, PromotionConflict
+from quantmm_resources.registry.promotion import AliasMoveFailed
 from quantmm_serving.deps import InstanceDep, OperatorDep, SettingsDep, StateDep, valid_horizon
 from quantmm_serving.schemas import LedgerMove, PromoteRequest, RollbackRequest
 
@@ -67,31 +66,19 @@ async def promote(
 ) -> LedgerMove:
     """Promote the gated candidate of (symbol, horizon); 409 when a gate did not pass or another move won."""
     await _known(state, symbol, valid_horizon(horizon))
-    try:
-        done = await run_in_threadpool(
-            promote_candidate,
-            instance,
-            state.store.registry,
-            settings.resolved_ops_url,
-            symbol,
-            horizon,
-            operator,
-            body.reason,
-            body.version,
-        )
-    except (PromotionRefused, PromotionConflict) as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
-    except AliasMoveFailed as exc:
-        raise HTTPException(status_code=502, detail=str(exc)) from exc
-    await run_in_threadpool(state.tick, True)  # swap the new version in now (the poller would within a minute)
-    return LedgerMove(
-        model=done["model"],
-        action="promote",
-        from_version=done["from"],
-        to_version=done["to"],
-        operator=operator,
-        ledger_id=done["ledger_id"],
+    done = await _move(
+        state,
+        promote_candidate,
+        instance,
+        state.store.registry,
+        settings.resolved_ops_url,
+        symbol,
+        horizon,
+        operator,
+        body.reason,
+        body.version,
     )
+    return _ledger_row(settings.resolved_ops_url, symbol, horizon, done["ledger_id"])
 
 
 @router.post("/{symbol}/{horizon}/rollback", response_model=LedgerMove)
@@ -100,23 +87,36 @@ async def rollback(
 ) -> LedgerMove:
     """Make the previously active version of (symbol, horizon) active again (a ledger row of its own)."""
     await _known(state, symbol, valid_horizon(horizon))
+    ledger_id = await _move(
+        state, rollback_active, state.store.registry, settings.resolved_ops_url, symbol, horizon, operator, body.reason
+    )
+    return _ledger_row(settings.resolved_ops_url, symbol, horizon, ledger_id)
+
+
+async def _move(state, move, *args):
+    """Run a promotion or rollback (409 when refused or raced, 502 when the aliases did not follow the ledger), then
+    swap the new version in now (the poller would within its interval)."""
     try:
-        ledger_id = await run_in_threadpool(
-            rollback_active, state.store.registry, settings.resolved_ops_url, symbol, horizon, operator, body.reason
-        )
-    except (ValueError, PromotionConflict) as exc:
+        done = await run_in_threadpool(move, *args)
+    except ValueError as exc:  # PromotionRefused, PromotionConflict, nothing to roll back
         raise HTTPException(status_code=409, detail=str(exc)) from exc
     except AliasMoveFailed as exc:
         raise HTTPException(status_code=502, detail=str(exc)) from exc
     await run_in_threadpool(state.tick, True)
-    row = history(settings.resolved_ops_url, f"quantmm.{symbol}.{horizon}").row(0, named=True)
+    return done
+
+
+def _ledger_row(ops_url: str, symbol: str, horizon: str, ledger_id: int) -> LedgerMove:
+    """The ledger row the move wrote."""
+    ledger = history(ops_url, f"quantmm.{symbol}.{horizon}")
+    row = ledger.filter(ledger["id"] == ledger_id).row(0, named=True)
     return LedgerMove(
         model=row["model_name"],
-        action="rollback",
+        action=row["action"],
         from_version=row["from_version"],
         to_version=row["to_version"],
-        operator=operator,
-        ledger_id=ledger_id,
+        operator=row["operator"],
+        ledger_id=row["id"],
     )
 
 
